@@ -1,0 +1,41 @@
+"""Option decorators shared by several commands, and the library-error -> click bridge."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import click
+
+from ctbench.errors import CtbenchError
+
+
+def library_errors(func: Callable) -> Callable:
+    """Turn ctbench's typed errors into `Error: ...` and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CtbenchError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def out_dir_option(func: Callable) -> Callable:
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, writable=True),
+        required=True,
+        help="Run folder: predictions ledgers, logs and the run record go here.",
+    )(func)
+
+
+def data_root_option(func: Callable) -> Callable:
+    return click.option(
+        "--data-root",
+        type=click.Path(exists=True, file_okay=False),
+        default=None,
+        help="Folder the dataset's image paths are relative to (default: the dataset file's folder).",
+    )(func)

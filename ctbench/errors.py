@@ -1,0 +1,98 @@
+"""The typed errors every part of ctbench raises.
+
+Each error names the gRPC status code it maps to (as a string, so this module needs no grpc);
+the model-server servicer turns them into per-item statuses in exactly one place. Messages say
+what was wrong and where: the file, the line, the values seen.
+"""
+from __future__ import annotations
+
+
+class CtbenchError(Exception):
+    """Base class. `code` is the gRPC status code name this error maps to."""
+
+    code = "INTERNAL"
+
+    @property
+    def type_name(self) -> str:
+        return type(self).__name__
+
+
+# --- volumes -----------------------------------------------------------------------------
+class InvalidVolume(CtbenchError):
+    """The volume cannot be used: unreadable, wrong dimensionality, non-finite voxels, ..."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class VolumeNotFound(InvalidVolume):
+    code = "NOT_FOUND"
+
+
+class VolumeOutsideDataRoot(CtbenchError):
+    """A by-reference path that resolves outside the data root the server mounts."""
+
+    code = "PERMISSION_DENIED"
+
+
+class UnknownVolume(CtbenchError):
+    """A question refers to a volume id that was never sent on this stream."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class VolumeTooLarge(InvalidVolume):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class UnsupportedTransport(CtbenchError):
+    code = "UNIMPLEMENTED"
+
+
+# --- questions and models ------------------------------------------------------------------
+class UnsupportedQuestion(CtbenchError):
+    code = "INVALID_ARGUMENT"
+
+
+class ModelNotReady(CtbenchError):
+    code = "UNAVAILABLE"
+
+
+class ModelError(CtbenchError):
+    """The model failed on an item; the message is safe to show to the client."""
+
+    code = "INTERNAL"
+
+
+# --- harness side --------------------------------------------------------------------------
+class DatasetError(CtbenchError):
+    """A dataset file is missing or malformed. Carries the path and, where known, the line."""
+
+    code = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, path: object = None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}" + (f":{line}" if line is not None else "")
+            where += ": "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class UnknownName(CtbenchError, KeyError):
+    """A name looked up in a registry (server, metric, judge) that is not there."""
+
+    code = "NOT_FOUND"
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ServerStartError(CtbenchError):
+    """A model server did not come up: crashed at start, port in use, never turned healthy."""
+
+    code = "UNAVAILABLE"
+
+
+class PortInUse(ServerStartError):
+    pass

@@ -1,0 +1,185 @@
+"""The one volume type every part of ctbench passes around, and the NIfTI loader.
+
+Axis conventions (stated once, relied on everywhere):
+
+* ``Volume.array`` is indexed ``[k, j, i]`` — SimpleITK's ``GetArrayFromImage`` order, usually
+  described as (z, y, x) or (D, H, W).
+* ``spacing`` and ``origin`` are in ITK index order ``(i, j, k)``, millimetres.
+* ``direction`` is ITK's 3x3 direction matrix in LPS physical space: column ``c`` is the unit
+  vector, in LPS, along which index axis ``c`` (i, j, k) increases.
+* ``orientation`` is the DICOM-style code of the letters each index axis (i, j, k) points
+  *towards*: an identity direction is ``"LPS"``; nibabel's identity affine would be ``"RAS"``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ctbench.errors import InvalidVolume, VolumeNotFound, VolumeTooLarge
+
+_AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))  # LPS +, -
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    array: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "direction", np.asarray(self.direction, dtype=float).reshape(3, 3))
+        object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+        object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
+        validate_geometry(self.array, self.spacing, self.direction, where=self.source or "volume")
+
+    @property
+    def shape_ijk(self) -> tuple[int, int, int]:
+        k, j, i = self.array.shape
+        return (i, j, k)
+
+    @property
+    def orientation(self) -> str:
+        return orientation_code(self.direction)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.array.nbytes)
+
+    def index_to_lps(self, ijk: np.ndarray) -> np.ndarray:
+        """Continuous index (..., 3) in (i, j, k) order -> LPS millimetres (..., 3)."""
+        ijk = np.asarray(ijk, dtype=float)
+        return np.asarray(self.origin) + (ijk * np.asarray(self.spacing)) @ self.direction.T
+
+    def with_array(self, array: np.ndarray) -> "Volume":
+        return Volume(array, self.spacing, self.origin, self.direction, self.source)
+
+
+def orientation_code(direction: np.ndarray) -> str:
+    """DICOM-style orientation code (letters the i, j, k axes point towards) of a direction matrix."""
+    direction = np.asarray(direction, dtype=float).reshape(3, 3)
+    letters = []
+    for c in range(3):
+        column = direction[:, c]
+        axis = int(np.argmax(np.abs(column)))
+        letters.append(_AXIS_LETTERS[axis][0 if column[axis] > 0 else 1])
+    return "".join(letters)
+
+
+def validate_geometry(array: np.ndarray, spacing, direction: np.ndarray, where: str) -> None:
+    if array.ndim != 3:
+        raise InvalidVolume(f"{where}: expected a 3D volume, got {array.ndim}D with shape {array.shape}")
+    if min(array.shape) < 1:
+        raise InvalidVolume(f"{where}: empty volume, shape {array.shape}")
+    if any(not np.isfinite(s) or s <= 0 for s in spacing):
+        raise InvalidVolume(f"{where}: spacing must be positive and finite, got {tuple(spacing)}")
+    gram = direction.T @ direction
+    if not np.allclose(gram, np.eye(3), atol=1e-3):
+        raise InvalidVolume(
+            f"{where}: direction cosines are not orthonormal: {np.round(direction, 4).tolist()}"
+        )
+
+
+def check_finite(array: np.ndarray, where: str) -> None:
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise InvalidVolume(
+                f"{where}: {int(bad.sum())} of {array.size} voxels are NaN or infinite"
+            )
+
+
+def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume:
+    """Read a NIfTI (.nii / .nii.gz) volume with SimpleITK into a validated `Volume`.
+
+    NIfTI scaling (scl_slope/scl_inter) is applied by the reader. A 4D image whose fourth axis
+    has length 1 is accepted as 3D; any other 4D image, 2D image or multi-component image is an
+    `InvalidVolume`.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise VolumeNotFound(f"{where}: no such volume file")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(where)
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InvalidVolume(f"{where}: not a readable image ({_first_line(exc)})") from None
+    size = reader.GetSize()
+    if max_bytes is not None:
+        estimate = int(np.prod(size)) * 4
+        if estimate > max_bytes:
+            raise VolumeTooLarge(
+                f"{where}: volume of size {size} needs about {estimate} bytes, over the bound of {max_bytes}"
+            )
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InvalidVolume(f"{where}: cannot decode voxels, truncated or corrupt? ({_first_line(exc)})") from None
+    return volume_from_sitk(image, where)
+
+
+def volume_from_sitk(image, where: str = "volume") -> Volume:
+    """SimpleITK image -> `Volume`, squeezing a singleton 4th axis; validates as `load_volume`."""
+    import SimpleITK as sitk
+
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InvalidVolume(
+            f"{where}: expected one intensity per voxel, got {image.GetNumberOfComponentsPerPixel()} components"
+        )
+    dim = image.GetDimension()
+    if dim == 4 and image.GetSize()[3] == 1:
+        image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])
+        dim = 3
+    if dim != 3:
+        raise InvalidVolume(f"{where}: expected a 3D volume, got {dim}D with size {image.GetSize()}")
+    array = sitk.GetArrayFromImage(image)
+    check_finite(array, where)
+    return Volume(
+        array=array,
+        spacing=image.GetSpacing(),
+        origin=image.GetOrigin(),
+        direction=np.asarray(image.GetDirection()).reshape(3, 3),
+        source=where,
+    )
+
+
+def volume_to_sitk(volume: Volume):
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(volume.array)
+    image.SetSpacing(volume.spacing)
+    image.SetOrigin(volume.origin)
+    image.SetDirection(tuple(volume.direction.flatten()))
+    return image
+
+
+def save_volume(volume: Volume, path: str | os.PathLike) -> None:
+    import SimpleITK as sitk
+
+    sitk.WriteImage(volume_to_sitk(volume), str(path), useCompression=str(path).endswith(".gz"))
+
+
+def load_volume_bytes(data: bytes, filename: str, max_bytes: int | None = None) -> Volume:
+    """Decode an in-memory NIfTI file (as sent inline over gRPC). `filename` gives the format."""
+    suffix = ".nii.gz" if filename.endswith(".gz") else ".nii"
+    with tempfile.TemporaryDirectory(prefix="ctbench-vol-") as tmp:
+        path = Path(tmp) / f"inline{suffix}"
+        path.write_bytes(data)
+        volume = load_volume(path, max_bytes=max_bytes)
+    return Volume(volume.array, volume.spacing, volume.origin, volume.direction, source=filename)
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # SimpleITK's messages start with a source location; the useful part is usually last.
+    return lines[-1] if lines else type(exc).__name__
