@@ -125,7 +125,45 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
         image = reader.Execute()
     except RuntimeError as exc:
         raise InvalidVolume(f"{where}: cannot decode voxels, truncated or corrupt? ({_first_line(exc)})") from None
+    bad = nifti_nonfinite_count(path)
+    if bad:
+        raise InvalidVolume(f"{where}: {bad} voxels are NaN or infinite in the file")
     return volume_from_sitk(image, where)
+
+
+_NIFTI_FLOATS = {16: "<f4", 64: "<f8"}  # NIfTI datatype codes of float32 / float64
+
+
+def nifti_nonfinite_count(path: Path) -> int:
+    """Non-finite voxels in a float NIfTI file, counted on the raw bytes.
+
+    ITK's NIfTI reader silently turns NaN into 0, so a NaN-filled volume would otherwise arrive
+    as a plausible all-zero image. Integer files (almost every CT) are skipped at no cost."""
+    import gzip
+
+    if not str(path).endswith(NIFTI_SUFFIXES):
+        return 0
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        header = handle.read(348)
+        if len(header) < 348:
+            return 0
+        for order in ("<", ">"):
+            if int(np.frombuffer(header[:4], order + "i4")[0]) == 348:
+                break
+        else:
+            return 0
+        datatype = int(np.frombuffer(header[70:72], order + "i2")[0])
+        if datatype not in _NIFTI_FLOATS:
+            return 0
+        offset = int(np.frombuffer(header[108:112], order + "f4")[0])
+        handle.read(max(offset - 348, 0))
+        dtype = np.dtype(_NIFTI_FLOATS[datatype]).newbyteorder(order)
+        bad = 0
+        while chunk := handle.read(1 << 24):
+            usable = len(chunk) - len(chunk) % dtype.itemsize
+            bad += int((~np.isfinite(np.frombuffer(chunk[:usable], dtype))).sum())
+        return bad
 
 
 def volume_from_sitk(image, where: str = "volume") -> Volume:

@@ -51,7 +51,8 @@ class ModelServer:
         limits = ServerLimits(data_root=options.data_root, max_volume_bytes=options.max_volume_bytes)
         self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
         self.health = health.HealthServicer(experimental_non_blocking=True)
-        self.server = grpc.server(self._pool, maximum_concurrent_rpcs=options.max_streams * 4)
+        # so_reuseport off: a second server on a taken port must fail, not silently share it.
+        self.server = grpc.server(self._pool, maximum_concurrent_rpcs=options.max_streams * 4, options=[("grpc.so_reuseport", 0)])
         pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.core), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
