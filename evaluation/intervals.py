@@ -57,3 +57,22 @@ def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
     low = 0.0 if p <= 0.0 else max(0.0, min(p, centre - half))
     high = 1.0 if p >= 1.0 else min(1.0, max(p, centre + half))
     return low, high
+
+
+def clustered_mean_ci(values: Sequence[float], clusters: Sequence[str], z: float = Z95) -> Interval:
+    """Mean of continuous `values` with a cluster-robust (by volume) normal 95% interval."""
+    n = len(values)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, 0, math.nan)
+    mean = math.fsum(values) / n
+    resid: dict[str, float] = {}
+    for v, c in zip(values, clusters):
+        resid[c] = resid.get(c, 0.0) + (v - mean)
+    g = len(resid)
+    if g < 2:
+        return Interval(mean, math.nan, math.nan, n, g, math.nan)
+    var = g / (g - 1) * math.fsum(r * r for r in resid.values()) / n**2
+    var_srs = math.fsum((v - mean) ** 2 for v in values) / (n * max(n - 1, 1))
+    half = z * math.sqrt(var)
+    deff = var / var_srs if var_srs > 0 else math.nan
+    return Interval(mean, mean - half, mean + half, n, g, deff)

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import DatasetError
 from ctbench.evaluation.categories import canonical_categories
+from ctbench.evaluation.compare import correctness_matrix, paired_comparisons
+from ctbench.evaluation.jury import find_verdict_files
 from ctbench.evaluation.intervals import clustered_proportion_ci
 from ctbench.evaluation.ledger import (
     LedgerIssues,
@@ -25,10 +27,11 @@ from ctbench.evaluation.ledger import (
     run_ledgers,
 )
 from ctbench.evaluation.normalize import exact_match, match_option
+from ctbench.evaluation.text_metrics import TextMetric, TextProtocol, metrics
 
 SUMMARY_FIELDS = (
     "server", "group_kind", "group", "metric", "higher_is_better", "value", "ci_low", "ci_high",
-    "n", "answered", "errors", "missing", "correct", "n_volumes",
+    "n", "answered", "errors", "missing", "correct", "scored", "n_volumes", "note",
 )
 
 
@@ -55,6 +58,16 @@ class ScoreResult:
     rows: list[dict[str, Any]]
     issues: dict[str, LedgerIssues] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    text_values: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # jury, comparisons, ... (JSON-ready)
+    headline: dict[str, dict[str, dict[str, bool]]] = field(default_factory=dict)  # metric -> server -> qid -> ok
+
+    def value(self, server: str, metric: str, kind: str = "all", group: str = "all") -> dict[str, Any]:
+        for row in self.rows:
+            if (row["server"], row["group_kind"], row["group"], row["metric"]) == (server, kind, group, metric):
+                return row
+        raise KeyError(f"no {metric!r} row for server {server!r}, {kind} {group!r}")
 
     def overall(self, server: str, metric: str = "accuracy") -> dict[str, Any]:
         for row in self.rows:
@@ -68,9 +81,10 @@ class ScoreResult:
             "n_questions": self.n_questions,
             "servers": self.servers,
             "sources": self.sources,
-            "protocol": PROTOCOL,
+            "protocol": {**PROTOCOL, **self.protocol},
             "ledger_issues": {s: i.to_json() for s, i in self.issues.items()},
             "rows": self.rows,
+            **self.extra,
         }
 
     def write(self, out_dir: str | Path) -> list[Path]:
@@ -113,27 +127,71 @@ def score_item(item: QAItem, record: PredictionRecord | None, server: str) -> It
                      bool(item.options), cats, item.question_type)
 
 
-def score_predictions(dataset: Dataset, predictions: Sequence[ServerPredictions]) -> ScoreResult:
+def score_predictions(
+    dataset: Dataset,
+    predictions: Sequence[ServerPredictions],
+    text_metrics: Sequence[str | TextMetric] = (),
+    protocol: TextProtocol = TextProtocol(),
+    verdicts: dict[str, dict[str, Path]] | None = None,
+) -> ScoreResult:
+    """Score loaded predictions: exact/option match always, plus the named text metrics and,
+    where verdict files are given (server -> judge -> path), the jury."""
     items: list[ItemScore] = []
     for preds in predictions:
         for item in dataset.items:
             items.append(score_item(item, preds.records.get(item.question_id), preds.server))
     servers = [p.server for p in predictions]
-    return ScoreResult(
+    rows = aggregate(items, servers)
+    text_values: dict[tuple[str, str], dict[str, float]] = {}
+    if text_metrics:
+        from ctbench.evaluation.text_scoring import text_metric_rows
+
+        instances = [metrics.get(m)() if isinstance(m, str) else m for m in text_metrics]
+        text_rows, text_values = text_metric_rows(dataset, predictions, instances, protocol)
+        rows += text_rows
+    extra: dict[str, Any] = {}
+    per_item_correct = {s: {it.question_id: it.correct for it in items if it.server == s} for s in servers}
+    headline = {"accuracy": per_item_correct}
+    if verdicts:
+        from ctbench.evaluation.jury_scoring import jury_rows
+
+        j_rows, section, jury_correct = jury_rows(dataset, predictions, verdicts)
+        rows += j_rows
+        extra["jury"] = section
+        if jury_correct:
+            headline["jury_accuracy"] = jury_correct
+    clusters = {it.question_id: it.case_id for it in dataset.items}
+    extra["comparisons"] = {
+        name: paired_comparisons(correctness_matrix(per), clusters, [s for s in servers if s in per])
+        for name, per in headline.items()
+    }
+    result = ScoreResult(
         dataset_name=dataset.name,
         n_questions=len(dataset.items),
         servers=servers,
         items=items,
-        rows=aggregate(items, servers),
+        rows=rows,
+        extra=extra,
         issues={p.server: p.issues for p in predictions},
         sources={p.server: p.source for p in predictions},
+        text_values=text_values,
+        protocol={"text": {"lowercase": protocol.lowercase, "skip_empty": protocol.skip_empty,
+                           "bleu": "sacrebleu corpus BLEU, 13a tokenizer",
+                           "meteor": "NLTK meteor_score on whitespace tokens, WordNet 3.0, mean",
+                           "rouge": "rouge-score F1 with Porter stemmer, mean",
+                           "sbert": "all-MiniLM-L6-v2 cosine, float32 mean"}} if text_metrics else {},
     )
+    result.headline = headline
+    return result
 
 
 def score_run(
     run_dir: str | Path | None = None,
     prediction_files: Iterable[str | Path] = (),
     dataset: str | Path | Dataset | None = None,
+    text_metrics: Sequence[str | TextMetric] = (),
+    protocol: TextProtocol = TextProtocol(),
+    verdicts_dir: str | Path | None = None,
 ) -> ScoreResult:
     """Score every ledger in RUN/predictions/ plus any extra prediction files.
 
@@ -158,7 +216,10 @@ def score_run(
         if any(p.server == preds.server for p in loaded):
             raise DatasetError(f"two prediction files for server {preds.server!r}", path)
         loaded.append(preds)
-    return score_predictions(ds, loaded)
+    if verdicts_dir is None and run_dir is not None and (Path(run_dir) / "judges").is_dir():
+        verdicts_dir = Path(run_dir) / "judges"
+    verdicts = find_verdict_files(verdicts_dir) if verdicts_dir is not None else None
+    return score_predictions(ds, loaded, text_metrics, protocol, verdicts)
 
 
 # --- aggregation ---------------------------------------------------------------------------
@@ -185,7 +246,7 @@ def _row(server: str, kind: str, group: str, metric: str, items: list[ItemScore]
         "answered": sum(it.status == "ok" for it in items),
         "errors": sum(it.status == "error" for it in items),
         "missing": sum(it.status == "missing" for it in items),
-        "correct": int(sum(values)), "n_volumes": ci.n_clusters,
+        "correct": int(sum(values)), "scored": len(items), "n_volumes": ci.n_clusters, "note": "",
     }
 
 
