@@ -213,7 +213,10 @@ def load_volume_bytes(data: bytes, filename: str, max_bytes: int | None = None) 
     with tempfile.TemporaryDirectory(prefix="ctbench-vol-") as tmp:
         path = Path(tmp) / f"inline{suffix}"
         path.write_bytes(data)
-        volume = load_volume(path, max_bytes=max_bytes)
+        try:
+            volume = load_volume(path, max_bytes=max_bytes)
+        except InvalidVolume as exc:  # name the volume the client sent, not our temp file
+            raise type(exc)(str(exc).replace(str(path), f"{filename} (inline)")) from None
     return Volume(volume.array, volume.spacing, volume.origin, volume.direction, source=filename)
 
 
