@@ -20,6 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ctbench.errors import InvalidVolume, VolumeNotFound, VolumeTooLarge
+from ctbench.preprocess.volume_errors import (
+    InvalidSpacing,
+    NonFiniteVoxels,
+    NonOrthogonalDirection,
+    NotThreeDimensional,
+)
 
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))  # LPS +, -
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -74,14 +80,14 @@ def orientation_code(direction: np.ndarray) -> str:
 
 def validate_geometry(array: np.ndarray, spacing, direction: np.ndarray, where: str) -> None:
     if array.ndim != 3:
-        raise InvalidVolume(f"{where}: expected a 3D volume, got {array.ndim}D with shape {array.shape}")
+        raise NotThreeDimensional(f"{where}: expected a 3D volume, got {array.ndim}D with shape {array.shape}")
     if min(array.shape) < 1:
-        raise InvalidVolume(f"{where}: empty volume, shape {array.shape}")
+        raise NotThreeDimensional(f"{where}: empty volume, shape {array.shape}")
     if any(not np.isfinite(s) or s <= 0 for s in spacing):
-        raise InvalidVolume(f"{where}: spacing must be positive and finite, got {tuple(spacing)}")
+        raise InvalidSpacing(f"{where}: spacing must be positive and finite, got {tuple(spacing)}")
     gram = direction.T @ direction
     if not np.allclose(gram, np.eye(3), atol=1e-3):
-        raise InvalidVolume(
+        raise NonOrthogonalDirection(
             f"{where}: direction cosines are not orthonormal: {np.round(direction, 4).tolist()}"
         )
 
@@ -90,7 +96,7 @@ def check_finite(array: np.ndarray, where: str) -> None:
     if np.issubdtype(array.dtype, np.floating):
         bad = ~np.isfinite(array)
         if bad.any():
-            raise InvalidVolume(
+            raise NonFiniteVoxels(
                 f"{where}: {int(bad.sum())} of {array.size} voxels are NaN or infinite"
             )
 
@@ -179,7 +185,7 @@ def volume_from_sitk(image, where: str = "volume") -> Volume:
         image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])
         dim = 3
     if dim != 3:
-        raise InvalidVolume(f"{where}: expected a 3D volume, got {dim}D with size {image.GetSize()}")
+        raise NotThreeDimensional(f"{where}: expected a 3D volume, got {dim}D with size {image.GetSize()}")
     array = sitk.GetArrayFromImage(image)
     check_finite(array, where)
     return Volume(
