@@ -133,7 +133,7 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
         raise InvalidVolume(f"{where}: cannot decode voxels, truncated or corrupt? ({_first_line(exc)})") from None
     bad = nifti_nonfinite_count(path)
     if bad:
-        raise InvalidVolume(f"{where}: {bad} voxels are NaN or infinite in the file")
+        raise NonFiniteVoxels(f"{where}: {bad} voxels are NaN or infinite in the file")
     return volume_from_sitk(image, where)
 
 
