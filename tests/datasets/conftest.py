@@ -43,7 +43,7 @@ class _Server:
     def __init__(self, handler_cls):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
