@@ -139,18 +139,24 @@ def qa() -> None:
 def _llm_options(func):
     func = click.option("--prompt", "prompt_file", type=click.Path(exists=True, dir_okay=False), default=None,
                         help="A prompt file instead of the default versioned one.")(func)
-    func = click.option("--base-url", default=None, help="OpenAI-compatible server [env OPENAI_BASE_URL].")(func)
+    func = click.option("--base-url", default=None, envvar="OPENAI_BASE_URL",
+                        help="OpenAI-compatible server, e.g. a local vLLM [env OPENAI_BASE_URL].")(func)
+    func = click.option("--allow-external", is_flag=True,
+                        help="Allow report text to go to a non-loopback LLM API (off by default).")(func)
     func = click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True, help="Parallel LLM calls.")(func)
     func = click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N volumes.")(func)
     return func
 
 
-def _make_llm(spec, base_url):
+def _make_llm(spec, base_url, out_dir, workers, allow_external):
     if spec is None:
         return None
     from ctbench.datasets.qa.llm import make_chat_model
 
-    return make_chat_model(spec, base_url=base_url)
+    return make_chat_model(
+        spec, base_url=base_url, allow_external=allow_external, concurrency=workers,
+        cache_path=Path(out_dir) / "llm_cache.sqlite",
+    )
 
 
 def _print_summary(summary) -> None:
@@ -175,21 +181,21 @@ def _print_summary(summary) -> None:
 @click.option("--reports", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Reports JSON: {volume: {Findings_EN, Impressions_EN}}.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
-@click.option("--llm", "llm_spec", required=True, help="LLM backend, e.g. openai:gpt-4o-mini.")
+@click.option("--llm", "llm_spec", required=True, help="BACKEND:MODEL, e.g. openai:gpt-4o-mini or gemini:gemini-2.5-flash.")
 @click.option("--volume", "volumes", multiple=True, help="Only these volumes (repeatable).")
 @_llm_options
 @library_errors
-def qa_generate(reports, out_dir, llm_spec, volumes, prompt_file, base_url, workers, limit) -> None:
+def qa_generate(reports, out_dir, llm_spec, volumes, prompt_file, base_url, allow_external, workers, limit) -> None:
     """Generate 7-10 spatial QA pairs per report (the published pipeline's prompt by default).
 
     \b
     Example:
-      bench data qa generate --reports reports.json --out qa/ --llm openai:gpt-4o-mini
+      bench data qa generate --reports reports.json --out qa/ --llm openai:gpt-4o-mini --allow-external
     """
     from ctbench.datasets.qa.pipeline import generate_qa
     from ctbench.datasets.qa.prompting import load_prompt
 
-    llm = _make_llm(llm_spec, base_url)
+    llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
     total = limit or len(volumes) or None
     with _progress("generate", total) as advance:
         summary = generate_qa(
@@ -234,7 +240,8 @@ def _print_rows(title: str, rows: list[dict], extra: str) -> None:
 @_evaluate_options
 @_llm_options
 @library_errors
-def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, split, prompt_file, base_url, workers, limit) -> None:
+def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, split, prompt_file, base_url, allow_external,
+              workers, limit) -> None:
     """Keep the spatial QA pairs (rule-based offline by default, or an LLM with --llm).
 
     \b
@@ -262,7 +269,7 @@ def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, spli
     from ctbench.datasets.qa.pipeline import filter_qa
     from ctbench.datasets.qa.prompting import load_prompt
 
-    llm = _make_llm(llm_spec, base_url)
+    llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
     with _progress("filter", limit) as advance:
         summary = filter_qa(
             qa_file, out_dir, llm, prompt=load_prompt("filter", prompt_file) if llm else None,
@@ -278,7 +285,8 @@ def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, spli
 @_evaluate_options
 @_llm_options
 @library_errors
-def qa_categorize(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, split, prompt_file, base_url, workers, limit) -> None:
+def qa_categorize(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, split, prompt_file, base_url,
+                  allow_external, workers, limit) -> None:
     """Tag QA pairs with the six spatial categories (rule-based offline by default).
 
     \b
@@ -309,7 +317,7 @@ def qa_categorize(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, 
     from ctbench.datasets.qa.pipeline import categorize_qa
     from ctbench.datasets.qa.prompting import load_prompt
 
-    llm = _make_llm(llm_spec, base_url)
+    llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
     with _progress("categorize", limit) as advance:
         summary = categorize_qa(
             qa_file, out_dir, llm, prompt=load_prompt("categorize", prompt_file) if llm else None,

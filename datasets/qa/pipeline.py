@@ -5,7 +5,8 @@
 an output folder, next to their ledger (``<step>.jsonl``, see `ledger.Ledger`). Each step:
 
 * resumes: units already done by the same model and prompt are not redone;
-* caches LLM replies on disk (``llm_cache.jsonl``), keyed by model, messages and options;
+* caches LLM replies on disk through the shared client (`ctbench.llm`, sqlite, keyed by model,
+  settings and messages);
 * records per pair which model, prompt (sha256) and date produced it, under ``provenance``;
 * keeps going past a bad unit (missing section, non-English report, a reply that is not JSON or
   has the wrong shape), records the error, and reports the count at the end.
@@ -23,7 +24,7 @@ from typing import Callable
 from ctbench.datasets.ct_spatialvqa import question_key
 from ctbench.datasets.qa import rules
 from ctbench.datasets.qa.ledger import Ledger, now_iso
-from ctbench.datasets.qa.llm import CachedChatModel, ChatModel, LLMError
+from ctbench.datasets.qa.llm import ChatModel, LLMError
 from ctbench.datasets.qa.prompting import Prompt, load_prompt
 from ctbench.datasets.qa.replies import (
     BadInput,
@@ -75,10 +76,6 @@ def _read_json_object(path: str | Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise DatasetError(f"expected a JSON object of volume_name -> ..., got {type(data).__name__}", path)
     return data
-
-
-def _cached(llm: ChatModel, out_dir: Path) -> ChatModel:
-    return llm if isinstance(llm, CachedChatModel) else CachedChatModel(llm, out_dir / "llm_cache.jsonl")
 
 
 def _messages(user: str) -> list[dict]:
@@ -157,7 +154,6 @@ def generate_qa(
     out_dir = Path(out_dir)
     reports = _read_json_object(reports_path, "reports file")
     prompt = prompt or load_prompt("generate")
-    llm = _cached(llm, out_dir)
     keys = [v for v in (volumes or list(reports)) if v in reports][:limit]
     unknown = [v for v in (volumes or []) if v not in reports]
     if unknown:
@@ -228,7 +224,6 @@ def _label_step(
         fingerprint = {"model": f"{RULES_BACKEND}:{rules.RULES_VERSION}", "prompt": None, "prompt_sha256": None}
     else:
         prompt = prompt or load_prompt(step)
-        llm = _cached(llm, out_dir)
         fingerprint = {"model": llm.name, "prompt": prompt.name, "prompt_sha256": prompt.sha256}
     summary = StepSummary(step, fingerprint["model"], fingerprint["prompt"], fingerprint["prompt_sha256"], units=len(keys))
     ledger = Ledger(out_dir / f"{step}.jsonl")

@@ -182,7 +182,7 @@ def _llm_handler(llm: FakeLLM):
             else:
                 content = llm.reply(body.get("messages", []))
                 payload = {
-                    "id": "chatcmpl-test", "object": "chat.completion", "model": body.get("model"),
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body.get("model"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
                 }
                 status = 200

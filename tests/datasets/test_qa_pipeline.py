@@ -7,7 +7,7 @@ import pytest
 
 from ctbench.datasets.categories import LATERALITY, LONGITUDINAL
 from ctbench.datasets.qa import pipeline
-from ctbench.datasets.qa.llm import LLMError, OpenAICompatible
+from ctbench.datasets.qa.llm import LLMError, make_chat_model
 from ctbench.datasets.qa.prompting import load_prompt
 from ctbench.datasets.qa_items import load_dataset
 
@@ -25,8 +25,14 @@ GOOD_PAIRS = [
 ] + [{"question": f"Where is finding {i}?", "answer": "In the left lung."} for i in range(5)]
 
 
-def _model(fake_llm):
-    return OpenAICompatible("test-model", base_url=fake_llm.base_url, max_retries=0)
+def _model(fake_llm, tmp_path=None):
+    cache = (tmp_path or fake_llm.tmp) / "llm_cache.sqlite"
+    return make_chat_model("openai:test-model", base_url=fake_llm.base_url, cache_path=cache, max_retries=0)
+
+
+@pytest.fixture(autouse=True)
+def _llm_tmp(fake_llm, tmp_path):
+    fake_llm.tmp = tmp_path
 
 
 @pytest.fixture
@@ -34,6 +40,13 @@ def reports(tmp_path):
     path = tmp_path / "reports.json"
     path.write_text(json.dumps(REPORTS))
     return path
+
+
+def test_external_llm_needs_an_explicit_allow(reports, tmp_path):
+    from ctbench.llm import ExternalCallRefused
+
+    with pytest.raises(ExternalCallRefused, match="allow_external"):
+        make_chat_model("openai:gpt-4o-mini")
 
 
 def test_generate_records_model_prompt_and_date_and_refuses_bad_reports(fake_llm, reports, tmp_path):
@@ -89,14 +102,14 @@ def test_duplicate_generated_questions_are_dropped_with_a_warning(fake_llm, repo
 
 
 def test_unreachable_llm_stops_the_step_with_a_clear_error(reports, tmp_path):
-    model = OpenAICompatible("m", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)
-    with pytest.raises(LLMError, match="no answer after 1 attempts"):
+    model = make_chat_model("openai:m", base_url="http://127.0.0.1:9/v1", max_retries=0, cache_path=tmp_path / "c.sqlite")
+    with pytest.raises(LLMError, match="failed after 1 attempt"):
         pipeline.generate_qa(reports, tmp_path / "qa", model, volumes=["valid_1_a_1.nii.gz"])
 
 
 def test_refused_api_key_is_reported(fake_llm, reports, tmp_path):
     fake_llm.status = 401
-    with pytest.raises(LLMError, match="API key was refused"):
+    with pytest.raises(LLMError, match="HTTP 401"):
         pipeline.generate_qa(reports, tmp_path / "qa", _model(fake_llm), volumes=["valid_1_a_1.nii.gz"])
 
 
