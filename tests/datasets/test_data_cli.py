@@ -84,3 +84,22 @@ def test_qa_steps_exit_nonzero_when_units_fail_but_keep_the_rest(fake_llm, tmp_p
     result = CliRunner().invoke(data, args)
     assert result.exit_code == 1 and "1 unit(s) failed" in result.output
     assert json.loads((tmp_path / "qa" / "qa_pairs_unfiltered.json").read_text())
+
+
+def test_offline_filter_categorize_and_review_through_the_cli(tmp_path):
+    qa = tmp_path / "qa_pairs_unfiltered.json"
+    qa.write_text(json.dumps({"valid_1_a_1.nii.gz": {"qa_pairs": [
+        {"question": "Which lung holds the nodule?", "answer": "The right lung."},
+        {"question": "Is there any pericardial effusion?", "answer": "No pericardial effusion was detected."},
+    ]}}))
+    out = tmp_path / "qa"
+    runner = CliRunner()
+    assert runner.invoke(data, ["qa", "filter", str(qa), "--out", str(out)]).exit_code == 0
+    assert runner.invoke(data, ["qa", "categorize", str(out / "qa_pairs.json"), "--out", str(out)]).exit_code == 0
+    sheet = tmp_path / "sheet.csv"
+    result = runner.invoke(data, ["qa", "validate", "export", str(out / "qa_pairs_with_categories.json"), "--out", str(sheet)])
+    assert result.exit_code == 0 and "wrote 1 row" in result.output
+    sheet.write_text(sheet.read_text().replace(",,,,,", ",accept,,,dr_a,", 1))
+    result = runner.invoke(data, ["qa", "validate", "import", str(out / "qa_pairs_with_categories.json"), str(sheet)])
+    assert result.exit_code == 0, result.output
+    assert "consensus (majority keeps the pair): 100.0%" in result.output
