@@ -362,7 +362,7 @@ def validate_and_correct(path: Path, meta: VolumeMetadata | None) -> dict:
     try:
         volume = load_volume(path)
     except InvalidVolume as exc:
-        raise InvalidVolume(f"{exc}; delete it and run again to re-download") from None
+        raise InvalidVolume(f"{exc}; it is not recorded as done, so the next run fetches it again") from None
     info = {
         "shape_ijk": list(volume.shape_ijk),
         "spacing": list(volume.spacing),
