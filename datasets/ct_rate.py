@@ -20,8 +20,6 @@ A record of what was fetched, verified and corrected is kept in ``<out>/ct_rate_
 """
 from __future__ import annotations
 
-import ast
-import csv
 import errno
 import hashlib
 import json
@@ -34,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from ctbench.datasets.ct_rate_metadata import VolumeMetadata, read_metadata_csv, validate_and_correct
 from ctbench.datasets.qa_items import load_dataset
-from ctbench.errors import CtbenchError, InvalidVolume
+from ctbench.errors import CtbenchError
 
 REPO_ID = "ibrahimhamamci/CT-RATE"
 METADATA_FILES = {
@@ -310,81 +309,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-# --- step 5: validate and correct -----------------------------------------------------------
-@dataclass(frozen=True)
-class VolumeMetadata:
-    """The parts of a CT-RATE metadata CSV row that decide whether a header needs correcting."""
-
-    slope: float = 1.0
-    intercept: float = 0.0
-    spacing: tuple[float, float, float] | None = None  # (x, y, z) mm
-
-
-def read_metadata_csv(path: str | Path) -> dict[str, VolumeMetadata]:
-    """CT-RATE's metadata CSV -> volume name -> `VolumeMetadata` (columns VolumeName,
-    RescaleSlope, RescaleIntercept, XYSpacing like "[0.75, 0.75]", ZSpacing)."""
-    rows: dict[str, VolumeMetadata] = {}
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        for line_no, row in enumerate(csv.DictReader(handle), start=2):
-            name = (row.get("VolumeName") or "").strip()
-            if not name:
-                continue
-            try:
-                spacing = None
-                if row.get("XYSpacing") and row.get("ZSpacing"):
-                    xy = ast.literal_eval(row["XYSpacing"].strip())
-                    spacing = (float(xy[0]), float(xy[1]), float(row["ZSpacing"]))
-                rows[name] = VolumeMetadata(
-                    slope=float(row.get("RescaleSlope") or 1.0),
-                    intercept=float(row.get("RescaleIntercept") or 0.0),
-                    spacing=spacing,
-                )
-            except (ValueError, SyntaxError, TypeError, IndexError) as exc:
-                raise CtRateError(f"{path}:{line_no}: unreadable metadata row for {name} ({exc})") from None
-    return rows
-
-
-def validate_and_correct(path: Path, meta: VolumeMetadata | None) -> dict:
-    """Open the volume (header and voxels) and apply CT-RATE metadata where the header needs it.
-
-    * spacing: applied when the header's spacing is the NIfTI default (1, 1, 1) and the metadata
-      says otherwise;
-    * rescale: applied when the stored voxels are unsigned raw detector values (minimum >= 0)
-      and the metadata has a non-identity slope/intercept (CT-RATE's HU have air near -1000).
-    Returns what was found and done.
-    """
-    import numpy as np
-
-    from ctbench.preprocess.volume import Volume, load_volume, save_volume
-
-    try:
-        volume = load_volume(path)
-    except InvalidVolume as exc:
-        raise InvalidVolume(f"{exc}; it is not recorded as done, so the next run fetches it again") from None
-    info = {
-        "shape_ijk": list(volume.shape_ijk),
-        "spacing": list(volume.spacing),
-        "orientation": volume.orientation,
-        "corrections": [],
-    }
-    if meta is None:
-        return info
-    array, spacing = volume.array, volume.spacing
-    if meta.spacing and np.allclose(spacing, 1.0) and not np.allclose(meta.spacing, 1.0):
-        spacing = meta.spacing
-        info["corrections"].append(f"spacing {list(volume.spacing)} -> {list(meta.spacing)} from metadata")
-    if (meta.slope, meta.intercept) != (1.0, 0.0) and float(array.min()) >= 0:
-        array = array.astype(np.float32) * meta.slope + meta.intercept
-        info["corrections"].append(f"rescale slope {meta.slope} intercept {meta.intercept} from metadata")
-    if info["corrections"]:
-        fixed = Volume(array, spacing, volume.origin, volume.direction, source=str(path))
-        tmp = path.with_name(path.name.replace(".nii", ".fixing.nii"))
-        save_volume(fixed, tmp)
-        os.replace(tmp, path)
-        info["spacing"] = list(spacing)
-    return info
 
 
 # --- the whole thing ------------------------------------------------------------------------

@@ -206,19 +206,26 @@ def qa_generate(reports, out_dir, llm_spec, volumes, prompt_file, base_url, allo
 
 
 def _published_dir(path):
-    if path:
-        return Path(path)
-    shared = os.environ.get("CTBENCH_SHARED")
-    if shared:
-        return Path(shared) / "data" / "ct-spatialvqa"
-    raise click.UsageError("--evaluate needs --published-dir (the folder with the published qa_pairs*.json) or CTBENCH_SHARED")
+    """--published-dir, else $CTBENCH_SHARED (shared folder or the data folder), else ../shared."""
+    bases = [Path(path)] if path else []
+    if os.environ.get("CTBENCH_SHARED"):
+        bases.append(Path(os.environ["CTBENCH_SHARED"]))
+    bases.append(Path.cwd().parent / "shared")
+    for base in bases:
+        for candidate in (base, base / "data" / "ct-spatialvqa", base / "ct-spatialvqa"):
+            if (candidate / "qa_pairs_unfiltered.json").is_file():
+                return candidate
+    raise click.UsageError(
+        "--evaluate needs the published qa_pairs*.json: give --published-dir, set CTBENCH_SHARED, "
+        "or keep them in ../shared/data/ct-spatialvqa"
+    )
 
 
 def _evaluate_options(func):
     func = click.option("--split", type=click.Choice(["heldout", "dev", "all"]), default="heldout", show_default=True,
                         help="Volumes to score on; the rules were written on 'dev', so 'heldout' is the honest figure.")(func)
     func = click.option("--published-dir", type=click.Path(file_okay=False), default=None,
-                        help="Folder with the published qa_pairs*.json [default: $CTBENCH_SHARED/data/ct-spatialvqa].")(func)
+                        help="Folder with the published qa_pairs*.json [default: $CTBENCH_SHARED, else ../shared/data/ct-spatialvqa].")(func)
     func = click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")(func)
     func = click.option("--evaluate", is_flag=True,
                         help="Measure the rule-based backend against the published LLM decisions instead of running.")(func)

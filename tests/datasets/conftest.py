@@ -22,9 +22,13 @@ COMMIT = "a" * 40
 
 
 def shared_data_dir() -> Path:
-    """The published CT-SpatialVQA files: $CTBENCH_SHARED/data/ct-spatialvqa or <repo>/../shared/..."""
+    """The published CT-SpatialVQA files: <repo>/../shared/data/ct-spatialvqa, or $CTBENCH_SHARED
+    (the shared folder or the ct-spatialvqa folder itself)."""
     base = os.environ.get("CTBENCH_SHARED")
     root = Path(base) if base else Path(__file__).resolve().parents[3] / "shared"
+    for candidate in (root, root / "data" / "ct-spatialvqa", root / "ct-spatialvqa"):
+        if (candidate / "qa_pairs.json").is_file():
+            return candidate
     return root / "data" / "ct-spatialvqa"
 
 
