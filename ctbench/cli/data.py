@@ -196,11 +196,10 @@ def qa_generate(reports, out_dir, llm_spec, volumes, prompt_file, base_url, allo
     from ctbench.datasets.qa.prompting import load_prompt
 
     llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
-    total = limit or len(volumes) or None
-    with _progress("generate", total) as advance:
+    with _progress("generate", None) as advance:
         summary = generate_qa(
             reports, out_dir, llm, prompt=load_prompt("generate", prompt_file), volumes=list(volumes) or None,
-            limit=limit, workers=workers, on_unit=lambda key: advance(),
+            limit=limit, workers=workers, on_unit=lambda key: advance(), on_start=advance.set_total,
         )
     _print_summary(summary)
 
@@ -277,10 +276,10 @@ def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, spli
     from ctbench.datasets.qa.prompting import load_prompt
 
     llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
-    with _progress("filter", limit) as advance:
+    with _progress("filter", None) as advance:
         summary = filter_qa(
             qa_file, out_dir, llm, prompt=load_prompt("filter", prompt_file) if llm else None,
-            workers=workers, limit=limit, on_unit=lambda key: advance(),
+            workers=workers, limit=limit, on_unit=lambda key: advance(), on_start=advance.set_total,
         )
     _print_summary(summary)
 
@@ -325,10 +324,10 @@ def qa_categorize(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, 
     from ctbench.datasets.qa.prompting import load_prompt
 
     llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
-    with _progress("categorize", limit) as advance:
+    with _progress("categorize", None) as advance:
         summary = categorize_qa(
             qa_file, out_dir, llm, prompt=load_prompt("categorize", prompt_file) if llm else None,
-            workers=workers, limit=limit, on_unit=lambda key: advance(),
+            workers=workers, limit=limit, on_unit=lambda key: advance(), on_start=advance.set_total,
         )
     _print_summary(summary)
 

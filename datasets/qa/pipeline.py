@@ -90,6 +90,7 @@ def _run_units(
     summary: StepSummary,
     workers: int,
     on_unit: Callable[[str], None],
+    on_start: Callable[[int], None],
 ) -> None:
     """Run `work` on each key not already done; write one ledger line per unit."""
     pending = []
@@ -98,6 +99,7 @@ def _run_units(
             summary.done_before += 1
         else:
             pending.append(key)
+    on_start(len(pending))
 
     def one(key: str) -> None:
         base = {"key": key, **fingerprint, "date": now_iso()}
@@ -149,6 +151,7 @@ def generate_qa(
     limit: int | None = None,
     workers: int = 1,
     on_unit: Callable[[str], None] = lambda key: None,
+    on_start: Callable[[int], None] = lambda n: None,
 ) -> StepSummary:
     """7-10 spatial QA pairs per report from its Findings and Impressions (published pipeline)."""
     out_dir = Path(out_dir)
@@ -179,7 +182,7 @@ def generate_qa(
             warnings.append(f"{len(unique)} pairs, outside the asked-for {low}-{high}")
         return {"qa_pairs": unique, "warnings": warnings}
 
-    _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit)
+    _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit, on_start)
     assembled = {}
     for volume in keys:
         row = ledger.done(volume, fingerprint)
@@ -213,6 +216,7 @@ def _label_step(
     workers: int,
     limit: int | None,
     on_unit: Callable[[str], None],
+    on_start: Callable[[int], None],
 ) -> StepSummary:
     out_dir = Path(out_dir)
     data = _read_json_object(in_path, "QA file")
@@ -240,7 +244,7 @@ def _label_step(
         reply = llm.complete(_messages(prompt.render(pairs=_render_pairs(pairs))), temperature=TEMPERATURE)
         return {"labels": label_llm(reply, len(pairs))}
 
-    _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit)
+    _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit, on_start)
     assembled = {}
     for volume in keys:
         row = ledger.done(volume, fingerprint)
@@ -267,6 +271,7 @@ def filter_qa(
     workers: int = 1,
     limit: int | None = None,
     on_unit: Callable[[str], None] = lambda key: None,
+    on_start: Callable[[int], None] = lambda n: None,
 ) -> StepSummary:
     """Keep the spatial pairs. ``llm=None``: the rule-based filter (offline, deterministic)."""
 
@@ -285,7 +290,7 @@ def filter_qa(
             return None
         return {k: v for k, v in pair.items() if k != "provenance"}
 
-    return _label_step("filter", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit)
+    return _label_step("filter", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit, on_start)
 
 
 def categorize_qa(
@@ -297,6 +302,7 @@ def categorize_qa(
     workers: int = 1,
     limit: int | None = None,
     on_unit: Callable[[str], None] = lambda key: None,
+    on_start: Callable[[int], None] = lambda n: None,
 ) -> StepSummary:
     """Tag each pair with its spatial categories. ``llm=None``: the rule-based tagger."""
 
@@ -315,7 +321,7 @@ def categorize_qa(
         out["category"] = label["categories"]
         return out
 
-    return _label_step("categorize", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit)
+    return _label_step("categorize", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit, on_start)
 
 
 __all__ = ["generate_qa", "filter_qa", "categorize_qa", "StepSummary", "LLMError", "OUTPUT_FILES"]
