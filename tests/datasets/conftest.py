@@ -71,6 +71,7 @@ class FakeHub:
         self.cut_after: dict[str, int] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.gated = True
+        self.redirect = False  # answer like the hub for LFS files: 302 to a CDN URL
         self.server: _Server | None = None
 
     def add(self, repo_path: str, data: bytes) -> None:
@@ -109,12 +110,27 @@ def _hub_handler(hub: FakeHub):
             if hub.gated and token != GOOD_TOKEN:
                 return self._error(403 if token else 401, "GatedRepo", "Access to dataset is restricted.")
             prefix = "/datasets/ibrahimhamamci/CT-RATE/resolve/main/"
+            if self.path.startswith("/cdn/"):
+                return self._send_file(self.path[len("/cdn/"):])
             if not self.path.startswith(prefix):
                 return self._error(404, "RepoNotFound", "Repository not found")
             repo_path = self.path[len(prefix):]
             data = hub.files.get(repo_path)
             if data is None:
                 return self._error(404, "EntryNotFound", f"{repo_path} does not exist")
+            if hub.redirect:
+                self.send_response(302)
+                self.send_header("Location", f"{hub.endpoint}/cdn/{repo_path}")
+                self.send_header("X-Repo-Commit", COMMIT)
+                self.send_header("X-Linked-Etag", '"' + hashlib.sha256(data).hexdigest() + '"')
+                self.send_header("X-Linked-Size", str(len(data)))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            return self._send_file(repo_path)
+
+        def _send_file(self, repo_path: str) -> None:
+            data = hub.files[repo_path]
             start = 0
             rng = self.headers.get("Range")
             if rng and self.command == "GET":
