@@ -84,6 +84,7 @@ class PlannedFile:
     url: str | None = None
     have_bytes: int = 0  # already in <file>.part
     done: bool = False  # already complete and verified by an earlier run
+    error: str | None = None  # could not be resolved on the hub (e.g. no such volume)
 
 
 @dataclass
@@ -98,7 +99,11 @@ class DownloadPlan:
 
     @property
     def to_fetch(self) -> list[PlannedFile]:
-        return [f for f in self.files if not f.done]
+        return [f for f in self.files if not f.done and f.error is None]
+
+    @property
+    def unresolved(self) -> list[PlannedFile]:
+        return [f for f in self.files if f.error is not None]
 
     @property
     def bytes_needed(self) -> int:
@@ -191,14 +196,24 @@ def plan_downloads(
     pending = [f for f in files if not f.done]
     if pending:
         first = pending[0]
-        _fill(first, _metadata(first.repo_path, repo_id=repo_id, revision=revision, token=token, endpoint=endpoint))
+        try:
+            _fill(first, _metadata(first.repo_path, repo_id=repo_id, revision=revision, token=token, endpoint=endpoint))
+        except AccessDenied:
+            raise
+        except CtRateError as exc:
+            first.error = str(exc)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {
                 pool.submit(_metadata, f.repo_path, repo_id=repo_id, revision=revision, token=token, endpoint=endpoint): f
                 for f in pending[1:]
             }
             for future in as_completed(futures):
-                _fill(futures[future], future.result())
+                try:
+                    _fill(futures[future], future.result())
+                except AccessDenied:
+                    raise
+                except CtRateError as exc:  # this volume only; the others still download
+                    futures[future].error = str(exc)
     for f in pending:
         part = _part_path(f.local_path)
         f.have_bytes = part.stat().st_size if part.is_file() else 0
@@ -325,7 +340,7 @@ def execute_plan(
     Files that finished are recorded even when another one fails, so a re-run only fetches the rest.
     """
     lock = threading.Lock()
-    errors: list[str] = []
+    errors: list[str] = [f.error for f in plan.unresolved]
 
     def work(planned: PlannedFile) -> None:
         _download_one(plan, planned, on_bytes)
@@ -352,12 +367,15 @@ def execute_plan(
                 first_fatal = exc
             errors.append(str(exc) if isinstance(exc, CtbenchError) else f"{futures[future].name}: {exc!r}")
     done = sum(1 for f in plan.files if plan.record.get(f.name, {}).get("status") == "ok")
-    summary = {"volumes": len(plan.files), "ok": done, "fetched_now": len(plan.to_fetch) - len(errors), "errors": errors}
+    fetched_now = len(plan.to_fetch) - (len(errors) - len(plan.unresolved))
+    summary = {"volumes": len(plan.files), "ok": done, "fetched_now": fetched_now, "errors": errors}
     if first_fatal is not None:
         raise first_fatal
     if errors:
         listed = "\n  ".join(errors[:10])
-        raise DownloadFailed(f"{len(errors)} of {len(plan.to_fetch)} volume(s) failed (finished ones are kept):\n  {listed}")
+        raise DownloadFailed(
+            f"{len(errors)} of {len(plan.files)} volume(s) failed ({done} ready; finished ones are kept):\n  {listed}"
+        )
     return summary
 
 

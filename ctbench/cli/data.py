@@ -118,7 +118,10 @@ def ct_rate_download(qa_file, out_dir, token, workers, metadata_csv, no_metadata
     from ctbench.datasets.ct_rate import download_ct_rate
 
     def on_plan(plan) -> None:
-        click.echo(f"{len(plan.files)} volume(s); {len(plan.to_fetch)} to fetch ({plan.bytes_needed / 1e6:.1f} MB)", err=True)
+        unresolved = f"; {len(plan.unresolved)} not resolvable on the hub" if plan.unresolved else ""
+        click.echo(
+            f"{len(plan.files)} volume(s); {len(plan.to_fetch)} to fetch ({plan.bytes_needed / 1e6:.1f} MB){unresolved}", err=True
+        )
         advance.set_total(plan.bytes_needed)
 
     with _progress("downloading", None, unit_bytes=True) as advance:

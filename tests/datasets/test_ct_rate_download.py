@@ -127,11 +127,12 @@ def test_full_disk_is_refused_before_downloading(hub_with_volumes, tmp_path):
     assert not [r for r in hub.requests if r[0] == "GET"]
 
 
-def test_volume_missing_from_the_hub_is_named(hub_with_volumes, tmp_path):
+def test_volume_missing_from_the_hub_is_named_and_the_rest_downloaded(hub_with_volumes, tmp_path):
     hub, qa = hub_with_volumes
     del hub.files[ct_rate.volume_repo_path(VOLUMES[1])]
-    with pytest.raises(ct_rate.CtRateError, match=f"{VOLUMES[1]}: not in"):
+    with pytest.raises(ct_rate.DownloadFailed, match=f"{VOLUMES[1]}: not in"):
         ct_rate.download_ct_rate(qa, tmp_path / "out", token=GOOD_TOKEN, endpoint=hub.endpoint)
+    assert (tmp_path / "out" / VOLUMES[0]).is_file() and (tmp_path / "out" / VOLUMES[2]).is_file()
 
 
 def test_corrupt_volume_fails_validation(hub_with_volumes, tmp_path):
