@@ -86,7 +86,7 @@ def cast_checked(array: np.ndarray, dtype, where: str = "volume") -> np.ndarray:
         if np.issubdtype(array.dtype, np.floating):
             array = np.rint(array)
     elif np.issubdtype(dtype, np.floating) and array.size:
-        limit = np.finfo(dtype).max
+        limit = float(np.finfo(dtype).max)
         low, high = float(array.min()), float(array.max())
         if low < -limit or high > limit:
             raise CastOverflow(f"{where}: values span [{low}, {high}], outside {dtype.name}'s range +-{limit:.4g}")

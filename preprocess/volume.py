@@ -104,7 +104,9 @@ def check_finite(array: np.ndarray, where: str) -> None:
 def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume:
     """Read a NIfTI (.nii / .nii.gz) volume with SimpleITK into a validated `Volume`.
 
-    NIfTI scaling (scl_slope/scl_inter) is applied by the reader. A 4D image whose fourth axis
+    NIfTI scaling (scl_slope/scl_inter) is applied by the reader. Zero or negative voxel sizes in
+    the header raise `InvalidSpacing`, NaN/inf voxels `NonFiniteVoxels` (ITK's reader would
+    silently make the spacing 1 mm / positive and the voxels 0). A 4D image whose fourth axis
     has length 1 is accepted as 3D; any other 4D image, 2D image or multi-component image is an
     `InvalidVolume`.
     """
@@ -114,6 +116,10 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
     where = str(path)
     if not path.is_file():
         raise VolumeNotFound(f"{where}: no such volume file")
+    if where.endswith(NIFTI_SUFFIXES):
+        from ctbench.preprocess.nifti_header import check_nifti_finite, check_nifti_spacing
+
+        check_nifti_spacing(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(where)
     try:
@@ -127,6 +133,8 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
             raise VolumeTooLarge(
                 f"{where}: volume of size {size} needs about {estimate} bytes, over the bound of {max_bytes}"
             )
+    if where.endswith(NIFTI_SUFFIXES):
+        check_nifti_finite(path)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
