@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctbench.preprocess.volume_errors import InvalidSpacing, NonFiniteVoxels
+from ctbench.preprocess.volume_errors import InvalidSpacing, InvalidVolume, NonFiniteVoxels
 
 __all__ = ["NiftiHeader", "check_nifti_finite", "check_nifti_spacing", "read_nifti_header", "read_nifti_pixdim"]
 
@@ -38,8 +38,11 @@ def _open(path):
 
 def read_nifti_header(path: str | os.PathLike) -> NiftiHeader | None:
     """The fields checked here from a .nii / .nii.gz header, or None if it is not NIfTI-1/2."""
-    with _open(path) as handle:
-        head = handle.read(540)
+    try:
+        with _open(path) as handle:
+            head = handle.read(540)
+    except (OSError, EOFError):
+        return None  # not gzip / unreadable: SimpleITK's reader reports it as InvalidVolume
     if len(head) < 348:
         return None
     for endian in ("<", ">"):
@@ -79,15 +82,18 @@ def check_nifti_finite(path: str | os.PathLike, header: NiftiHeader | None = Non
     dtype = np.dtype(("<" if header.endian == "<" else ">") + _FLOAT_CODES[header.datatype])
     remaining = int(np.prod(header.dims, dtype=np.int64)) * dtype.itemsize
     total, bad = remaining // dtype.itemsize, 0
-    with _open(path) as handle:
-        handle.read(header.vox_offset)
-        while remaining > 0:
-            chunk = handle.read(min(_CHUNK_BYTES, remaining))
-            if not chunk:
-                break
-            usable = len(chunk) - len(chunk) % dtype.itemsize
-            bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype=dtype))))
-            remaining -= len(chunk)
+    try:
+        with _open(path) as handle:
+            handle.read(header.vox_offset)
+            while remaining > 0:
+                chunk = handle.read(min(_CHUNK_BYTES, remaining))
+                if not chunk:
+                    break
+                usable = len(chunk) - len(chunk) % dtype.itemsize
+                bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype=dtype))))
+                remaining -= len(chunk)
+    except (OSError, EOFError) as exc:
+        raise InvalidVolume(f"{path}: cannot decode voxels, truncated or corrupt? ({exc})") from None
     if bad:
         raise NonFiniteVoxels(f"{path}: {bad} of {total} voxels are NaN or infinite")
 
