@@ -110,6 +110,11 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
     has length 1 is accepted as 3D; any other 4D image, 2D image or multi-component image is an
     `InvalidVolume`.
     """
+    return volume_from_sitk(read_image_checked(path, max_bytes), str(path))
+
+
+def read_image_checked(path: str | os.PathLike, max_bytes: int | None = None):
+    """The SimpleITK image of a volume file, after the checks `load_volume` documents."""
     import SimpleITK as sitk
 
     path = Path(path)
@@ -139,7 +144,7 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
         image = reader.Execute()
     except RuntimeError as exc:
         raise InvalidVolume(f"{where}: cannot decode voxels, truncated or corrupt? ({_first_line(exc)})") from None
-    return volume_from_sitk(image, where)
+    return image
 
 
 def volume_from_sitk(image, where: str = "volume") -> Volume:

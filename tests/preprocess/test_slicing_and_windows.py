@@ -89,6 +89,13 @@ def test_window_to_uint8(lower, upper, rounding, samples):
     assert out.dtype == np.uint8 and out.tolist() == list(samples.values())
 
 
+@pytest.mark.parametrize("rounding", ["round", "floor"])
+@pytest.mark.parametrize("window", [(-150, 250), (-1225, 1025), (0, 80), (-135.5, 215.25)])
+def test_lookup_table_path_for_int16_equals_float_arithmetic(window, rounding):
+    hu = np.arange(-32768, 32768, dtype=np.int32).astype(np.int16).reshape(16, 64, 64)  # > 65536 voxels
+    assert np.array_equal(window_to_uint8(hu, *window, rounding), window_to_uint8(hu.astype(np.float32), *window, rounding))
+
+
 def test_multi_window_rgb_channels_follow_the_windows():
     hu = np.array([[[-1024, 40, 2000]]], dtype=np.int16)
     rgb = multi_window_rgb(hu, CT_RGB_WINDOWS)
