@@ -93,11 +93,14 @@ def _per_model(path: Path, names: list[str], steps: dict) -> tuple[float, float,
     return time.perf_counter() - start, decode_total, outputs
 
 
-def ingest_benchmark(shape=(300, 512, 512), repeats: int = 1, workdir: str | Path | None = None) -> dict:
+def ingest_benchmark(
+    shape=(300, 512, 512), repeats: int = 1, workdir: str | Path | None = None, warm_up: bool = True
+) -> dict:
     """Time (a) load once + all eight presets against (b) per-model re-read + own preprocessing.
 
     Writes a CT-like int16 gzip NIfTI of `shape` (k, j, i) into `workdir` (a temporary folder if
-    None). With `repeats` > 1 each side's best run is reported. Returns seconds for each side,
+    None). With `repeats` > 1 each side's best run is reported. `warm_up` first runs both sides on
+    a tiny volume so imports and first-call costs (torch, thread pools) are not timed. Returns seconds for each side,
     their ratio, where the time goes, and the largest difference between the two sides' outputs.
     """
     import SimpleITK as sitk
@@ -113,7 +116,8 @@ def ingest_benchmark(shape=(300, 512, 512), repeats: int = 1, workdir: str | Pat
         save_volume(volume, path)
         file_bytes = path.stat().st_size
         del volume
-        _warm_up(folder, names)
+        if warm_up:
+            _warm_up(folder, names)
         best_shared = best_per_model = None
         for _ in range(max(1, int(repeats))):
             per_model_steps: dict = defaultdict(float)
