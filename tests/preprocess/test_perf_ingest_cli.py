@@ -26,7 +26,7 @@ def test_ingest_command_passes_options_to_the_library_and_prints(monkeypatch, tm
     monkeypatch.setattr(benchmark, "ingest_benchmark", lambda **kw: calls.append(kw) or FAKE_REPORT)
     result = CliRunner().invoke(ingest, ["--shape", "8,40,40", "--repeats", "2", "--workdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert calls == [{"shape": (8, 40, 40), "repeats": 2, "workdir": str(tmp_path)}]
+    assert calls == [{"shape": (8, 40, 40), "repeats": 2, "workdir": str(tmp_path), "backend": "sitk"}]
     assert "ratio                 : 3.50x" in result.output and "decode 0.20" in result.output
     result = CliRunner().invoke(ingest, ["--json"])
     assert json.loads(result.output)["ratio"] == 3.5
