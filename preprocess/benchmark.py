@@ -101,7 +101,8 @@ def ingest_benchmark(
     """Time (a) load once + all eight presets against (b) per-model re-read + own preprocessing.
 
     Writes a CT-like int16 gzip NIfTI of `shape` (k, j, i) into `workdir` (a temporary folder if
-    None). With `repeats` > 1 each side's best run is reported. `warm_up` first runs both sides on
+    None). With `repeats` > 1 each side's best run is reported, and every run's own pair and
+    ratio are listed under "runs". `warm_up` first runs both sides on
     a tiny volume so imports and first-call costs (torch, thread pools) are not timed.
     `backend` "torch" runs the shared side's resampling on torch (`device` "auto": CUDA if
     present); the per-model side stays on SimpleITK, as the published scripts mostly were. Returns seconds for each side,
@@ -124,12 +125,15 @@ def ingest_benchmark(
             with resampling_backend(backend, device):
                 _warm_up(folder, names)
         best_shared = best_per_model = None
+        runs = []
         for _ in range(max(1, int(repeats))):
             per_model_steps: dict = defaultdict(float)
             per_model = _per_model(path, names, per_model_steps)
             shared_steps: dict = defaultdict(float)
             with resampling_backend(backend, device):
                 shared = _shared(path, names, shared_steps)
+            runs.append({"shared_s": round(shared[0], 3), "per_model_s": round(per_model[0], 3),
+                         "ratio": round(per_model[0] / shared[0], 2)})
             if best_per_model is None or per_model[0] < best_per_model[0][0]:
                 best_per_model = (per_model, dict(per_model_steps))
             if best_shared is None or shared[0] < best_shared[0][0]:
@@ -153,6 +157,7 @@ def ingest_benchmark(
         "shared_breakdown_s": {"decode": round(shared_decode, 3), **_rounded(shared_steps)},
         "per_model_breakdown_s": {"decode": round(per_model_decode, 3), **_rounded(per_model_steps)},
         "max_output_difference": difference,
+        "runs": runs,
     }
 
 

@@ -17,3 +17,4 @@ def test_ingest_benchmark_reports_both_sides_and_identical_outputs(tmp_path):
     assert "decode" in report["shared_breakdown_s"] and "Resize" in report["per_model_breakdown_s"]
     assert report["max_output_difference"] < 1e-3  # same arrays, different amount of work
     assert (tmp_path / "ct_like.nii.gz").exists()
+    assert len(report["runs"]) == 1 and report["runs"][0]["shared_s"] == report["shared_s"]
