@@ -57,7 +57,7 @@ def _leaderboard_rows(result: ScoreResult) -> list[dict[str, Any]]:
         for m in ("jury_accuracy_published", "bleu", "meteor", "rougeL_f", "sbert_cosine", "alignscore"):
             try:
                 r = result.value(s, m)
-                row[m] = r["value"] if r["value"] is not None else r["note"]
+                row[m] = r["value"] if r["value"] is not None else "n/a"
             except KeyError:
                 pass
         out.append(row)
@@ -104,7 +104,7 @@ def _figures(result: ScoreResult, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 3.8))
     names = ["reference", *servers]
     data = [result.answer_words.get(n, []) or [0] for n in names]
-    ax.boxplot(data, vert=False, showfliers=False)
+    ax.boxplot(data, orientation="horizontal", showfliers=False)
     ax.set_yticks(range(1, len(names) + 1))
     ax.set_yticklabels(names)
     ax.set_xlabel("answer length (words); boxes show quartiles, whiskers 1.5 IQR")
@@ -140,6 +140,8 @@ def _figures(result: ScoreResult, out: Path) -> list[Path]:
                     ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
                             color="white" if m[i, j] > 0.8 else "black")
             short = [j.split("-")[0] for j in judges]
+            if len(set(short)) < len(short):
+                short = judges
             ax.set_xticks(range(len(judges)))
             ax.set_xticklabels(short, fontsize=8)
             ax.set_yticks(range(len(judges)))
@@ -204,7 +206,7 @@ def _sections(result: ScoreResult, notes: list[str]) -> list[tuple[str, list[str
         for server, sec in jury.items():
             agr = sec["agreement"]
             rows.append([server, _fmt(sec["aligned_accuracy"], True), _fmt(sec["published_accuracy"], True),
-                         sec["published_count"], f"{agr['fleiss_kappa']:.3f}",
+                         _fmt(sec["published_count"]), _fmt(agr["fleiss_kappa"]),
                          ", ".join(f"{j}: {100 * r:.2f}%" for j, r in agr["failure_rate"].items()),
                          "; ".join(sec["misaligned_files"]) or "none"])
         para = ("The jury counts a question correct when the mean of its judges' verdicts is ≥ 0.66 (2 of 3). "
