@@ -51,6 +51,8 @@ class FakeLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body in one segment: no 40 ms delayed-ACK stall
+            wbufsize = 1 << 16
 
             def log_message(self, *args):  # quiet
                 pass
