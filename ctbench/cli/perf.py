@@ -35,3 +35,8 @@ def harness(questions, volumes, volume_mb, window, as_json) -> None:
     click.echo(f"inline volume over loopback: {figures['inline_mb_per_s']:.0f} MB/s  "
                f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s)")
     click.echo(f"machine: {figures['machine']}")
+
+
+from ctbench.cli.perf_ingest import ingest  # noqa: E402  (its own module; owned by preprocess)
+
+perf.add_command(ingest)
