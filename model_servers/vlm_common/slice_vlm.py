@@ -78,6 +78,17 @@ class SliceVLM(VLMModel):
         # version was computed before `reuse` joined the settings: recompute
         self.version = f"{self.weights_version}+{self.variant}+gen-{self._settings_hash()}"
 
+    def input_spec(self) -> dict[str, Any]:
+        """The preset, with any `num_slices` / `slice_size` override this server runs with."""
+        spec = super().input_spec()
+        spec["num_slices"] = self.num_slices
+        details = dict(spec.get("details") or {})
+        details["slice_size"] = "native" if self.slice_size is None else f"{self.slice_size[0]}x{self.slice_size[1]}"
+        spec["details"] = details
+        if spec.get("target_shape"):
+            spec["target_shape"] = [self.num_slices, *(self.slice_size or spec["target_shape"][1:])]
+        return spec
+
     # --- loading ----------------------------------------------------------------------------
     def load_model(self) -> None:
         import torch
