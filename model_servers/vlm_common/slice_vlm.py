@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ctbench.errors import ModelError
+from ctbench.errors import ModelError, ModelNotReady
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.base import VLMModel, parse_bool, parse_int
 from ctbench.model_servers.vlm_common.inputs import preset, render_slices
@@ -134,6 +134,8 @@ class SliceVLM(VLMModel):
         return SliceStack(images, indices)
 
     def encode_volume(self, prepared: SliceStack) -> VolumePrompt:
+        if self.processor is None:
+            raise ModelNotReady(f"{self.name}: model not loaded")
         start = time.perf_counter()
         prompt = self._volume_prompt(prepared)
         prompt.processor_ms = (time.perf_counter() - start) * 1e3
