@@ -20,6 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ctbench.errors import InvalidVolume, VolumeNotFound, VolumeTooLarge
+from ctbench.preprocess.volume_errors import (
+    InvalidSpacing,
+    NonFiniteVoxels,
+    NonOrthogonalDirection,
+    NotThreeDimensional,
+)
 
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))  # LPS +, -
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -74,14 +80,14 @@ def orientation_code(direction: np.ndarray) -> str:
 
 def validate_geometry(array: np.ndarray, spacing, direction: np.ndarray, where: str) -> None:
     if array.ndim != 3:
-        raise InvalidVolume(f"{where}: expected a 3D volume, got {array.ndim}D with shape {array.shape}")
+        raise NotThreeDimensional(f"{where}: expected a 3D volume, got {array.ndim}D with shape {array.shape}")
     if min(array.shape) < 1:
-        raise InvalidVolume(f"{where}: empty volume, shape {array.shape}")
+        raise NotThreeDimensional(f"{where}: empty volume, shape {array.shape}")
     if any(not np.isfinite(s) or s <= 0 for s in spacing):
-        raise InvalidVolume(f"{where}: spacing must be positive and finite, got {tuple(spacing)}")
+        raise InvalidSpacing(f"{where}: spacing must be positive and finite, got {tuple(spacing)}")
     gram = direction.T @ direction
     if not np.allclose(gram, np.eye(3), atol=1e-3):
-        raise InvalidVolume(
+        raise NonOrthogonalDirection(
             f"{where}: direction cosines are not orthonormal: {np.round(direction, 4).tolist()}"
         )
 
@@ -90,7 +96,7 @@ def check_finite(array: np.ndarray, where: str) -> None:
     if np.issubdtype(array.dtype, np.floating):
         bad = ~np.isfinite(array)
         if bad.any():
-            raise InvalidVolume(
+            raise NonFiniteVoxels(
                 f"{where}: {int(bad.sum())} of {array.size} voxels are NaN or infinite"
             )
 
@@ -98,16 +104,27 @@ def check_finite(array: np.ndarray, where: str) -> None:
 def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume:
     """Read a NIfTI (.nii / .nii.gz) volume with SimpleITK into a validated `Volume`.
 
-    NIfTI scaling (scl_slope/scl_inter) is applied by the reader. A 4D image whose fourth axis
+    NIfTI scaling (scl_slope/scl_inter) is applied by the reader. Zero or negative voxel sizes in
+    the header raise `InvalidSpacing`, NaN/inf voxels `NonFiniteVoxels` (ITK's reader would
+    silently make the spacing 1 mm / positive and the voxels 0). A 4D image whose fourth axis
     has length 1 is accepted as 3D; any other 4D image, 2D image or multi-component image is an
     `InvalidVolume`.
     """
+    return volume_from_sitk(read_image_checked(path, max_bytes), str(path))
+
+
+def read_image_checked(path: str | os.PathLike, max_bytes: int | None = None):
+    """The SimpleITK image of a volume file, after the checks `load_volume` documents."""
     import SimpleITK as sitk
 
     path = Path(path)
     where = str(path)
     if not path.is_file():
         raise VolumeNotFound(f"{where}: no such volume file")
+    if where.endswith(NIFTI_SUFFIXES):
+        from ctbench.preprocess.nifti_header import check_nifti_finite, check_nifti_spacing
+
+        check_nifti_spacing(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(where)
     try:
@@ -121,11 +138,13 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
             raise VolumeTooLarge(
                 f"{where}: volume of size {size} needs about {estimate} bytes, over the bound of {max_bytes}"
             )
+    if where.endswith(NIFTI_SUFFIXES):
+        check_nifti_finite(path)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
         raise InvalidVolume(f"{where}: cannot decode voxels, truncated or corrupt? ({_first_line(exc)})") from None
-    return volume_from_sitk(image, where)
+    return image
 
 
 def volume_from_sitk(image, where: str = "volume") -> Volume:
@@ -141,7 +160,7 @@ def volume_from_sitk(image, where: str = "volume") -> Volume:
         image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])
         dim = 3
     if dim != 3:
-        raise InvalidVolume(f"{where}: expected a 3D volume, got {dim}D with size {image.GetSize()}")
+        raise NotThreeDimensional(f"{where}: expected a 3D volume, got {dim}D with size {image.GetSize()}")
     array = sitk.GetArrayFromImage(image)
     check_finite(array, where)
     return Volume(
