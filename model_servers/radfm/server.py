@@ -29,6 +29,11 @@ def radfm_prompt(question: str) -> str:
     return "<image>" + "".join(f"<image{i}>" for i in range(IMAGE_SLOTS)) + "</image>" + question.strip()
 
 
+def three_channels(hwd: np.ndarray) -> np.ndarray:
+    """(H, W, D) -> (3, H, W, D): the preset's array repeated over 3 identical channels."""
+    return np.ascontiguousarray(np.repeat(np.asarray(hwd, dtype=np.float32)[None], 3, axis=0))
+
+
 @MODELS.register("radfm")
 class RadFM(AuthorsVLM):
     name = "radfm"
@@ -64,7 +69,7 @@ class RadFM(AuthorsVLM):
         import torch
 
         lang_x = self.tokenizer(prompt, max_length=2048, truncation=True, return_tensors="pt")["input_ids"]
-        vision_x = torch.from_numpy(np.ascontiguousarray(prepared))[None, None]  # (1, S=1, 3, H, W, D)
+        vision_x = torch.from_numpy(three_channels(prepared))[None, None]  # (1, S=1, 3, H, W, D)
         with torch.inference_mode():
             output = self.model.generate(lang_x.to(self.device()), vision_x.to(self.device(), self.torch_dtype("float16")))
         text = self.tokenizer.batch_decode(output, skip_special_tokens=True)[0]

@@ -127,9 +127,9 @@ class VilaM3(AuthorsVLM):
         return parser
 
     def preprocess(self, volume: Volume) -> VilaInput:
-        stack = preset(self.name, self.variant).apply(volume)  # (1, H, W) uint8
-        gray = stack[0]
-        return VilaInput(np.repeat(gray[..., None], 3, axis=-1), volume, -1)
+        stack = np.asarray(preset(self.name, self.variant).apply(volume))  # (1, H, W, 3) uint8
+        rgb = stack[0] if stack.ndim == 4 else np.repeat(stack[0][..., None], 3, axis=-1)
+        return VilaInput(rgb, volume, volume.array.shape[0] // 2)
 
     def encode_volume(self, prepared: VilaInput) -> Any:
         """VISTA3D labels on the chosen slice: the overlay image and its legend, once per volume."""

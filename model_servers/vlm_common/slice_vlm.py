@@ -19,7 +19,7 @@ import numpy as np
 from ctbench.errors import ModelError, ModelNotReady
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.base import VLMModel, parse_bool, parse_int
-from ctbench.model_servers.vlm_common.inputs import preset, render_slices
+from ctbench.model_servers.vlm_common.inputs import preset, slice_pipeline
 from ctbench.model_servers.vlm_common.slice_prompt import SplitPrompt, split_prompt
 from ctbench.model_servers.vlm_common.text import clean_answer
 from ctbench.preprocess.volume import Volume
@@ -29,8 +29,7 @@ TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_id
 
 @dataclass
 class SliceStack:
-    images: np.ndarray  # (N, rows, cols, 3) uint8, slice 0 first
-    indices: np.ndarray  # which axis-0 slices of the stored array they are
+    images: np.ndarray  # (N, rows, cols, 3) uint8, slice 0 first (see the preset's orientation)
 
     @property
     def nbytes(self) -> int:
@@ -68,7 +67,7 @@ class SliceVLM(VLMModel):
         spec = preset(self.name, self.variant)
         self.num_slices = parse_int("num_slices", options.get("num_slices", spec.num_slices), 1)
         self.slice_size = _parse_size(options["slice_size"]) if "slice_size" in options else spec.slice_size
-        self.windows = tuple(spec.windows)
+        self.pipeline = slice_pipeline(spec, self.num_slices, self.slice_size)
         if "max_batch_size" in options:
             self.max_batch_size = parse_int("max_batch_size", options["max_batch_size"], 1)
         self.fit_context = parse_bool("fit_context", options.get("fit_context", "true"))
@@ -130,8 +129,7 @@ class SliceVLM(VLMModel):
 
     # --- per volume -------------------------------------------------------------------------
     def preprocess(self, volume: Volume) -> SliceStack:
-        images, indices = render_slices(volume.array, self.num_slices, self.windows, self.slice_size)
-        return SliceStack(images, indices)
+        return SliceStack(np.asarray(self.pipeline(volume)))
 
     def encode_volume(self, prepared: SliceStack) -> VolumePrompt:
         if self.processor is None:

@@ -9,7 +9,6 @@ import pytest
 from ctbench.errors import ModelNotReady
 from ctbench.model_servers.registry import get_model_class
 from ctbench.model_servers.sdk import QuestionItem
-from ctbench.model_servers.vlm_common import inputs
 from ctbench.preprocess.volume import Volume
 
 Q = QuestionItem(question_id="v::0", text="  Which lung contains the nodule? ", options=("left", "right"))
@@ -136,62 +135,67 @@ def test_missing_authors_checkout_is_reported_with_commit(tmp_path):
         model.import_authors("Model.RadFM.multimodality_model")
 
 
-# --- preprocessing --------------------------------------------------------------------------------
-def test_published_med3dvlm_input_is_min_max_of_raw_hu_and_authors_is_windowed():
+# --- preprocessing: each server feeds its variant's ctbench.preprocess preset --------------------
+@pytest.mark.parametrize("name", ["med3dvlm", "m3d-lamed", "merlin"])
+@pytest.mark.parametrize("variant", ["authors", "published"])
+def test_server_preprocess_is_the_variant_preset(name, variant):
+    from ctbench.preprocess.input_spec import get_spec
+
     volume = small_volume()
-    published = inputs.min_max(volume.array)
-    authors = inputs.clip_scale(volume.array, -1350, 150)
-    assert published.min() == 0 and published.max() == 1
-    assert np.isclose(authors[volume.array >= 150], 1).all()
-    assert not np.allclose(published, authors)
+    model = get_model_class(name)(variant=variant)
+    spec = get_spec(name, variant)
+    out = model.preprocess(volume)
+    assert out.shape == spec.target_shape and out.dtype == np.float32
+    assert np.array_equal(out, spec.apply(volume))
+    assert model.input_spec() == spec.to_dict()
 
 
-def test_resize_and_crop_shapes():
-    array = small_volume().array.astype(np.float32)
-    assert inputs.resize_linear(array, (8, 10, 6)).shape == (8, 10, 6)
-    padded = inputs.center_crop_or_pad(array, (16, 10, 20), -1.0)
-    assert padded.shape == (16, 10, 20) and padded[0, 0, 0] == -1.0
+def test_published_and_authors_inputs_differ_where_the_spec_says():
+    volume = small_volume()
+    for name in ("med3dvlm", "m3d-lamed"):
+        authors = get_model_class(name)(variant="authors").preprocess(volume)
+        published = get_model_class(name)(variant="published").preprocess(volume)
+        assert not np.allclose(authors, published)  # windowed vs min-max of raw HU
+    merlin_a = get_model_class("merlin")(variant="authors").preprocess(volume)
+    merlin_p = get_model_class("merlin")(variant="published").preprocess(volume)
+    assert merlin_a.shape == (224, 224, 160) and merlin_p.shape == (160, 224, 224)
+    assert np.allclose(merlin_p, merlin_a.transpose(2, 1, 0))  # same numbers, axes in the wrong order
 
 
-def test_merlin_axis_orders_differ_between_variants(monkeypatch):
-    spec_a = inputs.LOCAL["merlin"]["authors"]
-    spec_p = inputs.LOCAL["merlin"]["published"]
-    assert spec_a.axis_order == "WHD" and spec_p.axis_order == "DHW"
-    volume = small_volume(shape=(30, 40, 50), spacing=(3.0, 3.0, 6.0))
-    # shrink the crop so the test stays fast; the axis handling is what is checked
-    monkeypatch.setattr(inputs, "center_crop_or_pad", lambda a, shape, pad: a)
-    authors, published = spec_a.apply(volume), spec_p.apply(volume)
-    assert published.shape == authors.shape[::-1]
-    assert np.allclose(published, authors.transpose(2, 1, 0))
+def test_radfm_repeats_the_preset_array_over_three_channels():
+    from ctbench.model_servers.radfm.server import three_channels
+
+    hwd = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
+    out = three_channels(hwd)
+    assert out.shape == (3, 4, 5, 6) and all(np.array_equal(out[c], hwd) for c in range(3))
 
 
-def test_to_ras_flips_lps_left_right_and_anterior_posterior():
-    array = np.zeros((2, 3, 4), np.int16)  # [k, j, i]
-    array[0, 0, 0] = 1
-    xyz, spacing = inputs.to_ras_xyz(Volume(array, spacing=(1.0, 2.0, 3.0)))
-    assert xyz.shape == (4, 3, 2) and spacing == (1.0, 2.0, 3.0)
-    assert xyz[3, 2, 0] == 1  # LPS i=0 (rightmost) -> RAS x last; j=0 (anterior) -> y last
+@pytest.mark.parametrize("variant", ["authors", "published"])
+def test_vila_preprocess_gives_one_rgb_slice(variant):
+    model = get_model_class("vila-m3")(variant=variant)
+    prepared = model.preprocess(small_volume())
+    assert prepared.slice_rgb.ndim == 3 and prepared.slice_rgb.shape[-1] == 3
+    assert prepared.slice_rgb.dtype == np.uint8
 
 
-def test_vila_published_takes_middle_slice_of_stored_array():
-    volume = small_volume(shape=(5, 6, 7))
-    stack = inputs.LOCAL["vila-m3"]["published"].apply(volume)
-    assert stack.shape == (1, 7, 6)  # (x, y) of slice z = 5 // 2
-    expected = inputs.window_to_uint8(volume.array.transpose(2, 1, 0)[:, :, 2], -150, 250)
-    assert np.array_equal(stack[0], expected)
+@pytest.mark.parametrize("name", ["medgemma", "lingshu"])
+@pytest.mark.parametrize("variant", ["authors", "published"])
+def test_slice_override_pipeline_matches_the_preset(name, variant):
+    from ctbench.model_servers.vlm_common.inputs import slice_pipeline
+    from ctbench.preprocess.input_spec import get_spec
+
+    spec = get_spec(name, variant)
+    volume = small_volume(shape=(40, 24, 20))
+    if spec.slice_size is None:  # native size: cheap to compare against the preset itself
+        assert np.array_equal(slice_pipeline(spec, spec.num_slices, None)(volume), spec.apply(volume))
+    out = slice_pipeline(spec, 4, (16, 16))(volume)
+    assert out.shape == (4, 16, 16, 3) and out.dtype == np.uint8
 
 
-def test_slice_rendering_windows_and_published_red_channel():
+def test_medgemma_published_red_channel_differs_from_authors():
     volume = small_volume(shape=(10, 8, 8))
-    authors, idx = inputs.render_slices(volume.array, 4, inputs.GEMMA_WINDOWS, None)
-    published, _ = inputs.render_slices(volume.array, 4, inputs.GEMMA_PUBLISHED_WINDOWS, None)
-    assert authors.shape == (4, 8, 8, 3) and list(idx) == [0, 3, 6, 9]
-    assert np.array_equal(authors[..., 1:], published[..., 1:])
-    assert not np.array_equal(authors[..., 0], published[..., 0])
-    resized, _ = inputs.render_slices(volume.array, 20, inputs.GEMMA_WINDOWS, (16, 12))
-    assert resized.shape == (10, 16, 12, 3)  # all 10 slices when fewer than asked
-
-
-def test_window_rejects_empty_range():
-    with pytest.raises(ValueError, match="upper must exceed lower"):
-        inputs.window_to_uint8(np.zeros(3), 10, 10)
+    options = {"num_slices": "4", "slice_size": "native"}
+    authors = get_model_class("medgemma")(variant="authors", **options).preprocess(volume).images
+    published = get_model_class("medgemma")(variant="published", **options).preprocess(volume).images
+    assert authors.shape == published.shape == (4, 8, 8, 3)
+    assert not np.array_equal(np.sort(authors[..., 0], axis=None), np.sort(published[..., 0], axis=None))
