@@ -46,7 +46,7 @@ class Med3DVLM(AuthorsVLM):
         dtype = self.torch_dtype("bfloat16")
         self.tokenizer = AutoTokenizer.from_pretrained(path, model_max_length=512, padding_side="right",
                                                        use_fast=False, trust_remote_code=True)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=True)
+        model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, **self.dtype_kwargs(str(dtype).removeprefix("torch.")))
         self.proj_out_num = int(getattr(model.config, "proj_out_num", DEFAULT_PROJ_OUT_NUM) or DEFAULT_PROJ_OUT_NUM)
         if self.variant == "authors":  # the step the published harness skipped
             state = torch.load(self.weights_path / "vision_tower.bin", map_location="cpu", weights_only=True)

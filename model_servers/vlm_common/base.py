@@ -98,6 +98,14 @@ class VLMModel(Model):
             raise ValueError(f"{self.name}: dtype {name!r} is not a torch dtype")
         return dtype
 
+    def dtype_kwargs(self, default: str = "bfloat16") -> dict:
+        """`dtype=` for transformers >= 4.56, `torch_dtype=` before (the older images pin older versions)."""
+        import transformers
+
+        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+        key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+        return {key: self.torch_dtype(default)}
+
     def seed_everything(self) -> None:
         import torch
 

@@ -94,13 +94,12 @@ CATALOG: dict[str, ModelWeights] = {
     "merlin": ModelWeights(
         name="merlin",
         sources=(
-            WeightsSource("stanfordmimi/Merlin"),
+            WeightsSource("stanfordmimi/Merlin", allow_patterns=("resnet_gpt2_best_stanford_report_generation_average_mtl.pt",)),
             WeightsSource("StanfordAIMI/RadLLaMA-7b", subdir="RadLLaMA-7b"),
         ),
         license="MIT (code); Merlin weights per the stanfordmimi/Merlin model card; RadLLaMA-7b per its card (Llama 2 licence)",
-        required=("*.pt", "RadLLaMA-7b/config.json"),
+        required=("resnet_gpt2_best_stanford_report_generation_average_mtl.pt", "RadLLaMA-7b/config.json"),
         approx_gb=25.0,
-        extra=("torchvision's ImageNet resnet152 weights (pre-cache into TORCH_HOME before going offline)",),
     ),
     "vila-m3": ModelWeights(
         name="vila-m3",

@@ -99,7 +99,7 @@ class SliceVLM(VLMModel):
         path = str(self.weights_path)
         self.processor = self.load_processor(path)
         cls = getattr(transformers, self.model_class)
-        model = cls.from_pretrained(path, dtype=self.torch_dtype())
+        model = cls.from_pretrained(path, **self.dtype_kwargs())
         self.model = model.to(self.device()).eval()
         tokenizer = self.processor.tokenizer
         self.end_ids = self._end_token_ids()
