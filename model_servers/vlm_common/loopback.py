@@ -64,3 +64,30 @@ def health(address: str) -> str:
     with grpc.insecure_channel(address) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def ask_many(address: str, jobs: list[tuple[str, Path, list[str]]], timeout: float = 3600.0) -> tuple[list, list[float]]:
+    """Stream several volumes (by reference) and their questions on one Answer call, as the runner
+    does; returns every answer and each volume's load_ms."""
+    import hashlib
+
+    import grpc
+
+    from ctbench.v1 import answer_volume_question_pb2 as pb
+    from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
+
+    def requests():
+        for v, (relative, path, questions) in enumerate(jobs):
+            vid = "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            yield pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid, path=relative))
+            for q, text in enumerate(questions):
+                yield pb.AnswerRequest(question=pb.Question(question_id=f"{v}::{q}", volume_id=vid, text=text))
+
+    answers, load_ms = [], []
+    with grpc.insecure_channel(address) as channel:
+        for response in pb_grpc.AnswerVolumeQuestionStub(channel).Answer(requests(), timeout=timeout):
+            if response.WhichOneof("item") == "answer":
+                answers.append(response.answer)
+            elif not response.volume.cache_hit:
+                load_ms.append(response.volume.load_ms)
+    return answers, load_ms
