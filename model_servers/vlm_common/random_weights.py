@@ -53,10 +53,29 @@ def _bpe(specials: list[str], vocab_size: int = 420):
 def build_medgemma_dir(out: str | Path, size: str = "tiny", seed: int = 0, image_size: int = 32) -> Path:
     """A MedGemma-shaped weights directory (Gemma3ForConditionalGeneration + Gemma3Processor)."""
     import torch
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, PreTrainedTokenizerFast
+    from transformers import Gemma3ForConditionalGeneration, Gemma3Processor
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
     out = Path(out)
+    tokenizer, config, image_size, mm_tokens = medgemma_parts(size, image_size)
+    image_processor = Gemma3ImageProcessorPil(size={"height": image_size, "width": image_size}, do_pan_and_scan=False,
+                                              image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, chat_template=GEMMA_TEMPLATE,
+                                image_seq_length=mm_tokens)
+    torch.manual_seed(seed)
+    model = Gemma3ForConditionalGeneration(config)
+    if size == "tiny":
+        _spread_logits(model)
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def medgemma_parts(size: str, image_size: int = 32):
+    """(tokenizer, Gemma3Config, image size, image tokens per image) for `size` tiny or full."""
+    from transformers import Gemma3Config, PreTrainedTokenizerFast
+
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=_bpe(GEMMA_SPECIALS), bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
         extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
@@ -88,29 +107,34 @@ def build_medgemma_dir(out: str | Path, size: str = "tiny", seed: int = 0, image
         image_token_index=ids["<image_soft_token>"], pad_token_id=ids["<pad>"], bos_token_id=ids["<bos>"],
         eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]],
     )
-    image_processor = Gemma3ImageProcessorPil(size={"height": image_size, "width": image_size}, do_pan_and_scan=False,
-                                              image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, chat_template=GEMMA_TEMPLATE,
-                                image_seq_length=mm_tokens)
-    torch.manual_seed(seed)
-    model = Gemma3ForConditionalGeneration(config)
-    if size == "tiny":
-        _spread_logits(model)
-    model.generation_config.eos_token_id = [ids["<eos>"], ids["<end_of_turn>"]]
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return tokenizer, config, image_size, mm_tokens
 
 
 def build_lingshu_dir(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     """A Lingshu-shaped weights directory (Qwen2_5_VLForConditionalGeneration + Qwen2_5_VLProcessor)."""
     import torch
-    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    from ctbench.model_servers.vlm_common.qwen_processor import save_qwen_processor
+    from transformers import Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+    from ctbench.model_servers.vlm_common.qwen_processor import save_qwen_processor
+
     out = Path(out)
+    tokenizer, config, pixels = lingshu_parts(size)
+    image_processor = Qwen2VLImageProcessorPil(patch_size=14, merge_size=2, temporal_patch_size=2, **pixels)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    if size == "tiny":
+        _spread_logits(model)
+    model.generation_config.eos_token_id = [config.eos_token_id]
+    model.save_pretrained(out)
+    save_qwen_processor(out, image_processor, tokenizer, QWEN_TEMPLATE)
+    return out
+
+
+def lingshu_parts(size: str):
+    """(tokenizer, Qwen2_5_VLConfig, image-processor pixel bounds) for `size` tiny or full."""
+    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig
+
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=_bpe(QWEN_SPECIALS), eos_token="<|im_end|>", pad_token="<|endoftext|>")
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
     if size == "tiny":
@@ -135,15 +159,7 @@ def build_lingshu_dir(out: str | Path, size: str = "tiny", seed: int = 0) -> Pat
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
     )
-    image_processor = Qwen2VLImageProcessorPil(patch_size=14, merge_size=2, temporal_patch_size=2, **pixels)
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    if size == "tiny":
-        _spread_logits(model)
-    model.generation_config.eos_token_id = [ids["<|im_end|>"]]
-    model.save_pretrained(out)
-    save_qwen_processor(out, image_processor, tokenizer, QWEN_TEMPLATE)
-    return out
+    return tokenizer, config, pixels
 
 
 def _spread_logits(model, scale: float = 8.0) -> None:

@@ -107,7 +107,7 @@ class SliceVLM(VLMModel):
         self.pad_id = int(pad)
         self.decoder = PrefixDecoder(
             self.model, mrope=self.mrope, end_token_ids=self.end_ids, pad_token_id=self.pad_id,
-            max_new_tokens=self.settings["max_new_tokens"], min_new_tokens=self.settings.get("min_new_tokens", 0),
+            max_new_tokens=self.settings["max_new_tokens"], min_new_tokens=self.min_new_tokens,
         )
         if torch.cuda.is_available() and self.device().startswith("cuda"):
             self.gpu_memory_bytes = int(torch.cuda.max_memory_allocated())
@@ -116,6 +116,11 @@ class SliceVLM(VLMModel):
         import transformers
 
         return transformers.AutoProcessor.from_pretrained(path, use_fast=True)
+
+    @property
+    def min_new_tokens(self) -> int:
+        """The preset's minimum, never above `max_new_tokens` (a short cap wins)."""
+        return min(self.settings.get("min_new_tokens", 0), self.settings["max_new_tokens"])
 
     def _end_token_ids(self) -> list[int]:
         tokenizer = self.processor.tokenizer
@@ -224,7 +229,7 @@ class SliceVLM(VLMModel):
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs, do_sample=False, max_new_tokens=self.settings["max_new_tokens"],
-                min_new_tokens=self.settings.get("min_new_tokens", 0), eos_token_id=self.end_ids,
+                min_new_tokens=self.min_new_tokens, eos_token_id=self.end_ids,
                 pad_token_id=self.pad_id, top_p=None, top_k=None, temperature=None,
             )
         new = output[:, inputs["input_ids"].shape[1]:].tolist()

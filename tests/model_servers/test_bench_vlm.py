@@ -19,3 +19,18 @@ def test_benchmark_measures_both_paths_at_each_batch_size(model, tiny_weights, t
     assert all(r.prefix_s > 0 for r in results if r.reuse)
     assert all(r.prefix_s == 0 for r in results if not r.reuse)
     assert "| q/s |" in table(results)
+
+
+def test_full_size_configs_have_the_published_parameter_counts():
+    """Built on the meta device (no memory): MedGemma 1.5 4B has ~4.30B parameters, Lingshu-7B
+    (Qwen2.5-VL-7B) ~8.29B."""
+    import torch
+    from transformers import Gemma3ForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
+
+    from ctbench.model_servers.vlm_common.random_weights import lingshu_parts, medgemma_parts
+
+    with torch.device("meta"):
+        gemma = Gemma3ForConditionalGeneration(medgemma_parts("full")[1])
+        qwen = Qwen2_5_VLForConditionalGeneration(lingshu_parts("full")[1])
+    assert abs(sum(p.numel() for p in gemma.parameters()) / 1e9 - 4.30) < 0.02
+    assert abs(sum(p.numel() for p in qwen.parameters()) / 1e9 - 8.29) < 0.02
