@@ -50,7 +50,8 @@ def _bpe(specials: list[str], vocab_size: int = 420):
     return tokenizer
 
 
-def build_medgemma_dir(out: str | Path, size: str = "tiny", seed: int = 0, image_size: int = 32) -> Path:
+def build_medgemma_dir(out: str | Path, size: str = "tiny", seed: int = 0, image_size: int = 32,
+                       sliding_window: int | None = None) -> Path:
     """A MedGemma-shaped weights directory (Gemma3ForConditionalGeneration + Gemma3Processor)."""
     import torch
     from transformers import Gemma3ForConditionalGeneration, Gemma3Processor
@@ -58,6 +59,8 @@ def build_medgemma_dir(out: str | Path, size: str = "tiny", seed: int = 0, image
 
     out = Path(out)
     tokenizer, config, image_size, mm_tokens = medgemma_parts(size, image_size)
+    if sliding_window is not None:
+        config.text_config.sliding_window = sliding_window
     image_processor = Gemma3ImageProcessorPil(size={"height": image_size, "width": image_size}, do_pan_and_scan=False,
                                               image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, chat_template=GEMMA_TEMPLATE,

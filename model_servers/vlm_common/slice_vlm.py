@@ -56,7 +56,7 @@ class SliceVLM(VLMModel):
     #: the transformers class the authors load (resolved by name at load time)
     model_class: ClassVar[str] = ""
     mrope: ClassVar[bool] = False
-    extra_options = ("num_slices", "slice_size", "reuse", "max_batch_size", "fit_context")
+    extra_options = ("num_slices", "slice_size", "reuse", "max_batch_size", "fit_context", "exact_batches")
     max_batch_size = 16
     stop_strings: ClassVar[tuple[str, ...]] = ()
 
@@ -71,6 +71,11 @@ class SliceVLM(VLMModel):
         if "max_batch_size" in options:
             self.max_batch_size = parse_int("max_batch_size", options["max_batch_size"], 1)
         self.fit_context = parse_bool("fit_context", options.get("fit_context", "true"))
+        # Reuse batches pad shorter questions between the prefix and the question. Full-attention
+        # layers are exact; a sliding-window layer (Gemma 3's local layers) then sees its window
+        # shifted by the pad count. exact_batches=true decodes equal-length questions together only.
+        self.exact_batches = parse_bool("exact_batches", options.get("exact_batches", "false"))
+        self.settings["exact_batches"] = self.exact_batches
         self._lock = threading.Lock()  # one model call at a time (encode_volume runs on other threads)
         self.processor = None
         self.decoder = None
@@ -177,15 +182,26 @@ class SliceVLM(VLMModel):
             groups.setdefault(id(item.state), []).append(index)
         for indices in groups.values():
             prompt: VolumePrompt = batch[indices[0]].state
-            tails = [self.tail_ids(prompt, batch[i].text) for i in indices]
-            with self._lock:
-                if self.reuse:
-                    new_tokens = self.decoder.decode(prompt.state, tails)
-                else:
-                    new_tokens = self.generate_full(prompt, tails)
-            for i, tokens in zip(indices, new_tokens):
-                results[i] = self.decode_text(tokens)
+            tails = {i: self.tail_ids(prompt, batch[i].text) for i in indices}
+            for group in self._decode_groups(tails):
+                with self._lock:
+                    if self.reuse:
+                        if prompt.state is None:  # encoded while reuse was off
+                            prompt.state = self.decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
+                        new_tokens = self.decoder.decode(prompt.state, [tails[i] for i in group])
+                    else:
+                        new_tokens = self.generate_full(prompt, [tails[i] for i in group])
+                for i, tokens in zip(group, new_tokens):
+                    results[i] = self.decode_text(tokens)
         return results
+
+    def _decode_groups(self, tails: dict[int, list[int]]) -> list[list[int]]:
+        if not (self.reuse and self.exact_batches):
+            return [list(tails)]
+        groups: dict[int, list[int]] = {}
+        for index, tail in tails.items():
+            groups.setdefault(len(tail), []).append(index)
+        return list(groups.values())
 
     def decode_text(self, tokens: list[int]) -> str:
         text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)

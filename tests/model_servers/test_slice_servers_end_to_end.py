@@ -93,3 +93,25 @@ def test_prompt_has_one_image_per_slice_and_the_question_after_them(name, tiny_w
     tail = tokenizer.decode(model.tail_ids(prompt, "Which lung?"))
     assert tail.startswith("Question: Which lung?")
     assert tail.endswith("model\n" if name == "medgemma" else "assistant\n")
+
+
+def test_exact_batches_match_one_at_a_time_when_the_prefix_exceeds_a_sliding_window(tmp_path, phantom):
+    """Gemma 3's local layers attend over a window of cache positions; with a prefix longer
+    than the window, padding shorter questions shifts that window, so `exact_batches=true`
+    decodes only equal-length questions together and matches unbatched greedy decoding."""
+    from ctbench.model_servers.sdk import QuestionItem
+    from ctbench.model_servers.vlm_common.random_weights import build_medgemma_dir
+    from ctbench.preprocess.volume import load_volume
+
+    weights = build_medgemma_dir(tmp_path / "medgemma-sw", sliding_window=16)
+    model = get_model_class("medgemma")(**{**TINY_OPTIONS, "weights": str(weights), "exact_batches": "true"})
+    model.load()
+    prepared = model.preprocess(load_volume(phantom["path"]))
+    state = model.encode_volume(prepared)
+    assert state.prefix_inputs["input_ids"].shape[1] > 16
+    texts = ["Which lung?", "Is the lesion in the upper or the lower half of the liver?", "yes or no?"]
+    items = [QuestionItem(question_id=str(i), text=t, prepared=prepared, state=state, volume_id="v") for i, t in enumerate(texts)]
+    batched = model.answer(items)
+    assert batched == [model.answer([item])[0] for item in items]
+    model.reuse = False  # and both equal transformers' own generate on the full prompt, one at a time
+    assert batched == [model.answer([item])[0] for item in items]
