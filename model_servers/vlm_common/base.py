@@ -12,12 +12,19 @@ import hashlib
 import json
 from typing import Any, ClassVar
 
+from ctbench.errors import CtbenchError
 from ctbench.model_servers.sdk import Model
 from ctbench.model_servers.vlm_common.catalog import ModelWeights, get_weights
 from ctbench.model_servers.vlm_common.inputs import input_spec_for
 from ctbench.model_servers.vlm_common.weights import require_weights, weights_dir
 
 VARIANTS = ("authors", "published")
+
+
+class InvalidOption(CtbenchError, ValueError):
+    """A `--option key=value` the server does not accept (shown as `Error: ...` by the CLI)."""
+
+    code = "INVALID_ARGUMENT"
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
 
@@ -30,16 +37,16 @@ def parse_bool(name: str, value: str | bool) -> bool:
         return True
     if lowered in FALSE:
         return False
-    raise ValueError(f"option {name}={value!r}: expected true or false")
+    raise InvalidOption(f"option {name}={value!r}: expected true or false")
 
 
 def parse_int(name: str, value: str | int, minimum: int = 0) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"option {name}={value!r}: expected an integer") from None
+        raise InvalidOption(f"option {name}={value!r}: expected an integer") from None
     if number < minimum:
-        raise ValueError(f"option {name}={number}: must be >= {minimum}")
+        raise InvalidOption(f"option {name}={number}: must be >= {minimum}")
     return number
 
 
@@ -59,10 +66,10 @@ class VLMModel(Model):
         unknown = set(options) - set(self.common_options) - set(self.extra_options)
         if unknown:
             allowed = ", ".join(sorted(set(self.common_options) | set(self.extra_options)))
-            raise ValueError(f"{self.name}: unknown option(s) {', '.join(sorted(unknown))}. Allowed: {allowed}")
+            raise InvalidOption(f"{self.name}: unknown option(s) {', '.join(sorted(unknown))}. Allowed: {allowed}")
         self.variant = options.get("variant", "authors")
         if self.variant not in VARIANTS:
-            raise ValueError(f"{self.name}: variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+            raise InvalidOption(f"{self.name}: variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         self.weights_path = weights_dir(options.get("weights"))
         self.seed = parse_int("seed", options.get("seed", 0))
         self.catalog: ModelWeights = get_weights(self.name)
@@ -95,7 +102,7 @@ class VLMModel(Model):
         name = self.options.get("dtype") or (default if self.device().startswith("cuda") else "float32")
         dtype = getattr(torch, name, None)
         if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"{self.name}: dtype {name!r} is not a torch dtype")
+            raise InvalidOption(f"{self.name}: dtype {name!r} is not a torch dtype")
         return dtype
 
     def dtype_kwargs(self, default: str = "bfloat16") -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ctbench.errors import ModelError, ModelNotReady
 from ctbench.model_servers.sdk import QuestionItem
-from ctbench.model_servers.vlm_common.base import VLMModel, parse_bool, parse_int
+from ctbench.model_servers.vlm_common.base import InvalidOption, VLMModel, parse_bool, parse_int
 from ctbench.model_servers.vlm_common.inputs import preset, slice_pipeline
 from ctbench.model_servers.vlm_common.slice_prompt import SplitPrompt, split_prompt
 from ctbench.model_servers.vlm_common.text import clean_answer
@@ -267,4 +267,4 @@ def _parse_size(value: str) -> tuple[int, int] | None:
         rows, _, cols = value.lower().partition("x")
         return (int(rows), int(cols or rows))
     except ValueError:
-        raise ValueError(f"option slice_size={value!r}: expected ROWSxCOLS, a single size or 'native'") from None
+        raise InvalidOption(f"option slice_size={value!r}: expected ROWSxCOLS, a single size or 'native'") from None

@@ -91,3 +91,13 @@ def test_version_changes_with_decoding_settings():
     cls = get_model_class("medgemma")
     assert cls().version != cls(max_new_tokens="7").version
     assert cls().version == cls().version
+
+
+def test_bench_serve_reports_a_bad_option_as_an_error_not_a_traceback():
+    from click.testing import CliRunner
+
+    from ctbench.cli.serve import serve
+
+    result = CliRunner().invoke(serve, ["medgemma", "--port", "0", "--option", "reuse=maybe"])
+    assert result.exit_code == 1
+    assert "Error: option reuse='maybe': expected true or false" in result.output
