@@ -41,11 +41,25 @@ def window_to_uint8(array: np.ndarray, lower: float, upper: float, rounding: str
     through a lookup table built with the same arithmetic: identical result, one pass.
     """
     array = np.asarray(array)
-    if array.dtype in (np.int16, np.uint16, np.int8, np.uint8) and array.size > 65536:
-        info = np.iinfo(array.dtype)
-        table = _window_floats(np.arange(info.min, info.max + 1), lower, upper, rounding)
-        return table[array.astype(np.int32) - info.min] if info.min else table[array]
+    index = _lookup_index(array)
+    if index is not None:
+        return _window_floats(_ALL_16BIT[array.dtype.char], lower, upper, rounding)[index]
     return _window_floats(array, lower, upper, rounding)
+
+
+_ALL_16BIT = {
+    np.dtype(np.int16).char: np.arange(-32768, 32768, dtype=np.int32),
+    np.dtype(np.uint16).char: np.arange(0, 65536, dtype=np.int32),
+}
+
+
+def _lookup_index(array: np.ndarray) -> np.ndarray | None:
+    """Table index (0..65535) for a large int16/uint16 array, else None (float arithmetic is used)."""
+    if array.size <= 65536 or array.dtype.char not in _ALL_16BIT:
+        return None
+    if array.dtype == np.int16:  # two's complement: v + 32768 == bits XOR 0x8000
+        return np.bitwise_xor(array.view(np.uint16), np.uint16(0x8000))
+    return array
 
 
 def _window_floats(array: np.ndarray, lower: float, upper: float, rounding: str) -> np.ndarray:
@@ -61,11 +75,17 @@ def _window_floats(array: np.ndarray, lower: float, upper: float, rounding: str)
 
 def multi_window_rgb(array: np.ndarray, windows: Sequence[Sequence[float]] = CT_RGB_WINDOWS, rounding: str = "round") -> np.ndarray:
     """One uint8 channel per window, stacked last: ``(..., len(windows))``."""
+    array = np.asarray(array)
+    index = _lookup_index(array)
+    if index is not None:  # one gather from a (65536, channels) table
+        values = _ALL_16BIT[array.dtype.char]
+        table = np.stack([_window_floats(values, lo, hi, rounding) for lo, hi in windows], axis=-1)
+        return table[index]
     return np.stack([window_to_uint8(array, lo, hi, rounding) for lo, hi in windows], axis=-1)
 
 
 class WindowToUint8:
-    """HU array -> uint8 grey levels for one window (same shape)."""
+    """HU array -> uint8 grey levels for one window (same shape and axis order)."""
 
     def __init__(self, lower: float, upper: float, rounding: str = "round"):
         self.lower, self.upper = _check_window((lower, upper))
@@ -81,7 +101,8 @@ class WindowToUint8:
 
 
 class MultiWindowRGB:
-    """HU array -> uint8 ``(..., 3)``: R, G, B from three windows (default `CT_RGB_WINDOWS`)."""
+    """HU array -> uint8 ``(..., 3)``: R, G, B from three windows (default `CT_RGB_WINDOWS`);
+    input axes kept in order, channels appended last (HxWx3 per slice)."""
 
     def __init__(self, windows: Sequence[Sequence[float]] = CT_RGB_WINDOWS, rounding: str = "round"):
         windows = [_check_window(w) for w in windows]
@@ -99,7 +120,7 @@ class MultiWindowRGB:
 
 
 class GrayToRGB:
-    """``(...)`` grey array -> ``(..., 3)`` with three identical channels."""
+    """``(...)`` grey array -> ``(..., 3)`` with three identical channels (axes kept, channels last)."""
 
     def __call__(self, array: np.ndarray) -> np.ndarray:
         array = np.asarray(array)

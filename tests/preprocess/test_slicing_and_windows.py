@@ -96,6 +96,12 @@ def test_lookup_table_path_for_int16_equals_float_arithmetic(window, rounding):
     assert np.array_equal(window_to_uint8(hu, *window, rounding), window_to_uint8(hu.astype(np.float32), *window, rounding))
 
 
+def test_lookup_table_path_for_rgb_equals_float_arithmetic():
+    hu = np.arange(-32768, 32768, dtype=np.int32).astype(np.int16).reshape(16, 64, 64)
+    assert np.array_equal(multi_window_rgb(hu), multi_window_rgb(hu.astype(np.float32)))
+    assert np.array_equal(multi_window_rgb(hu.view(np.uint16)), multi_window_rgb(hu.view(np.uint16).astype(np.float32)))
+
+
 def test_multi_window_rgb_channels_follow_the_windows():
     hu = np.array([[[-1024, 40, 2000]]], dtype=np.int16)
     rgb = multi_window_rgb(hu, CT_RGB_WINDOWS)

@@ -6,7 +6,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ctbench.preprocess.resampling import resample_to_spacing, resize_to_shape  # noqa: E402
+from ctbench.preprocess.resampling import (  # noqa: E402
+    Resample,
+    Resize,
+    resample_to_spacing,
+    resize_to_shape,
+    resampling_backend,
+)
 from ctbench.preprocess.slicing import resize_slices  # noqa: E402
 from ctbench.preprocess.torch_resampling import (  # noqa: E402
     resample_to_spacing_torch,
@@ -74,3 +80,37 @@ def test_torch_slice_resize_within_one_grey_level_of_sitk(shape, size):
 def test_torch_path_rejects_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call(smooth_volume())
+
+
+def test_transforms_switch_to_torch_inside_the_backend_block_and_back():
+    volume = smooth_volume()
+    sitk_out = Resize((6, 7, 8))(volume)
+    with resampling_backend("torch", device="cpu"):
+        torch_out = Resize((6, 7, 8))(volume)
+        bspline = Resize((6, 7, 8), order=3)(volume)  # torch cannot: stays on SimpleITK
+        assert bspline.array.shape == (6, 7, 8)
+    assert np.allclose(sitk_out.array[1:-1, 1:-1, 1:-1], torch_out.array[1:-1, 1:-1, 1:-1], atol=1e-2)
+    assert np.allclose(Resample((1.4, 1.6, 4.0), backend="torch")(volume).spacing, Resample((1.4, 1.6, 4.0))(volume).spacing)
+
+
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        (lambda: Resize((4, 4, 4), order=3, backend="torch"), "order=3"),
+        (lambda: Resize((4, 4, 4), anti_alias=True, backend="torch"), "anti_alias=True"),
+        (lambda: Resample((1, 1, 1), backend="cupy"), "got 'cupy'"),
+    ],
+)
+def test_torch_backend_rejects_what_it_cannot_do(factory, message):
+    with pytest.raises(ValueError, match=message):
+        factory()
+
+
+def test_the_presets_give_the_same_arrays_on_the_torch_backend():
+    from ctbench.preprocess.input_spec import get_spec
+    from ctbench.preprocess.orientation_probe import check_markers, make_probe_volume
+    probe = make_probe_volume("RAS")
+    with resampling_backend("torch", device="cpu"):
+        for name in ("merlin", "m3d-lamed"):
+            spec = get_spec(name)
+            assert check_markers(spec, probe, spec.apply(probe)) == []
