@@ -12,6 +12,7 @@ Axis conventions (stated once, relied on everywhere):
 """
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -194,8 +195,18 @@ def load_volume_bytes(data: bytes, filename: str, max_bytes: int | None = None) 
     with tempfile.TemporaryDirectory(prefix="ctbench-vol-") as tmp:
         path = Path(tmp) / f"inline{suffix}"
         path.write_bytes(data)
-        volume = load_volume(path, max_bytes=max_bytes)
+        try:
+            volume = load_volume(path, max_bytes=max_bytes)
+        except InvalidVolume as exc:  # name the volume the client sent, not our temp file
+            raise _renamed(exc, str(path), f"{filename} (inline)") from None
     return Volume(volume.array, volume.spacing, volume.origin, volume.direction, source=filename)
+
+
+def _renamed(exc: InvalidVolume, old: str, new: str) -> InvalidVolume:
+    """The same error with `old` replaced by `new` in its message (extra attributes kept)."""
+    clone = copy.copy(exc)
+    clone.args = tuple(a.replace(old, new) if isinstance(a, str) else a for a in exc.args)
+    return clone
 
 
 def _first_line(exc: Exception) -> str:

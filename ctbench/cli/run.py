@@ -31,13 +31,14 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
 @click.option("--transport", type=click.Choice(["auto", "inline", "reference"]), default="auto", show_default=True, help="How volumes travel: by reference when the server mounts the data, else inline.")
 @click.option("--deadline", "deadline_s", default=600.0, show_default=True, help="Per-question deadline in seconds.")
+@click.option("--health-timeout", "health_timeout_s", default=180.0, show_default=True, help="Seconds a server may take to turn healthy (model loading included).")
 @click.option("--restarts", default=1, show_default=True, help="Restarts allowed per server that dies mid-run.")
 @click.option("--retry-errors", is_flag=True, help="On resume, ask again questions that ended in any error (default: only server-side failures).")
 @click.option("--phantom-volumes", default=12, show_default=True, help="Phantom volumes for --dataset synthetic (10 questions each).")
 @click.option("--phantom-size", type=click.Choice(["small", "ct-rate"]), default="small", show_default=True)
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -58,7 +59,7 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
     config = RunConfig(
         out_dir=Path(out_dir), servers=servers, dataset=dataset, data_root=Path(data_root) if data_root else None,
         backend=backend, endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
-        deadline_s=deadline_s, restarts=restarts, retry_errors=retry_errors,
+        deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
         phantom_volumes=phantom_volumes, phantom_size=phantom_size,
     )
     with RunProgress(console) as bars:
@@ -72,9 +73,13 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
         console.print(line)
     console.print(f"predictions: {result.out_dir / 'predictions'}  (volume files read: {result.volume_reads})")
     if score:
-        from ctbench.evaluation import print_summary, score_run
+        from ctbench.evaluation import score_run
+        from ctbench.evaluation.tables import overall_table
 
-        print_summary(score_run(result.out_dir), console=Console())
+        scores = score_run(result.out_dir)
+        written = scores.write(result.out_dir)
+        Console().print(overall_table(scores))
+        console.print("scores: " + ", ".join(str(p) for p in written))
     failed = [n for n, s in result.servers.items() if s.failure]
     if failed:
         sys.exit(2)

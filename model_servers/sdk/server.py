@@ -7,6 +7,7 @@ in-flight streams get `grace` seconds, then the batcher stops.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from concurrent import futures
@@ -51,7 +52,8 @@ class ModelServer:
         limits = ServerLimits(data_root=options.data_root, max_volume_bytes=options.max_volume_bytes)
         self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
         self.health = health.HealthServicer(experimental_non_blocking=True)
-        self.server = grpc.server(self._pool, maximum_concurrent_rpcs=options.max_streams * 4)
+        # so_reuseport off: a second server on a taken port must fail, not silently share it.
+        self.server = grpc.server(self._pool, maximum_concurrent_rpcs=options.max_streams * 4, options=[("grpc.so_reuseport", 0)])
         pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.core), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -117,11 +119,25 @@ class ModelServer:
         signal.signal(signal.SIGINT, handler)
 
 
-def serve(model: Model, options: ServerOptions, port_file: Path | None = None) -> None:
-    """Serve until a signal arrives. Writes the bound port to `port_file` once listening."""
+def serve(model: Model, options: ServerOptions, port_file: Path | None = None, exit_with_parent: bool = False) -> None:
+    """Serve until a signal arrives. Writes the bound port to `port_file` once listening.
+
+    With `exit_with_parent`, the server also stops when its parent process dies, so a runner
+    killed with SIGKILL leaves no orphaned servers behind."""
     server = ModelServer(model, options)
     port = server.start()
     server.install_signal_handlers()
+    if exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while not server._stopped.wait(0.5):
+                if os.getppid() != parent:
+                    log.warning("parent process %d is gone: shutting down", parent)
+                    server.stop(grace=1.0)
+                    return
+
+        threading.Thread(target=watch_parent, name="ctbench-parent-watch", daemon=True).start()
     log.info("serving %s on %s:%d (data root: %s)", model.name, options.host, port, options.data_root)
     if port_file is not None:
         tmp = port_file.with_suffix(".tmp")

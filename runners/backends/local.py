@@ -43,7 +43,7 @@ class LocalProcessBackend(Backend):
         command = [
             sys.executable, "-m", "ctbench", "serve", spec.model,
             "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
-            "--data-root", str(data_root), *spec.args,
+            "--data-root", str(data_root), "--exit-with-parent", *spec.args,
         ]
         env = {**os.environ, **{k: str(v) for k, v in spec.environment.items()}, **self.extra_env}
         with log_path.open("ab") as log:
