@@ -206,10 +206,10 @@ class DockerBackend(Backend):
     def _run_model(self, spec: ServerSpec, data_root: Path, models, labels: dict):
         import docker
 
-        command = None
-        if spec.args:
-            command = [spec.model, "--host", "0.0.0.0", "--port", str(spec.container_port),
-                       "--data-root", DATA_MOUNT, *spec.args]
+        # Images build on dockerfiles/base.Dockerfile, whose entrypoint is `bench serve`: the
+        # registry, not the image's default CMD, says which model and arguments run.
+        command = [spec.model, "--host", "0.0.0.0", "--port", str(spec.container_port),
+                   "--data-root", DATA_MOUNT, *spec.args]
         device_requests = []
         if spec.gpu:
             device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
