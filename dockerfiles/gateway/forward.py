@@ -9,11 +9,14 @@ It opens no outbound connection except to its fixed targets.
 
     forward.py 50051=chance:50051 [LISTEN=HOST:PORT ...]
 
+Listens on 0.0.0.0 inside its container ($CTBENCH_GATEWAY_BIND overrides, e.g. for tests).
+
 Standard library only, so the gateway image needs nothing but python3.
 """
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 
@@ -84,7 +87,7 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(routes))
+    asyncio.run(serve(routes, os.environ.get("CTBENCH_GATEWAY_BIND", "0.0.0.0")))
     return 0
 
 
