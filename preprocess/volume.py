@@ -20,6 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ctbench.errors import InvalidVolume, VolumeNotFound, VolumeTooLarge
+from ctbench.preprocess.volume_errors import (
+    InvalidSpacing,
+    NonFiniteVoxels,
+    NonOrthogonalDirection,
+    NotThreeDimensional,
+)
 
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))  # LPS +, -
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -74,14 +80,14 @@ def orientation_code(direction: np.ndarray) -> str:
 
 def validate_geometry(array: np.ndarray, spacing, direction: np.ndarray, where: str) -> None:
     if array.ndim != 3:
-        raise InvalidVolume(f"{where}: expected a 3D volume, got {array.ndim}D with shape {array.shape}")
+        raise NotThreeDimensional(f"{where}: expected a 3D volume, got {array.ndim}D with shape {array.shape}")
     if min(array.shape) < 1:
-        raise InvalidVolume(f"{where}: empty volume, shape {array.shape}")
+        raise NotThreeDimensional(f"{where}: empty volume, shape {array.shape}")
     if any(not np.isfinite(s) or s <= 0 for s in spacing):
-        raise InvalidVolume(f"{where}: spacing must be positive and finite, got {tuple(spacing)}")
+        raise InvalidSpacing(f"{where}: spacing must be positive and finite, got {tuple(spacing)}")
     gram = direction.T @ direction
     if not np.allclose(gram, np.eye(3), atol=1e-3):
-        raise InvalidVolume(
+        raise NonOrthogonalDirection(
             f"{where}: direction cosines are not orthonormal: {np.round(direction, 4).tolist()}"
         )
 
@@ -90,7 +96,7 @@ def check_finite(array: np.ndarray, where: str) -> None:
     if np.issubdtype(array.dtype, np.floating):
         bad = ~np.isfinite(array)
         if bad.any():
-            raise InvalidVolume(
+            raise NonFiniteVoxels(
                 f"{where}: {int(bad.sum())} of {array.size} voxels are NaN or infinite"
             )
 
@@ -125,7 +131,45 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
         image = reader.Execute()
     except RuntimeError as exc:
         raise InvalidVolume(f"{where}: cannot decode voxels, truncated or corrupt? ({_first_line(exc)})") from None
+    bad = nifti_nonfinite_count(path)
+    if bad:
+        raise InvalidVolume(f"{where}: {bad} voxels are NaN or infinite in the file")
     return volume_from_sitk(image, where)
+
+
+_NIFTI_FLOATS = {16: "<f4", 64: "<f8"}  # NIfTI datatype codes of float32 / float64
+
+
+def nifti_nonfinite_count(path: Path) -> int:
+    """Non-finite voxels in a float NIfTI file, counted on the raw bytes.
+
+    ITK's NIfTI reader silently turns NaN into 0, so a NaN-filled volume would otherwise arrive
+    as a plausible all-zero image. Integer files (almost every CT) are skipped at no cost."""
+    import gzip
+
+    if not str(path).endswith(NIFTI_SUFFIXES):
+        return 0
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        header = handle.read(348)
+        if len(header) < 348:
+            return 0
+        for order in ("<", ">"):
+            if int(np.frombuffer(header[:4], order + "i4")[0]) == 348:
+                break
+        else:
+            return 0
+        datatype = int(np.frombuffer(header[70:72], order + "i2")[0])
+        if datatype not in _NIFTI_FLOATS:
+            return 0
+        offset = int(np.frombuffer(header[108:112], order + "f4")[0])
+        handle.read(max(offset - 348, 0))
+        dtype = np.dtype(_NIFTI_FLOATS[datatype]).newbyteorder(order)
+        bad = 0
+        while chunk := handle.read(1 << 24):
+            usable = len(chunk) - len(chunk) % dtype.itemsize
+            bad += int((~np.isfinite(np.frombuffer(chunk[:usable], dtype))).sum())
+        return bad
 
 
 def volume_from_sitk(image, where: str = "volume") -> Volume:
@@ -141,7 +185,7 @@ def volume_from_sitk(image, where: str = "volume") -> Volume:
         image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])
         dim = 3
     if dim != 3:
-        raise InvalidVolume(f"{where}: expected a 3D volume, got {dim}D with size {image.GetSize()}")
+        raise NotThreeDimensional(f"{where}: expected a 3D volume, got {dim}D with size {image.GetSize()}")
     array = sitk.GetArrayFromImage(image)
     check_finite(array, where)
     return Volume(
@@ -175,7 +219,10 @@ def load_volume_bytes(data: bytes, filename: str, max_bytes: int | None = None) 
     with tempfile.TemporaryDirectory(prefix="ctbench-vol-") as tmp:
         path = Path(tmp) / f"inline{suffix}"
         path.write_bytes(data)
-        volume = load_volume(path, max_bytes=max_bytes)
+        try:
+            volume = load_volume(path, max_bytes=max_bytes)
+        except InvalidVolume as exc:  # name the volume the client sent, not our temp file
+            raise type(exc)(str(exc).replace(str(path), f"{filename} (inline)")) from None
     return Volume(volume.array, volume.spacing, volume.origin, volume.direction, source=filename)
 
 

@@ -1,0 +1,4 @@
+"""`python -m ctbench ...` is `bench ...` (used to launch servers with the runner's interpreter)."""
+from ctbench.cli import main
+
+main()

@@ -1,0 +1,85 @@
+"""`bench run`: stream a benchmark to model servers, keep every answer, print the scores."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ctbench.cli.options import data_root_option, library_errors, out_dir_option
+
+
+def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
+    endpoints = {}
+    for value in values:
+        for part in value.split(","):
+            name, sep, address = part.partition("=")
+            if not sep or not name or ":" not in address:
+                raise click.BadParameter(f"expected NAME=HOST:PORT, got {part!r}", param_hint="--endpoints")
+            endpoints[name.strip()] = address.strip()
+    return endpoints
+
+
+@click.command()
+@click.option("--servers", default="all", show_default=True, help="'all' (every server this host can run) or a comma list from the registry.")
+@click.option("--dataset", default="synthetic", show_default=True, help="'synthetic' (the phantom benchmark) or a CT-SpatialVQA-style JSON/JSONL file.")
+@out_dir_option
+@data_root_option
+@click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes.")
+@click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any.")
+@click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
+@click.option("--transport", type=click.Choice(["auto", "inline", "reference"]), default="auto", show_default=True, help="How volumes travel: by reference when the server mounts the data, else inline.")
+@click.option("--deadline", "deadline_s", default=600.0, show_default=True, help="Per-question deadline in seconds.")
+@click.option("--health-timeout", "health_timeout_s", default=180.0, show_default=True, help="Seconds a server may take to turn healthy (model loading included).")
+@click.option("--restarts", default=1, show_default=True, help="Restarts allowed per server that dies mid-run.")
+@click.option("--retry-errors", is_flag=True, help="On resume, ask again questions that ended in any error (default: only server-side failures).")
+@click.option("--phantom-volumes", default=12, show_default=True, help="Phantom volumes for --dataset synthetic (10 questions each).")
+@click.option("--phantom-size", type=click.Choice(["small", "ct-rate"]), default="small", show_default=True)
+@click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
+@library_errors
+def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
+    """Stream every question of a dataset to model servers and record each answer.
+
+    Re-running with the same --out resumes where it stopped.
+
+    \b
+    Examples:
+      bench run --servers all --out runs/phantom
+      bench run --servers geometric,blind --dataset qa_pairs.json --data-root /data/ct-rate --out runs/ct
+      bench run --endpoints medgemma=gpu-host:50051 --dataset qa_pairs.json --out runs/remote
+    """
+    from rich.console import Console
+
+    from ctbench.runners.progress import RunProgress
+    from ctbench.runners.run import RunConfig, run_benchmark
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    console = Console(stderr=True)
+    config = RunConfig(
+        out_dir=Path(out_dir), servers=servers, dataset=dataset, data_root=Path(data_root) if data_root else None,
+        backend=backend, endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
+        deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
+        phantom_volumes=phantom_volumes, phantom_size=phantom_size,
+    )
+    with RunProgress(console) as bars:
+        result = run_benchmark(config, progress=bars.update, announce=bars.announce)
+    for name, server in result.servers.items():
+        line = f"{name}: {server.ok} answered, {server.errors} errors"
+        if server.already_done:
+            line += f", {server.already_done} from earlier runs"
+        if server.failure:
+            line += f" — {server.failure}"
+        console.print(line)
+    console.print(f"predictions: {result.out_dir / 'predictions'}  (volume files read: {result.volume_reads})")
+    if score:
+        from ctbench.evaluation import score_run
+        from ctbench.evaluation.tables import overall_table
+
+        scores = score_run(result.out_dir)
+        written = scores.write(result.out_dir)
+        Console().print(overall_table(scores))
+        console.print("scores: " + ", ".join(str(p) for p in written))
+    failed = [n for n, s in result.servers.items() if s.failure]
+    if failed:
+        sys.exit(2)

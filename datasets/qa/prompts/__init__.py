@@ -1,0 +1,1 @@
+"""Versioned prompt files of the QA pipeline (package data; see `ctbench.datasets.qa.prompting`)."""

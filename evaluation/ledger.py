@@ -1,0 +1,189 @@
+"""Reading a run folder: its dataset (the denominator) and its prediction ledgers.
+
+A ledger is JSONL, one line per answered item; the effective record of a question is the LAST
+line with its question_id (resumed runs append). Lines without a question_id (the published
+`{"image_path", "question", "answer", "prediction"}` subset) are joined to the dataset by
+identity: volume name + question text, the k-th such line to the k-th such question. Nothing is
+dropped silently: duplicates, unknown ids, unreadable lines and invalid predictions are counted
+and kept in `LedgerIssues`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
+from ctbench.errors import DatasetError
+
+_VOLUME_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.npy|\.npz|\.mha|\.mhd|\.nrrd|\.pt)$", re.I)
+
+
+class PredictionsError(DatasetError):
+    """A predictions file cannot be used at all (missing, not JSONL, no usable line)."""
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    question_id: str
+    prediction: str | None  # None when the item failed or the prediction is not a string
+    status: str  # "ok" | "error"
+    error: dict[str, Any] | None = None
+    line: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class LedgerIssues:
+    duplicates: int = 0  # lines superseded by a later line for the same question
+    unknown_ids: list[str] = field(default_factory=list)  # question ids not in the dataset
+    unreadable: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+    invalid_predictions: int = 0  # status ok but prediction not a string
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "duplicates": self.duplicates,
+            "unknown_ids": len(self.unknown_ids),
+            "unknown_id_examples": self.unknown_ids[:5],
+            "unreadable_lines": len(self.unreadable),
+            "unreadable_examples": [f"line {n}: {why}" for n, why in self.unreadable[:5]],
+            "invalid_predictions": self.invalid_predictions,
+        }
+
+
+@dataclass
+class ServerPredictions:
+    """One server's effective predictions: question_id -> record (last line wins)."""
+
+    server: str
+    source: str
+    records: dict[str, PredictionRecord]
+    issues: LedgerIssues
+
+
+def volume_key(path_or_name: str) -> str:
+    """`/x/valid_1000_a_1.npy` and `valid_1000_a_1.nii.gz` -> `valid_1000_a_1`."""
+    name = str(path_or_name).replace("\\", "/").rsplit("/", 1)[-1]
+    return _VOLUME_SUFFIX.sub("", name)
+
+
+class IdentityIndex:
+    """Finds a dataset question from (image path, question text), in occurrence order."""
+
+    def __init__(self, items: Iterable[QAItem]):
+        self._ids: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for item in items:
+            self._ids[self.key(item.image_path or item.case_id, item.question)].append(item.question_id)
+            if volume_key(item.case_id) != volume_key(item.image_path):
+                self._ids[self.key(item.case_id, item.question)].append(item.question_id)
+
+    @staticmethod
+    def key(image: str, question: str) -> tuple[str, str]:
+        return volume_key(image), " ".join(question.split())
+
+    def new_cursor(self) -> "_Cursor":
+        return _Cursor(self._ids)
+
+
+class _Cursor:
+    def __init__(self, ids: dict[tuple[str, str], list[str]]):
+        self._ids = ids
+        self._used: dict[tuple[str, str], int] = defaultdict(int)
+
+    def resolve(self, image: str, question: str) -> str | None:
+        key = IdentityIndex.key(image, question)
+        candidates = self._ids.get(key)
+        if not candidates:
+            return None
+        k = self._used[key]
+        self._used[key] += 1
+        # more lines than questions: the extra line re-answers the last one (counted as duplicate)
+        return candidates[min(k, len(candidates) - 1)]
+
+
+def load_run_dataset(run_dir: str | Path) -> Dataset:
+    path = Path(run_dir) / "dataset.jsonl"
+    if not path.is_file():
+        raise DatasetError(
+            "run folder has no dataset.jsonl (the run's questions, the scoring denominator); "
+            "pass --dataset to score loose prediction files",
+            path,
+        )
+    return load_dataset(path)
+
+
+def read_ledger(path: str | Path, dataset: Dataset, server: str | None = None) -> ServerPredictions:
+    """Read one predictions file (ledger or published subset) against `dataset`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionsError("predictions file not found", path)
+    known = {item.question_id for item in dataset.items}
+    cursor = IdentityIndex(dataset.items).new_cursor()
+    issues = LedgerIssues()
+    records: dict[str, PredictionRecord] = {}
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                issues.unreadable.append((line_no, f"malformed JSON ({exc.msg})"))
+                continue
+            if not isinstance(row, dict):
+                issues.unreadable.append((line_no, f"expected an object, got {type(row).__name__}"))
+                continue
+            qid = row.get("question_id")
+            if not isinstance(qid, str) or not qid:
+                image, question = row.get("image_path") or row.get("case_id"), row.get("question")
+                if not isinstance(image, str) or not isinstance(question, str):
+                    issues.unreadable.append((line_no, "no 'question_id', and no 'image_path' + 'question' to join on"))
+                    continue
+                qid = cursor.resolve(image, question)
+                if qid is None:
+                    issues.unknown_ids.append(f"{volume_key(image)}: {question[:60]}")
+                    continue
+            if qid not in known:
+                issues.unknown_ids.append(qid)
+                continue
+            if qid in records:
+                issues.duplicates += 1
+            records[qid] = _record(qid, row, line_no, issues)
+    if not records and (issues.unreadable or issues.unknown_ids):
+        first = issues.unreadable[0] if issues.unreadable else (0, f"unknown question {issues.unknown_ids[0]!r}")
+        raise PredictionsError(f"no usable prediction line (first problem: {first[1]})", path, first[0] or None)
+    name = server or _server_name(path)
+    return ServerPredictions(server=name, source=str(path), records=records, issues=issues)
+
+
+def _record(qid: str, row: dict, line_no: int, issues: LedgerIssues) -> PredictionRecord:
+    status = row.get("status", "ok")
+    error = row.get("error")
+    prediction = row.get("prediction")
+    if status != "ok":
+        if not isinstance(error, dict):
+            error = {"code": "UNKNOWN", "type": "Error", "message": str(error or f"status {status!r}")}
+        return PredictionRecord(qid, None, "error", error, line_no)
+    if not isinstance(prediction, str):
+        issues.invalid_predictions += 1
+        got = "missing" if "prediction" not in row else type(prediction).__name__
+        error = {"code": "INVALID_ARGUMENT", "type": "InvalidPrediction", "message": f"prediction is {got}, not a string"}
+        return PredictionRecord(qid, None, "error", error, line_no)
+    extra = {k: row[k] for k in ("timings", "model_version", "server") if k in row}
+    return PredictionRecord(qid, prediction, "ok", None, line_no, extra)
+
+
+def _server_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".jsonl", ".json"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def run_ledgers(run_dir: str | Path) -> list[Path]:
+    folder = Path(run_dir) / "predictions"
+    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []

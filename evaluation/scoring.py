@@ -1,0 +1,270 @@
+"""First-cut scoring of a run folder: exact match and option match, with clustered intervals.
+
+Per-item scoring (`score_item`) is separate from aggregation (`aggregate`). Every question of the
+run's dataset is in every denominator: a question with no prediction ("missing") or a failed one
+("error") counts as wrong and is reported in the counts, never dropped.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
+from ctbench.errors import DatasetError
+from ctbench.evaluation.categories import canonical_categories
+from ctbench.evaluation.compare import correctness_matrix, paired_comparisons
+from ctbench.evaluation.jury import find_verdict_files
+from ctbench.evaluation.intervals import clustered_proportion_ci
+from ctbench.evaluation.ledger import (
+    LedgerIssues,
+    PredictionRecord,
+    ServerPredictions,
+    load_run_dataset,
+    read_ledger,
+    run_ledgers,
+)
+from ctbench.evaluation.normalize import exact_match, match_option
+from ctbench.evaluation.text_metrics import TextMetric, TextProtocol, metrics
+
+SUMMARY_FIELDS = (
+    "server", "group_kind", "group", "metric", "higher_is_better", "value", "ci_low", "ci_high",
+    "n", "answered", "errors", "missing", "correct", "scored", "n_volumes", "note",
+)
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    server: str
+    question_id: str
+    case_id: str
+    status: str  # ok | error | missing
+    correct: bool  # the headline per-item verdict: option match if options declared, else exact
+    exact: bool
+    option_index: int | None  # the option the prediction picked (None: none/ambiguous/no options)
+    has_options: bool
+    categories: tuple[str, ...]
+    question_type: str
+
+
+@dataclass
+class ScoreResult:
+    dataset_name: str
+    n_questions: int
+    servers: list[str]
+    items: list[ItemScore]
+    rows: list[dict[str, Any]]
+    issues: dict[str, LedgerIssues] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    text_values: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # jury, comparisons, ... (JSON-ready)
+    headline: dict[str, dict[str, dict[str, bool]]] = field(default_factory=dict)  # metric -> server -> qid -> ok
+
+    def value(self, server: str, metric: str, kind: str = "all", group: str = "all") -> dict[str, Any]:
+        for row in self.rows:
+            if (row["server"], row["group_kind"], row["group"], row["metric"]) == (server, kind, group, metric):
+                return row
+        raise KeyError(f"no {metric!r} row for server {server!r}, {kind} {group!r}")
+
+    def overall(self, server: str, metric: str = "accuracy") -> dict[str, Any]:
+        for row in self.rows:
+            if row["server"] == server and row["group_kind"] == "all" and row["metric"] == metric:
+                return row
+        raise KeyError(f"no overall {metric!r} row for server {server!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset_name,
+            "n_questions": self.n_questions,
+            "servers": self.servers,
+            "sources": self.sources,
+            "protocol": {**PROTOCOL, **self.protocol},
+            "ledger_issues": {s: i.to_json() for s, i in self.issues.items()},
+            "rows": self.rows,
+            **self.extra,
+        }
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write summary.csv and summary.json into `out_dir`; returns their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path, json_path = out / "summary.csv", out / "summary.json"
+        with csv_path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.rows)
+        json_path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        return [csv_path, json_path]
+
+
+PROTOCOL = {
+    "normalization": "lower-case (NFKC), punctuation to spaces, drop articles a/an/the, collapse whitespace",
+    "accuracy": "option match where the question declares options, else normalized exact match",
+    "option_match": "prediction picks exactly one option (equal after normalization, a bare option letter, "
+    "or the only option mentioned as a whole phrase); none or several = wrong",
+    "denominator": "every question of the dataset; missing and error predictions count as wrong",
+    "interval": "95% Wilson interval at the cluster-robust effective sample size, clusters = volumes (case_id)",
+}
+
+
+def score_item(item: QAItem, record: PredictionRecord | None, server: str) -> ItemScore:
+    cats = canonical_categories(item.categories)
+    if record is None or record.status != "ok" or record.prediction is None:
+        status = "missing" if record is None else "error"
+        return ItemScore(server, item.question_id, item.case_id, status, False, False, None,
+                         bool(item.options), cats, item.question_type)
+    exact = exact_match(record.prediction, item.answer)
+    option = match_option(record.prediction, item.options) if item.options else None
+    if item.options:
+        answer_index = match_option(item.answer, item.options)
+        correct = option is not None and answer_index is not None and option == answer_index
+    else:
+        correct = exact
+    return ItemScore(server, item.question_id, item.case_id, "ok", correct, exact, option,
+                     bool(item.options), cats, item.question_type)
+
+
+def score_predictions(
+    dataset: Dataset,
+    predictions: Sequence[ServerPredictions],
+    text_metrics: Sequence[str | TextMetric] = (),
+    protocol: TextProtocol = TextProtocol(),
+    verdicts: dict[str, dict[str, Path]] | None = None,
+) -> ScoreResult:
+    """Score loaded predictions: exact/option match always, plus the named text metrics and,
+    where verdict files are given (server -> judge -> path), the jury."""
+    items: list[ItemScore] = []
+    for preds in predictions:
+        for item in dataset.items:
+            items.append(score_item(item, preds.records.get(item.question_id), preds.server))
+    servers = [p.server for p in predictions]
+    rows = aggregate(items, servers)
+    text_values: dict[tuple[str, str], dict[str, float]] = {}
+    if text_metrics:
+        from ctbench.evaluation.text_scoring import text_metric_rows
+
+        instances = [metrics.get(m)() if isinstance(m, str) else m for m in text_metrics]
+        text_rows, text_values = text_metric_rows(dataset, predictions, instances, protocol)
+        rows += text_rows
+    extra: dict[str, Any] = {}
+    per_item_correct = {s: {it.question_id: it.correct for it in items if it.server == s} for s in servers}
+    headline = {"accuracy": per_item_correct}
+    if verdicts:
+        from ctbench.evaluation.jury_scoring import jury_rows
+
+        j_rows, section, jury_correct = jury_rows(dataset, predictions, verdicts)
+        rows += j_rows
+        extra["jury"] = section
+        if jury_correct:
+            headline["jury_accuracy"] = jury_correct
+    clusters = {it.question_id: it.case_id for it in dataset.items}
+    extra["comparisons"] = {
+        name: paired_comparisons(correctness_matrix(per), clusters, [s for s in servers if s in per])
+        for name, per in headline.items()
+    }
+    result = ScoreResult(
+        dataset_name=dataset.name,
+        n_questions=len(dataset.items),
+        servers=servers,
+        items=items,
+        rows=rows,
+        extra=extra,
+        issues={p.server: p.issues for p in predictions},
+        sources={p.server: p.source for p in predictions},
+        text_values=text_values,
+        protocol={"text": {"lowercase": protocol.lowercase, "skip_empty": protocol.skip_empty,
+                           "bleu": "sacrebleu corpus BLEU, 13a tokenizer",
+                           "meteor": "NLTK meteor_score on whitespace tokens, WordNet 3.0, mean",
+                           "rouge": "rouge-score F1 with Porter stemmer, mean",
+                           "sbert": "all-MiniLM-L6-v2 cosine, float32 mean"}} if text_metrics else {},
+    )
+    result.headline = headline
+    return result
+
+
+def score_run(
+    run_dir: str | Path | None = None,
+    prediction_files: Iterable[str | Path] = (),
+    dataset: str | Path | Dataset | None = None,
+    text_metrics: Sequence[str | TextMetric] = (),
+    protocol: TextProtocol = TextProtocol(),
+    verdicts_dir: str | Path | None = None,
+) -> ScoreResult:
+    """Score every ledger in RUN/predictions/ plus any extra prediction files.
+
+    The denominator is RUN/dataset.jsonl unless `dataset` is given (needed when there is no
+    run folder). Extra files take their server name from the file name (`m3d.jsonl` -> m3d).
+    """
+    if isinstance(dataset, Dataset):
+        ds = dataset
+    elif dataset is not None:
+        ds = load_dataset(dataset)
+    elif run_dir is not None:
+        ds = load_run_dataset(run_dir)
+    else:
+        raise DatasetError("nothing to score against: give a run folder or a dataset")
+    files = list(run_ledgers(run_dir)) if run_dir is not None else []
+    files += [Path(p) for p in prediction_files]
+    if not files:
+        raise DatasetError("no predictions to score (RUN/predictions/*.jsonl is empty and no files given)", run_dir)
+    loaded: list[ServerPredictions] = []
+    for path in files:
+        preds = read_ledger(path, ds)
+        if any(p.server == preds.server for p in loaded):
+            raise DatasetError(f"two prediction files for server {preds.server!r}", path)
+        loaded.append(preds)
+    if verdicts_dir is None and run_dir is not None and (Path(run_dir) / "judges").is_dir():
+        verdicts_dir = Path(run_dir) / "judges"
+    verdicts = find_verdict_files(verdicts_dir) if verdicts_dir is not None else None
+    return score_predictions(ds, loaded, text_metrics, protocol, verdicts)
+
+
+# --- aggregation ---------------------------------------------------------------------------
+def _groups(items: list[ItemScore]) -> list[tuple[str, str, list[ItemScore]]]:
+    groups: list[tuple[str, str, list[ItemScore]]] = [("all", "all", items)]
+    by_cat: dict[str, list[ItemScore]] = {}
+    by_type: dict[str, list[ItemScore]] = {}
+    for it in items:
+        for c in it.categories:
+            by_cat.setdefault(c, []).append(it)
+        if it.question_type:
+            by_type.setdefault(it.question_type, []).append(it)
+    groups += [("category", k, v) for k, v in sorted(by_cat.items())]
+    groups += [("question_type", k, v) for k, v in sorted(by_type.items())]
+    return groups
+
+
+def _row(server: str, kind: str, group: str, metric: str, items: list[ItemScore], values: list[bool]) -> dict[str, Any]:
+    ci = clustered_proportion_ci([float(v) for v in values], [it.case_id for it in items])
+    return {
+        "server": server, "group_kind": kind, "group": group, "metric": metric,
+        "higher_is_better": True, "value": ci.estimate, "ci_low": ci.low, "ci_high": ci.high,
+        "n": len(items),
+        "answered": sum(it.status == "ok" for it in items),
+        "errors": sum(it.status == "error" for it in items),
+        "missing": sum(it.status == "missing" for it in items),
+        "correct": int(sum(values)), "scored": len(items), "n_volumes": ci.n_clusters, "note": "",
+    }
+
+
+def aggregate(items: list[ItemScore], servers: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of (server, group, metric) with value, 95% clustered CI and counts."""
+    rows: list[dict[str, Any]] = []
+    for server in servers:
+        mine = [it for it in items if it.server == server]
+        for kind, group, members in _groups(mine):
+            rows.append(_row(server, kind, group, "accuracy", members, [it.correct for it in members]))
+            rows.append(_row(server, kind, group, "exact_match", members, [it.exact for it in members]))
+            with_options = [it for it in members if it.has_options]
+            if with_options:
+                rows.append(_row(server, kind, group, "option_match", with_options,
+                                 [it.correct for it in with_options]))
+    return rows
+
+
+def item_rows(result: ScoreResult) -> list[dict[str, Any]]:
+    """Per-item scores as plain dicts (for a correctness matrix or a CSV)."""
+    return [asdict(it) for it in result.items]

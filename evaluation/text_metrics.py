@@ -1,0 +1,188 @@
+"""Text-similarity metrics: BLEU, METEOR, ROUGE-1/2/L, Sentence-BERT cosine, AlignScore.
+
+Each metric scores a list of (prediction, reference) pairs. Per-item scoring is separate from
+aggregation: `per_item` gives one float per pair (BLEU is corpus-level and gives none), `corpus`
+the aggregate. A metric whose dependency or weights are absent says so via `unavailable()` and is
+reported with that reason, never as a number.
+
+The protocol that reproduces the published CT-SpatialVQA table (`TextProtocol()` defaults):
+lower-case both sides; skip items whose prediction is empty or blank (and missing/failed ones);
+sacrebleu corpus BLEU with its default 13a tokenizer; METEOR (NLTK, WordNet 3.0) on whitespace
+tokens, averaged; ROUGE F1 with the Porter stemmer, averaged; SBERT cosine, averaged.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ctbench.registry import Registry
+
+
+@dataclass(frozen=True)
+class TextProtocol:
+    lowercase: bool = True
+    skip_empty: bool = True  # False: blank/missing predictions score as "" (in the denominator)
+
+    def prepare(self, text: str) -> str:
+        return text.lower() if self.lowercase else text
+
+
+class TextMetric:
+    """Base class. Subclasses set `name`/`outputs` and implement `per_item` (or `corpus`)."""
+
+    name = ""
+    outputs: tuple[str, ...] = ()  # metric names this produces (ROUGE gives three)
+    higher_is_better = True
+    corpus_level = False  # True: only a corpus figure, no per-item values
+
+    def unavailable(self) -> str | None:
+        """Why this metric cannot run here, or None."""
+        return None
+
+    def per_item(self, preds: Sequence[str], refs: Sequence[str]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def corpus(self, preds: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
+        return {k: float(np.mean(v)) if len(v) else float("nan") for k, v in self.per_item(preds, refs).items()}
+
+
+metrics: Registry[type[TextMetric]] = Registry("metric")
+
+
+@metrics.register("bleu")
+class Bleu(TextMetric):
+    name, outputs, corpus_level = "bleu", ("bleu",), True
+
+    def unavailable(self) -> str | None:
+        return _missing("sacrebleu")
+
+    def corpus(self, preds, refs):
+        import sacrebleu
+
+        return {"bleu": float(sacrebleu.corpus_bleu(list(preds), [list(refs)]).score)}
+
+
+@metrics.register("meteor")
+class Meteor(TextMetric):
+    name, outputs = "meteor", ("meteor",)
+
+    def unavailable(self) -> str | None:
+        reason = _missing("nltk")
+        if reason:
+            return reason
+        from ctbench.evaluation.wordnet_setup import WordNetMissing, ensure_wordnet
+
+        try:
+            ensure_wordnet()
+        except WordNetMissing as exc:
+            return str(exc)
+        return None
+
+    def per_item(self, preds, refs):
+        from nltk.translate.meteor_score import meteor_score
+
+        from ctbench.evaluation.wordnet_setup import ensure_wordnet
+
+        ensure_wordnet()
+        return {"meteor": np.array([meteor_score([r.split()], p.split()) for p, r in zip(preds, refs)])}
+
+
+@metrics.register("rouge")
+class Rouge(TextMetric):
+    name, outputs = "rouge", ("rouge1_f", "rouge2_f", "rougeL_f")
+
+    def unavailable(self) -> str | None:
+        return _missing("rouge_score")
+
+    def per_item(self, preds, refs):
+        from rouge_score import rouge_scorer
+
+        scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+        scores = [scorer.score(r, p) for p, r in zip(preds, refs)]
+        return {f"{k}_f": np.array([s[k].fmeasure for s in scores]) for k in ("rouge1", "rouge2", "rougeL")}
+
+
+@metrics.register("sbert")
+class SbertCosine(TextMetric):
+    name, outputs = "sbert", ("sbert_cosine",)
+    mean_dtype = np.float32  # the published pipeline averages in torch float32
+
+    def __init__(self, encoder=None):
+        self._encoder = encoder
+
+    def encoder(self):
+        if self._encoder is None:
+            from ctbench.evaluation.embeddings import SentenceEncoder
+
+            self._encoder = SentenceEncoder()
+        return self._encoder
+
+    def unavailable(self) -> str | None:
+        from ctbench.evaluation.embeddings import SentenceEncoder
+
+        return SentenceEncoder.check_available()
+
+    def per_item(self, preds, refs):
+        from ctbench.evaluation.embeddings import cosine_pairs
+
+        enc = self.encoder()
+        return {"sbert_cosine": cosine_pairs(enc.encode(preds), enc.encode(refs))}
+
+    def corpus(self, preds, refs):
+        # float32 mean, as torch computes it in the published pipeline
+        values = self.per_item(preds, refs)["sbert_cosine"]
+        return {"sbert_cosine": float(np.mean(values, dtype=np.float32)) if len(values) else float("nan")}
+
+
+@metrics.register("alignscore")
+class AlignScoreMetric(TextMetric):
+    """AlignScore (Zha et al. 2023): factual consistency of the prediction with the reference.
+
+    Optional extra: `pip install alignscore` plus a checkpoint (AlignScore-base.ckpt or -large)
+    named by $CTBENCH_ALIGNSCORE_CKPT. Without both it is reported unavailable.
+    """
+
+    name, outputs = "alignscore", ("alignscore",)
+
+    def __init__(self, ckpt_path: str | None = None, model: str = "roberta-base", device: str = "cpu"):
+        self.ckpt_path = ckpt_path or os.environ.get("CTBENCH_ALIGNSCORE_CKPT", "")
+        self.model = model
+        self.device = device
+        self._scorer = None
+
+    def unavailable(self) -> str | None:
+        reason = _missing("alignscore")
+        if reason:
+            return reason + " (optional extra: pip install alignscore)"
+        if not self.ckpt_path:
+            return "no AlignScore checkpoint: set CTBENCH_ALIGNSCORE_CKPT to AlignScore-base.ckpt"
+        if not Path(self.ckpt_path).is_file():
+            return f"AlignScore checkpoint not found at {self.ckpt_path}"
+        return None
+
+    def scorer(self):
+        if self._scorer is None:
+            from alignscore import AlignScore
+
+            self._scorer = AlignScore(model=self.model, batch_size=32, device=self.device,
+                                      ckpt_path=self.ckpt_path, evaluation_mode="nli_sp", verbose=False)
+        return self._scorer
+
+    def per_item(self, preds, refs):
+        return {"alignscore": np.asarray(self.scorer().score(contexts=list(refs), claims=list(preds)), float)}
+
+
+def _missing(module: str) -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return f"python package {module!r} is not installed"
+    return None
+
+
+ALL_TEXT_METRICS = ("bleu", "meteor", "rouge", "sbert", "alignscore")
+OFFLINE_TEXT_METRICS = ("bleu", "meteor", "rouge", "sbert")

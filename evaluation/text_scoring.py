@@ -1,0 +1,100 @@
+"""Text metrics over a run: per server, and per category / question type, with clustered CIs."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from ctbench.datasets.qa_items import Dataset
+from ctbench.evaluation.categories import canonical_categories
+from ctbench.evaluation.intervals import clustered_mean_ci
+from ctbench.evaluation.ledger import ServerPredictions
+from ctbench.evaluation.text_metrics import TextMetric, TextProtocol, metrics
+
+
+def build_metrics(names: Sequence[str]) -> list[TextMetric]:
+    return [metrics.get(name)() for name in names]
+
+
+def text_metric_rows(
+    dataset: Dataset,
+    predictions: Sequence[ServerPredictions],
+    instances: Sequence[TextMetric],
+    protocol: TextProtocol = TextProtocol(),
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, float]]]:
+    """Rows like scoring.aggregate's, plus per-item values {(server, question_id): {metric: v}}."""
+    rows: list[dict[str, Any]] = []
+    per_item: dict[tuple[str, str], dict[str, float]] = {}
+    for preds in predictions:
+        scored, texts, refs = [], [], []
+        status = {}
+        for item in dataset.items:
+            rec = preds.records.get(item.question_id)
+            ok = rec is not None and rec.status == "ok" and rec.prediction is not None
+            status[item.question_id] = "ok" if ok else ("missing" if rec is None else "error")
+            text = rec.prediction if ok else ""
+            if protocol.skip_empty and not text.strip():
+                continue
+            scored.append(item)
+            texts.append(protocol.prepare(text))
+            refs.append(protocol.prepare(item.answer))
+        groups = _groups(dataset, scored)
+        for metric in instances:
+            reason = metric.unavailable()
+            if reason:
+                for name in metric.outputs:
+                    rows.append(_row(preds.server, "all", "all", name, metric, dataset.items, status,
+                                     len(scored), None, note=f"unavailable: {reason}"))
+                continue
+            if metric.corpus_level:
+                for kind, group, members, idx in groups:
+                    values = metric.corpus([texts[i] for i in idx], [refs[i] for i in idx]) if idx else {}
+                    for name in metric.outputs:
+                        rows.append(_row(preds.server, kind, group, name, metric, members, status,
+                                         len(idx), values.get(name), note="corpus-level; no CI"))
+                continue
+            values = metric.per_item(texts, refs)
+            for name, arr in values.items():
+                for item, v in zip(scored, arr):
+                    per_item.setdefault((preds.server, item.question_id), {})[name] = float(v)
+                dtype = getattr(metric, "mean_dtype", np.float64)
+                for kind, group, members, idx in groups:
+                    sub = np.asarray(arr)[idx] if idx else np.zeros(0)
+                    ci = clustered_mean_ci([float(x) for x in sub], [scored[i].case_id for i in idx])
+                    value = float(np.mean(sub, dtype=dtype)) if len(sub) else None
+                    rows.append(_row(preds.server, kind, group, name, metric, members, status, len(idx),
+                                     value, ci.low, ci.high))
+    return rows, per_item
+
+
+def _groups(dataset: Dataset, scored) -> list[tuple[str, str, list, list[int]]]:
+    """(kind, group, all dataset items in the group, indices into `scored`)."""
+    out = [("all", "all", list(dataset.items), list(range(len(scored))))]
+    members: dict[tuple[str, str], list] = {}
+    for item in dataset.items:
+        for c in canonical_categories(item.categories):
+            members.setdefault(("category", c), []).append(item)
+        if item.question_type:
+            members.setdefault(("question_type", item.question_type), []).append(item)
+    index: dict[tuple[str, str], list[int]] = {k: [] for k in members}
+    for i, item in enumerate(scored):
+        for c in canonical_categories(item.categories):
+            index[("category", c)].append(i)
+        if item.question_type:
+            index[("question_type", item.question_type)].append(i)
+    for key in sorted(members):
+        out.append((key[0], key[1], members[key], index[key]))
+    return out
+
+
+def _row(server, kind, group, name, metric, members, status, scored, value, low=None, high=None, note=""):
+    counts = [status[it.question_id] for it in members]
+    clean = lambda x: None if x is None or (isinstance(x, float) and math.isnan(x)) else x  # noqa: E731
+    return {
+        "server": server, "group_kind": kind, "group": group, "metric": name,
+        "higher_is_better": metric.higher_is_better, "value": clean(value),
+        "ci_low": clean(low), "ci_high": clean(high), "n": len(members),
+        "answered": counts.count("ok"), "errors": counts.count("error"), "missing": counts.count("missing"),
+        "correct": None, "n_volumes": len({it.case_id for it in members}), "scored": scored, "note": note,
+    }

@@ -1,0 +1,90 @@
+"""The one class a model team subclasses.
+
+The base class owns everything that is not the model: the gRPC plumbing, the volume cache,
+batching, per-item errors, timings, health and shutdown (see server.py). A subclass fills in
+`load`, optionally `preprocess` and `encode_volume`, and `answer`. It never touches protobuf.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ctbench.preprocess.volume import Volume
+
+
+@dataclass
+class QuestionItem:
+    """One question as `Model.answer` sees it, with its volume already prepared."""
+
+    question_id: str
+    text: str
+    options: tuple[str, ...] = ()
+    question_type: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    volume_id: str = ""
+    prepared: Any = None  # what `preprocess` returned for this question's volume
+    state: Any = None  # what `encode_volume` returned (shared by the volume's questions)
+
+
+class Model:
+    """Base class for every ctbench model server.
+
+    Class attributes describe the model card; instance options come from
+    `bench serve MODEL --option key=value` and arrive as keyword arguments.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    description: ClassVar[str] = ""
+    license: ClassVar[str] = ""
+    weights: ClassVar[str] = ""
+    max_batch_size: ClassVar[int] = 8
+    max_wait_ms: ClassVar[float] = 5.0
+    #: False for models that never look at voxels (the server then skips decoding volumes).
+    reads_volume: ClassVar[bool] = True
+    #: "reference" and/or "inline".
+    transports: ClassVar[tuple[str, ...]] = ("reference", "inline")
+    gpu_memory_bytes: ClassVar[int] = 0
+
+    def __init__(self, **options: str):
+        self.options = dict(options)
+        self.ready = False
+
+    # --- what a model team writes ---------------------------------------------------------
+    def load(self) -> None:
+        """Load weights. Raise `ModelNotReady` saying what is missing and how to get it."""
+
+    def preprocess(self, volume: Volume) -> Any:
+        """Turn a validated `Volume` into the model's input. Runs once per volume."""
+        return volume
+
+    def encode_volume(self, prepared: Any) -> Any:
+        """Optional per-volume state (vision features, a KV cache) shared by its questions."""
+        return None
+
+    def answer(self, batch: list[QuestionItem]) -> list[str | Exception]:
+        """One answer (or an exception for that item alone) per question, in batch order."""
+        raise NotImplementedError
+
+    # --- the model card -------------------------------------------------------------------
+    def input_spec(self) -> dict[str, Any]:
+        """How volumes are prepared; keys follow the proto's `InputSpec` message."""
+        return {"name": self.name, "kind": "volume3d" if self.reads_volume else "none"}
+
+    def generation(self) -> dict[str, str]:
+        """Decoding settings, reported in the card and recorded with each prediction."""
+        return {}
+
+    def card(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "license": self.license,
+            "weights": self.weights,
+            "input": self.input_spec(),
+            "max_batch_size": self.max_batch_size,
+            "transports": list(self.transports),
+            "generation": {k: str(v) for k, v in self.generation().items()},
+            "gpu_memory_bytes": self.gpu_memory_bytes,
+        }

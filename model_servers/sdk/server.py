@@ -1,0 +1,146 @@
+"""Runs a `Model` as a gRPC server: AnswerVolumeQuestion + grpc.health.v1 + reflection.
+
+Health is NOT_SERVING until `Model.load()` succeeds (load runs in the background so probes are
+answered while weights load). SIGTERM/SIGINT enter graceful shutdown: health goes NOT_SERVING,
+in-flight streams get `grace` seconds, then the batcher stops.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ctbench.errors import CtbenchError, PortInUse
+from ctbench.model_servers.sdk.batcher import Batcher
+from ctbench.model_servers.sdk.model import Model
+from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer, ModelCore, ServerLimits
+from ctbench.model_servers.sdk.volume_cache import VolumeCache
+from ctbench.v1 import answer_volume_question_pb2 as pb
+from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
+
+log = logging.getLogger("ctbench.server")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnswerVolumeQuestion"].full_name
+
+
+@dataclass
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    data_root: Path | None = None
+    cache_bytes: int = 4 << 30
+    max_volume_bytes: int = 2 << 30
+    preprocess_workers: int = 2
+    max_streams: int = 16
+    grace_s: float = 5.0
+
+
+class ModelServer:
+    def __init__(self, model: Model, options: ServerOptions):
+        self.model = model
+        self.options = options
+        self._pool = futures.ThreadPoolExecutor(max_workers=options.max_streams * 2 + 4, thread_name_prefix="ctbench-grpc")
+        self._preprocess = futures.ThreadPoolExecutor(max_workers=options.preprocess_workers, thread_name_prefix="ctbench-prep")
+        self.batcher = Batcher(model.answer, model.max_batch_size, model.max_wait_ms)
+        limits = ServerLimits(data_root=options.data_root, max_volume_bytes=options.max_volume_bytes)
+        self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        # so_reuseport off: a second server on a taken port must fail, not silently share it.
+        self.server = grpc.server(self._pool, maximum_concurrent_rpcs=options.max_streams * 4, options=[("grpc.so_reuseport", 0)])
+        pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.core), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server,
+        )
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = 0
+        self.loaded = threading.Event()
+        self._stopped = threading.Event()
+
+    def _set_health(self, status) -> None:
+        for service in ("", SERVICE_NAME):
+            self.health.set(service, status)
+
+    def start(self) -> int:
+        """Bind, start serving, and begin loading the model in the background. Returns the port."""
+        address = f"{self.options.host}:{self.options.port}"
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise PortInUse(f"cannot listen on {address}: the port is in use or not bindable ({exc})") from None
+        if self.port == 0:
+            raise PortInUse(f"cannot listen on {address}: the port is in use or not bindable")
+        self.server.start()
+        threading.Thread(target=self._load, name="ctbench-load", daemon=True).start()
+        return self.port
+
+    def _load(self) -> None:
+        try:
+            self.model.load()
+        except CtbenchError as exc:
+            self.core.load_error = str(exc)
+            log.error("model %s not loaded: %s", self.model.name, exc)
+            return
+        except Exception as exc:  # keep serving health/Describe; say why not ready
+            self.core.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("model %s failed to load", self.model.name)
+            return
+        self.model.ready = True
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self.loaded.set()
+        log.info("model %s %s ready", self.model.name, self.model.version)
+
+    def stop(self, grace: float | None = None) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.options.grace_s if grace is None else grace).wait()
+        self.batcher.stop()
+        self._preprocess.shutdown(wait=False, cancel_futures=True)
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum, frame):
+            log.info("signal %s: shutting down gracefully", signum)
+            threading.Thread(target=self.stop, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def serve(model: Model, options: ServerOptions, port_file: Path | None = None, exit_with_parent: bool = False) -> None:
+    """Serve until a signal arrives. Writes the bound port to `port_file` once listening.
+
+    With `exit_with_parent`, the server also stops when its parent process dies, so a runner
+    killed with SIGKILL leaves no orphaned servers behind."""
+    server = ModelServer(model, options)
+    port = server.start()
+    server.install_signal_handlers()
+    if exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while not server._stopped.wait(0.5):
+                if os.getppid() != parent:
+                    log.warning("parent process %d is gone: shutting down", parent)
+                    server.stop(grace=1.0)
+                    return
+
+        threading.Thread(target=watch_parent, name="ctbench-parent-watch", daemon=True).start()
+    log.info("serving %s on %s:%d (data root: %s)", model.name, options.host, port, options.data_root)
+    if port_file is not None:
+        tmp = port_file.with_suffix(".tmp")
+        tmp.write_text(str(port))
+        tmp.replace(port_file)
+    server.wait()

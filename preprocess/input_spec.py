@@ -1,0 +1,157 @@
+"""`InputSpec`: what a model is fed, declared as data, with the pipeline that produces it.
+
+A spec's fields mirror the proto message ``ctbench.v1.InputSpec`` (`to_dict` returns exactly its
+fields), so a model server's `Describe` can report how every volume it answered was prepared.
+Spatial conventions of the declared fields:
+
+* ``orientation``: the code the volume is reoriented to before anything else ("" = used as
+  stored on disk, as the published harness did for several models).
+* ``axis_order``: the order of the array axes handed to the model, in D/H/W letters of the
+  oriented volume (D = k, slices; H = j, rows; W = i, columns; see `orientation.py`).
+* ``target_shape``: the spatial shape in ``axis_order`` (for slice models ``[N, rows, cols]``,
+  empty where slices keep their native size); channel and batch axes the model adds are in
+  ``details["model_tensor"]``.
+* ``target_spacing_mm``: voxel spacing in the oriented volume's (i, j, k) order, empty when the
+  model resizes to a shape instead.
+
+``details["geometry"]`` says how the shape is reached: ``resize`` (whole extent to
+target_shape), ``resample_crop`` (to target_spacing_mm, then centre crop/pad to target_shape),
+``slices`` (``num_slices`` linspace slices along D, optionally resized to ``details["slice_size"]``)
+or ``middle_slice``. The orientation-contract tests use these declarations, not the pipeline, to
+work out where each probe marker must land.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ctbench.errors import UnknownName
+from ctbench.preprocess.compose import Compose
+from ctbench.preprocess.orientation import normalize_axis_order, normalize_orientation
+from ctbench.registry import Registry
+
+__all__ = ["InputSpec", "KINDS", "PRESETS", "PresetFamily", "get_spec", "preset_names"]
+
+KINDS = ("volume3d", "slices2d", "none")
+GEOMETRIES = ("resize", "resample_crop", "slices", "middle_slice", "none")
+
+
+@dataclass(frozen=True, eq=False)
+class InputSpec:
+    name: str
+    variant: str
+    kind: str
+    orientation: str = ""
+    axis_order: str = "DHW"
+    target_shape: tuple[int, ...] = ()
+    target_spacing_mm: tuple[float, ...] = ()
+    intensity: str = ""
+    num_slices: int = 0
+    windows: tuple[tuple[float, float], ...] = ()
+    notes: str = ""
+    details: Mapping[str, str] = field(default_factory=dict)
+    build: Callable[[], Compose] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"InputSpec {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.orientation:
+            object.__setattr__(self, "orientation", normalize_orientation(self.orientation))
+        if self.kind != "none":
+            object.__setattr__(self, "axis_order", normalize_axis_order(self.axis_order))
+        object.__setattr__(self, "target_shape", tuple(int(v) for v in self.target_shape))
+        object.__setattr__(self, "target_spacing_mm", tuple(float(v) for v in self.target_spacing_mm))
+        object.__setattr__(self, "windows", tuple((float(lo), float(hi)) for lo, hi in self.windows))
+        details = {str(k): str(v) for k, v in self.details.items()}
+        geometry = details.get("geometry", "none")
+        if geometry not in GEOMETRIES:
+            raise ValueError(f"InputSpec {self.name!r}: details['geometry'] must be one of {GEOMETRIES}, got {geometry!r}")
+        object.__setattr__(self, "details", details)
+        object.__setattr__(self, "_pipeline", None)
+
+    @property
+    def geometry(self) -> str:
+        return self.details.get("geometry", "none")
+
+    @property
+    def slice_size(self) -> tuple[int, int] | None:
+        """(rows, cols) slices are resized to, or None for native size."""
+        size = self.details.get("slice_size", "native")
+        if size == "native":
+            return None
+        rows, cols = size.split("x")
+        return (int(rows), int(cols))
+
+    def pipeline(self) -> Compose:
+        """The transforms that produce this input from a `Volume` (built once)."""
+        if self.build is None:
+            raise ValueError(f"InputSpec {self.name}/{self.variant} has no pipeline (kind {self.kind!r})")
+        if self._pipeline is None:
+            object.__setattr__(self, "_pipeline", self.build())
+        return self._pipeline
+
+    def apply(self, volume) -> np.ndarray:
+        """Model-ready numpy array: ``target_shape`` float32 for volume3d, ``(N, rows, cols, 3)``
+        uint8 for slices2d (a stack of HxWx3 slices)."""
+        return self.pipeline()(volume)
+
+    def to_dict(self) -> dict:
+        """The proto ``InputSpec`` fields, JSON-ready."""
+        return {
+            "name": self.name,
+            "variant": self.variant,
+            "kind": self.kind,
+            "orientation": self.orientation,
+            "axis_order": self.axis_order if self.kind != "none" else "",
+            "target_shape": list(self.target_shape),
+            "target_spacing_mm": list(self.target_spacing_mm),
+            "intensity": self.intensity,
+            "num_slices": int(self.num_slices),
+            "windows": [[lo, hi] for lo, hi in self.windows],
+            "notes": self.notes,
+            "details": dict(self.details),
+        }
+
+    def to_proto(self):
+        """As a ``ctbench.v1.InputSpec`` message (imports protobuf lazily)."""
+        from ctbench.v1 import answer_volume_question_pb2 as pb
+
+        fields = self.to_dict()
+        windows = [pb.IntensityWindow(lower=lo, upper=hi) for lo, hi in fields.pop("windows")]
+        return pb.InputSpec(windows=windows, **fields)
+
+
+@dataclass(frozen=True)
+class PresetFamily:
+    """One model's specs: the authors' input (the default) and the published harness's variant(s)."""
+
+    name: str
+    variants: Mapping[str, InputSpec]
+    default: str = "authors"
+
+    def get(self, variant: str | None = None) -> InputSpec:
+        variant = variant or self.default
+        try:
+            return self.variants[variant]
+        except KeyError:
+            raise UnknownName(
+                f"Unknown variant {variant!r} of preset {self.name!r}. Available: {', '.join(sorted(self.variants))}"
+            ) from None
+
+
+PRESETS: Registry[PresetFamily] = Registry("input spec preset")
+
+
+def get_spec(name: str, variant: str | None = None) -> InputSpec:
+    """The registered spec ``name`` (e.g. "medgemma") in `variant` (default: the authors' input)."""
+    import ctbench.preprocess.presets  # noqa: F401  (registers the presets)
+
+    return PRESETS.get(name).get(variant)
+
+
+def preset_names() -> list[str]:
+    import ctbench.preprocess.presets  # noqa: F401
+
+    return PRESETS.names()

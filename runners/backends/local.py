@@ -1,0 +1,102 @@
+"""Local-process backend: each server is `python -m ctbench serve MODEL` on a loopback port.
+
+The server binds port 0 and writes the port it got to a file, so two runs never race for a
+port. Each server runs in its own process group, logs to RUN/logs/<name>.log, and its pid is in
+RUN/logs/<name>.pid (tests kill -9 it to check that nothing is lost).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ctbench.errors import ServerStartError
+from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
+
+
+@dataclass
+class _Proc:
+    spec: ServerSpec
+    process: subprocess.Popen
+    log_path: Path
+    data_root: Path
+    log_dir: Path
+
+
+class LocalProcessBackend(Backend):
+    name = "local"
+
+    def __init__(self, start_timeout_s: float = 60.0, extra_env: dict | None = None):
+        self.start_timeout_s = start_timeout_s
+        self.extra_env = dict(extra_env or {})
+        self._procs: dict[str, _Proc] = {}
+
+    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        port_file = log_dir / f"{spec.name}.port"
+        port_file.unlink(missing_ok=True)
+        log_path = log_dir / f"{spec.name}.log"
+        command = [
+            sys.executable, "-m", "ctbench", "serve", spec.model,
+            "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
+            "--data-root", str(data_root), "--exit-with-parent", *spec.args,
+        ]
+        env = {**os.environ, **{k: str(v) for k, v in spec.environment.items()}, **self.extra_env}
+        with log_path.open("ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(command)}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
+        (log_dir / f"{spec.name}.pid").write_text(str(process.pid))
+        self._procs[spec.name] = _Proc(spec, process, log_path, data_root, log_dir)
+        deadline = time.monotonic() + self.start_timeout_s
+        while not port_file.is_file():
+            if process.poll() is not None:
+                raise ServerStartError(
+                    f"server {spec.name!r} exited at start with code {process.returncode}:\n{self.logs(spec.name)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop(spec.name)
+                raise ServerStartError(
+                    f"server {spec.name!r} did not start listening within {self.start_timeout_s:.0f}s:\n{self.logs(spec.name)}"
+                )
+            time.sleep(0.05)
+        port = int(port_file.read_text())
+        return Endpoint(spec.name, f"127.0.0.1:{port}", data_root=str(data_root))
+
+    def is_alive(self, name: str) -> bool:
+        proc = self._procs.get(name)
+        return proc is not None and proc.process.poll() is None
+
+    def restart(self, name: str) -> Endpoint:
+        proc = self._procs[name]
+        self.stop(name)
+        return self.start(proc.spec, proc.data_root, proc.log_dir)
+
+    def logs(self, name: str, tail: int = 40) -> str:
+        proc = self._procs.get(name)
+        if proc is None or not proc.log_path.is_file():
+            return ""
+        lines = proc.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-tail:])
+
+    def stop(self, name: str) -> None:
+        proc = self._procs.pop(name, None)
+        if proc is None or proc.process.poll() is not None:
+            return
+        try:
+            os.killpg(proc.process.pid, signal.SIGTERM)
+            proc.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.process.pid, signal.SIGKILL)
+            proc.process.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+    def running(self) -> list[str]:
+        return list(self._procs)

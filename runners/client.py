@@ -1,0 +1,187 @@
+"""Streams one server's share of a run over one `Answer` call.
+
+Volumes go first (by reference when the server mounts the data, else inline in chunks), then
+the questions that refer to them. At most `window` questions are in flight, so the per-item
+deadline measures the server, not a queue the client built. Every question ends as exactly one
+outcome handed to `on_outcome`: an answer, a per-item error, or a deadline miss. If the stream
+breaks (the server died), `stream()` returns the items that never got an outcome.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from ctbench.datasets.qa_items import QAItem
+from ctbench.errors import CtbenchError
+from ctbench.runners.volume_source import VolumeSource
+from ctbench.v1 import answer_volume_question_pb2 as pb
+from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
+
+CHUNK_BYTES = 1 << 20  # well under gRPC's 4 MiB default message limit
+GRPC_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+@dataclass
+class Outcome:
+    item: QAItem
+    prediction: str
+    error: dict | None  # {"code", "type", "message"} or None
+    timings: dict = field(default_factory=dict)
+    model_version: str = ""
+
+
+@dataclass
+class VolumeGroup:
+    path: Path  # absolute path on the runner host
+    relative: str | None  # path relative to the data root, when inside it
+    items: list[QAItem]
+
+
+def describe(address: str, timeout_s: float = 10.0) -> dict:
+    with grpc.insecure_channel(address) as channel:
+        card = pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=timeout_s)
+    return MessageToDict(card, preserving_proto_field_name=True)
+
+
+class ServerStream:
+    def __init__(
+        self,
+        address: str,
+        source: VolumeSource,
+        on_outcome: Callable[[Outcome], None],
+        use_reference: bool,
+        window: int = 16,
+        deadline_s: float = 600.0,
+        stop: threading.Event | None = None,
+    ):
+        self.address = address
+        self.source = source
+        self.on_outcome = on_outcome
+        self.use_reference = use_reference
+        self.window = max(1, window)
+        self.deadline_s = deadline_s
+        self.stop = stop or threading.Event()
+        self._outstanding: dict[str, tuple[QAItem, float]] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(self.window)
+        self._all_sent = threading.Event()
+        self._finished = threading.Event()
+        self.bytes_sent = 0
+        self.broken = False
+
+    # --- outcomes ---------------------------------------------------------------------------
+    def _settle(self, question_id: str) -> tuple[QAItem, float] | None:
+        """Remove a question from the in-flight set; (item, seconds since sent) or None."""
+        with self._lock:
+            entry = self._outstanding.pop(question_id, None)
+            if entry is not None:
+                self._slots.release()
+            if self._all_sent.is_set() and not self._outstanding:
+                self._finished.set()
+        return (entry[0], time.monotonic() - entry[1]) if entry else None
+
+    def _fail_now(self, item: QAItem, exc: CtbenchError) -> None:
+        self.on_outcome(Outcome(item, "", {"code": exc.code, "type": exc.type_name, "message": str(exc)}))
+
+    def _watch_deadlines(self) -> None:
+        while not self._finished.wait(0.2):
+            now = time.monotonic()
+            with self._lock:
+                late = [qid for qid, (_, sent) in self._outstanding.items() if now - sent > self.deadline_s]
+            for qid in late:
+                settled = self._settle(qid)
+                if settled is not None:
+                    self.on_outcome(Outcome(settled[0], "", {
+                        "code": "DEADLINE_EXCEEDED", "type": "DeadlineExceeded",
+                        "message": f"no answer within the per-item deadline of {self.deadline_s:g}s",
+                    }))
+
+    # --- requests ---------------------------------------------------------------------------
+    def _requests(self, groups: list[VolumeGroup], unsent: list[QAItem]) -> Iterator[pb.AnswerRequest]:
+        for group in groups:
+            try:
+                volume = self.source.get(group.path)
+            except CtbenchError as exc:
+                for item in group.items:
+                    unsent.remove(item)
+                    self._fail_now(item, exc)
+                continue
+            if self.use_reference and group.relative is not None:
+                yield pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=volume.volume_id, path=group.relative))
+            else:
+                data = volume.data
+                yield pb.AnswerRequest(volume=pb.VolumeHeader(
+                    volume_id=volume.volume_id,
+                    inline=pb.InlineVolume(total_bytes=len(data), filename=group.path.name),
+                ))
+                for offset in range(0, len(data), CHUNK_BYTES):
+                    piece = data[offset: offset + CHUNK_BYTES]
+                    self.bytes_sent += len(piece)
+                    yield pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=volume.volume_id, offset=offset, data=piece))
+            for item in group.items:
+                while not self._slots.acquire(timeout=0.2):
+                    if self.stop.is_set():
+                        return
+                if self.stop.is_set():
+                    return
+                with self._lock:
+                    self._outstanding[item.question_id] = (item, time.monotonic())
+                unsent.remove(item)
+                yield pb.AnswerRequest(question=pb.Question(
+                    question_id=item.question_id, volume_id=volume.volume_id, text=item.question,
+                    options=list(item.options), question_type=item.question_type,
+                ))
+        with self._lock:
+            self._all_sent.set()
+            if not self._outstanding:
+                self._finished.set()
+        # Keep the send side open until every answer is in, then half-close.
+        while not self._finished.wait(0.2):
+            if self.stop.is_set():
+                return
+
+    def stream(self, groups: list[VolumeGroup]) -> list[QAItem]:
+        """Run the groups; return the items left without an outcome if the stream broke."""
+        unsent = [item for group in groups for item in group.items]
+        watcher = threading.Thread(target=self._watch_deadlines, daemon=True)
+        watcher.start()
+        broken = False
+        with grpc.insecure_channel(self.address) as channel:
+            call = pb_grpc.AnswerVolumeQuestionStub(channel).Answer(self._requests(groups, unsent))
+            try:
+                for response in call:
+                    if response.WhichOneof("item") != "answer":
+                        continue
+                    answer = response.answer
+                    settled = self._settle(answer.question_id)
+                    if settled is None:
+                        continue  # already settled (deadline) or unknown: never twice
+                    item, elapsed = settled
+                    error = None
+                    if answer.status.code != 0:
+                        error = {
+                            "code": GRPC_CODE_NAMES.get(answer.status.code, str(answer.status.code)),
+                            "type": answer.status.error_type,
+                            "message": answer.status.message,
+                        }
+                    timings = MessageToDict(answer.timings, preserving_proto_field_name=True, always_print_fields_with_no_presence=True) if answer.HasField("timings") else {}
+                    timings["roundtrip_ms"] = elapsed * 1e3
+                    self.on_outcome(Outcome(item, answer.text if error is None else "", error, timings, answer.model_version))
+                    if self._finished.is_set():
+                        break
+            except grpc.RpcError:
+                broken = True
+            finally:
+                self._finished.set()
+                call.cancel()
+        with self._lock:
+            left = [item for item, _ in self._outstanding.values()]
+            self._outstanding.clear()
+        self.broken = broken
+        return left + unsent  # empty unless the stream broke or the run was stopped

@@ -1,0 +1,247 @@
+"""The SDK through its real servicer, in-process, over a real loopback socket."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ctbench.errors import PortInUse
+from ctbench.model_servers.sdk import ModelServer, ServerOptions
+from ctbench.preprocess.volume import Volume, save_volume
+from ctbench.v1 import answer_volume_question_pb2 as pb
+from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
+
+from ctbench_test_models import EchoModel, NeverReadyModel
+
+INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def vid(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def write_volume(path: Path, shape=(4, 5, 6), fill=1, dtype=np.int16) -> bytes:
+    save_volume(Volume(np.full(shape, fill, dtype=dtype)), path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def data_root(tmp_path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    return root
+
+
+def start(model, data_root=None, **kw):
+    server = ModelServer(model, ServerOptions(port=0, data_root=data_root, **kw))
+    port = server.start()
+    assert server.loaded.wait(10) or not model.ready
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def echo(data_root):
+    server, address = start(EchoModel(), data_root)
+    yield server, address
+    server.stop(0)
+
+
+def exchange(address: str, requests: list[pb.AnswerRequest], timeout=20) -> tuple[dict, list]:
+    """Send all requests, collect answers by question id and volume statuses."""
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.AnswerVolumeQuestionStub(channel)
+        answers, volumes = {}, []
+        for response in stub.Answer(iter(requests), timeout=timeout):
+            if response.WhichOneof("item") == "answer":
+                assert response.answer.question_id not in answers, "an answer came twice"
+                answers[response.answer.question_id] = response.answer
+            else:
+                volumes.append(response.volume)
+        return answers, volumes
+
+
+def inline(volume_id: str, data: bytes, filename="v.nii.gz", chunk=1 << 20) -> list[pb.AnswerRequest]:
+    reqs = [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=volume_id, inline=pb.InlineVolume(total_bytes=len(data), filename=filename)))]
+    for offset in range(0, len(data), chunk):
+        reqs.append(pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=volume_id, offset=offset, data=data[offset: offset + chunk])))
+    return reqs
+
+
+def question(qid: str, volume_id: str, text="q?", options=()) -> pb.AnswerRequest:
+    return pb.AnswerRequest(question=pb.Question(question_id=qid, volume_id=volume_id, text=text, options=list(options)))
+
+
+def test_describe_reports_a_complete_card(echo):
+    _, address = echo
+    with grpc.insecure_channel(address) as channel:
+        card = pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=5)
+    assert card.name == "echo" and card.version == "test-1"
+    assert card.max_batch_size == 4
+    assert set(card.transports) == {pb.VOLUME_TRANSPORT_REFERENCE, pb.VOLUME_TRANSPORT_INLINE}
+    assert card.max_chunk_bytes < 4 << 20
+    assert card.input.kind == "volume3d"
+    assert card.sdk_version
+
+
+def test_health_is_not_serving_until_the_model_loads(data_root):
+    server, address = start(NeverReadyModel(), data_root)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        data = b"x"
+        answers, _ = exchange(address, inline(vid(data), data) + [question("q0", vid(data))])
+        assert answers["q0"].status.error_type == "ModelNotReady"
+        assert "bench models fetch" in answers["q0"].status.message
+    finally:
+        server.stop(0)
+
+
+def test_health_turns_serving_after_load(echo):
+    _, address = echo
+    with grpc.insecure_channel(address) as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="ctbench.v1.AnswerVolumeQuestion"), timeout=5).status
+    assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_by_reference_volume_serves_many_questions_loaded_once(echo, data_root):
+    server, address = echo
+    data = write_volume(data_root / "a.nii.gz")
+    reqs = [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid(data), path="a.nii.gz"))]
+    reqs += [question(f"a::{i}", vid(data)) for i in range(10)]
+    answers, volumes = exchange(address, reqs)
+    assert sorted(answers) == sorted(f"a::{i}" for i in range(10))
+    assert all(a.status.code == 0 and a.text.endswith("|(4, 5, 6)|120") for a in answers.values())
+    assert server.model.preprocess_calls == 1
+    assert [v.status.code for v in volumes] == [0]
+    assert max(server.model.batches) > 1, "questions on one volume should be batched"
+
+
+def test_inline_volume_larger_than_the_grpc_message_limit_arrives_in_chunks(echo, data_root):
+    server, address = echo
+    rng = np.random.default_rng(0)
+    path = data_root / "big.nii"  # uncompressed: ~6 MiB, over gRPC's 4 MiB default
+    save_volume(Volume(rng.integers(-1000, 1000, size=(80, 128, 256), dtype=np.int16)), path)
+    data = path.read_bytes()
+    assert len(data) > 4 << 20
+    answers, _ = exchange(address, inline(vid(data), data, "big.nii") + [question("b::0", vid(data))])
+    assert answers["b::0"].status.code == 0, answers["b::0"].status.message
+    assert "(80, 128, 256)" in answers["b::0"].text
+
+
+def test_a_volume_cached_by_one_stream_is_reused_by_the_next(echo, data_root):
+    server, address = echo
+    data = write_volume(data_root / "a.nii.gz")
+    exchange(address, inline(vid(data), data) + [question("a::0", vid(data))])
+    answers, volumes = exchange(address, inline(vid(data), data) + [question("a::1", vid(data))])
+    assert answers["a::1"].status.code == 0
+    assert answers["a::1"].timings.volume_cache_hit
+    assert server.model.preprocess_calls == 1
+
+
+BAD_ITEMS = [
+    # (name, how to build the requests, expected error type)
+    ("unknown volume", lambda root: [question("x::0", "sha256:nothing")], "UnknownVolume"),
+    ("path outside the data root", lambda root: [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id="sha256:o", path="../../etc/passwd")), question("x::0", "sha256:o")], "VolumeOutsideDataRoot"),
+    ("missing file", lambda root: [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id="sha256:m", path="missing.nii.gz")), question("x::0", "sha256:m")], "VolumeNotFound"),
+    ("not NIfTI", lambda root: inline(vid(b"hello"), b"hello", "x.nii.gz") + [question("x::0", vid(b"hello"))], "InvalidVolume"),
+    ("hash mismatch", lambda root: inline("sha256:" + "0" * 64, b"hello") + [question("x::0", "sha256:" + "0" * 64)], "InvalidVolume"),
+    ("unsupported question", lambda root: inline(vid(_ok(root)), _ok(root)) + [question("x::0", vid(_ok(root)), "raise-unsupported")], "UnsupportedQuestion"),
+    ("bug in the model", lambda root: inline(vid(_ok(root)), _ok(root)) + [question("x::0", vid(_ok(root)), "raise-bug")], "InternalError"),
+]
+
+
+def _ok(root: Path) -> bytes:
+    path = root / "ok.nii.gz"
+    return path.read_bytes() if path.exists() else write_volume(path)
+
+
+@pytest.mark.parametrize("name,build,expected", BAD_ITEMS, ids=[b[0] for b in BAD_ITEMS])
+def test_a_bad_item_gets_a_typed_error_and_the_stream_goes_on(echo, data_root, name, build, expected):
+    _, address = echo
+    good = _ok(data_root)
+    requests = build(data_root) + inline(vid(good), good) + [question("good::0", vid(good))]
+    answers, _ = exchange(address, requests)
+    assert answers["x::0"].status.error_type == expected, answers["x::0"].status
+    assert answers["x::0"].status.message
+    assert answers["good::0"].status.code == 0
+
+
+def test_internal_errors_do_not_leak_details(echo, data_root):
+    _, address = echo
+    good = _ok(data_root)
+    answers, _ = exchange(address, inline(vid(good), good) + [question("x::0", vid(good), "raise-bug")])
+    assert "secret" not in answers["x::0"].status.message
+    assert answers["x::0"].status.code == grpc.StatusCode.INTERNAL.value[0]
+
+
+@pytest.mark.parametrize(
+    "name,array",
+    [
+        ("2D image", np.zeros((5, 6), np.int16)),
+        ("NaN voxels", np.full((3, 4, 5), np.nan, np.float32)),
+    ],
+)
+def test_invalid_volumes_are_reported_per_question(echo, data_root, name, array):
+    import SimpleITK as sitk
+
+    _, address = echo
+    path = data_root / "bad.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
+    data = path.read_bytes()
+    answers, volumes = exchange(address, inline(vid(data), data) + [question("x::0", vid(data))])
+    assert answers["x::0"].status.error_type == "InvalidVolume"
+    assert volumes[0].status.error_type == "InvalidVolume"
+
+
+def test_truncated_gzip_volume_is_invalid(echo, data_root):
+    _, address = echo
+    data = write_volume(data_root / "t.nii.gz", shape=(20, 20, 20), fill=3)
+    cut = data[: len(data) // 2]
+    answers, _ = exchange(address, inline(vid(cut), cut) + [question("x::0", vid(cut))])
+    assert answers["x::0"].status.error_type == "InvalidVolume"
+
+
+def test_cancelling_a_stream_leaves_the_server_healthy(data_root):
+    server, address = start(EchoModel(delay_ms="300"), data_root)
+    try:
+        data = write_volume(data_root / "a.nii.gz")
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.AnswerVolumeQuestionStub(channel)
+            call = stub.Answer(iter(inline(vid(data), data) + [question(f"a::{i}", vid(data)) for i in range(8)]))
+            next(iter(call))
+            call.cancel()
+        answers, _ = exchange(address, inline(vid(data), data) + [question("after::0", vid(data))])
+        assert answers["after::0"].status.code == 0
+    finally:
+        server.stop(0)
+
+
+def test_port_in_use_is_a_typed_error(echo):
+    _, address = echo
+    port = int(address.rsplit(":", 1)[1])
+    with pytest.raises(PortInUse, match=str(port)):
+        ModelServer(EchoModel(), ServerOptions(port=port)).start()
+
+
+def test_concurrent_streams_share_the_batcher(echo, data_root):
+    server, address = echo
+    data = write_volume(data_root / "a.nii.gz")
+    results = {}
+
+    def client(n):
+        results[n] = exchange(address, inline(vid(data), data) + [question(f"c{n}::{i}", vid(data)) for i in range(5)])[0]
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(len(results[n]) == 5 and all(a.status.code == 0 for a in results[n].values()) for n in range(4))

@@ -1,0 +1,61 @@
+"""Tiny model servers used by the tests (imported by server subprocesses via PYTHONPATH)."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ctbench.errors import ModelNotReady, UnsupportedQuestion
+from ctbench.model_servers.sdk import Model, QuestionItem
+
+
+class EchoModel(Model):
+    """Answers '<question_id>|<volume shape>|<voxel sum>'; options: delay_ms per batch."""
+
+    name = "echo"
+    version = "test-1"
+    max_batch_size = 4
+    max_wait_ms = 20.0
+
+    def load(self) -> None:
+        self.delay = float(self.options.get("delay_ms", 0)) / 1e3
+        self.batches: list[int] = []
+        self.preprocess_calls = 0
+
+    def preprocess(self, volume):
+        self.preprocess_calls += 1
+        return volume
+
+    def answer(self, batch: list[QuestionItem]):
+        if self.delay:
+            time.sleep(self.delay)
+        self.batches.append(len(batch))
+        results = []
+        for item in batch:
+            if item.text == "raise-unsupported":
+                results.append(UnsupportedQuestion("echo cannot answer that"))
+            elif item.text == "raise-bug":
+                results.append(ZeroDivisionError("secret internal detail"))
+            else:
+                v = item.prepared
+                results.append(f"{item.question_id}|{v.array.shape}|{int(np.asarray(v.array, dtype=np.int64).sum())}")
+        return results
+
+
+class NeverReadyModel(Model):
+    name = "never-ready"
+
+    def load(self) -> None:
+        raise ModelNotReady("weights missing: /weights/model.safetensors (run `bench models fetch never-ready`)")
+
+    def answer(self, batch):  # pragma: no cover - never called
+        return ["" for _ in batch]
+
+
+class CrashAtStartModel(Model):
+    name = "crash-at-start"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        os._exit(3)  # the process dies before listening

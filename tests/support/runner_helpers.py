@@ -1,0 +1,64 @@
+"""Helpers for the runner tests: registries, ledgers, subprocess runs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+def write_registry(path: Path, services: dict[str, dict]) -> Path:
+    """A compose-style registry. services: name -> {"model": ..., "args": [...]}"""
+    doc = {"services": {name: {"x-ctbench": {"local": True, **meta}} for name, meta in services.items()}}
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def ledger_lines(run_dir: Path, server: str) -> list[dict]:
+    path = run_dir / "predictions" / f"{server}.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def dataset_ids(run_dir: Path) -> list[str]:
+    return [json.loads(line)["question_id"] for line in (run_dir / "dataset.jsonl").read_text().splitlines()]
+
+
+def bench(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ctbench", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}, **kwargs,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of ours counts as gone
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        return status != "Z"
+    except OSError:
+        return False
+
+
+def kill9(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+
+
