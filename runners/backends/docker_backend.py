@@ -14,10 +14,13 @@ start failure carries the container's last log lines.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+import shutil
 import socket
+import threading
 from pathlib import Path
 
 from ctbench.errors import PortInUse, ServerStartError
@@ -32,6 +35,7 @@ GATEWAY_BUILD = {"context": "..", "dockerfile": "dockerfiles/gateway.Dockerfile"
 DATA_MOUNT = "/data"
 LABEL = "org.ctbench"
 PING_TIMEOUT_S = 5
+HOST_CA_BUNDLE = Path(os.environ.get("HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 
 
 class DockerUnavailable(ServerStartError):
@@ -81,6 +85,22 @@ def _reason(exc: Exception) -> str:
     return first[:300]
 
 
+@contextlib.contextmanager
+def build_secrets(context: Path):
+    """Put the host's CA bundle where the Dockerfiles' builder stages look for it, for the length
+    of one build (pip behind a TLS-intercepting proxy), then remove it."""
+    folder = context / "dockerfiles" / "build-secrets"
+    target = folder / "ca-certificates.crt"
+    placed = folder.is_dir() and HOST_CA_BUNDLE.is_file() and not target.exists()
+    if placed:
+        shutil.copyfile(HOST_CA_BUNDLE, target)
+    try:
+        yield
+    finally:
+        if placed:
+            target.unlink(missing_ok=True)
+
+
 def free_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -118,10 +138,20 @@ class DockerBackend(Backend):
         self.prefix = f"{project}-{self.run_id}"
         self._servers: dict[str, dict] = {}  # name -> {spec, model, gateway, endpoint, log_dir}
         self._networks: dict[str, object] = {}
+        # The runner starts servers from several threads: one lock for networks and the server
+        # table, one per image so two servers never build the same image at once.
+        self._lock = threading.RLock()
+        self._image_locks: dict[str, threading.Lock] = {}
 
     # ---- images -------------------------------------------------------------------------
     def ensure_image(self, image: str, build: dict | None) -> None:
         """Use `image` if the engine has it; otherwise build it from the compose `build:`."""
+        with self._lock:
+            image_lock = self._image_locks.setdefault(image, threading.Lock())
+        with image_lock:
+            self._ensure_image(image, build)
+
+    def _ensure_image(self, image: str, build: dict | None) -> None:
         import docker
 
         try:
@@ -139,24 +169,29 @@ class DockerBackend(Backend):
         log.info("building %s from %s (%s)", image, context, dockerfile)
         lines: list[str] = []
         try:
-            for chunk in self.client.api.build(
-                path=str(context),
-                dockerfile=dockerfile,
-                tag=image,
-                buildargs={k: str(v) for k, v in (build.get("args") or {}).items()},
-                rm=True,
-                decode=True,
-            ):
-                if "stream" in chunk:
-                    lines.extend(chunk["stream"].rstrip("\n").splitlines())
-                if "error" in chunk:
-                    tail = "\n".join(lines[-20:] + [chunk["error"].strip()])
-                    raise ImageBuildError(f"building {image} from {context / dockerfile} failed:\n{tail}")
+            with build_secrets(context):
+                for chunk in self.client.api.build(
+                    path=str(context),
+                    dockerfile=dockerfile,
+                    tag=image,
+                    buildargs={k: str(v) for k, v in (build.get("args") or {}).items()},
+                    rm=True,
+                    decode=True,
+                ):
+                    if "stream" in chunk:
+                        lines.extend(chunk["stream"].rstrip("\n").splitlines())
+                    if "error" in chunk:
+                        tail = "\n".join(lines[-20:] + [chunk["error"].strip()])
+                        raise ImageBuildError(f"building {image} from {context / dockerfile} failed:\n{tail}")
         except docker.errors.APIError as exc:
             raise ImageBuildError(f"building {image} from {context / dockerfile} failed: {exc.explanation or exc}") from exc
 
     # ---- networks -----------------------------------------------------------------------
     def _network(self, role: str):
+        with self._lock:
+            return self._network_locked(role)
+
+    def _network_locked(self, role: str):
         if role in self._networks:
             return self._networks[role]
         options = {}
@@ -176,8 +211,9 @@ class DockerBackend(Backend):
     def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
         import docker
 
-        if spec.name in self._servers:
-            raise ServerStartError(f"server {spec.name} is already running in this run")
+        with self._lock:
+            if spec.name in self._servers:
+                raise ServerStartError(f"server {spec.name} is already running in this run")
         if not spec.image:
             raise ServerStartError(f"server {spec.name} has no image in the registry")
         self.ensure_image(spec.image, spec.build)
@@ -185,11 +221,12 @@ class DockerBackend(Backend):
         models, edge = self._network("models"), self._network("edge")
         labels = {f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id, f"{LABEL}.server": spec.name}
         entry: dict = {"spec": spec, "log_dir": Path(log_dir), "data_root": Path(data_root)}
-        self._servers[spec.name] = entry
+        with self._lock:
+            self._servers[spec.name] = entry
         host_port = spec.host_port or free_loopback_port()
         try:
-            entry["model"] = self._run_model(spec, Path(data_root), models, labels)
-            entry["gateway"] = self._run_gateway(spec, host_port, models, edge, labels)
+            self._run_model(entry, spec, Path(data_root), models, labels)
+            self._run_gateway(entry, spec, host_port, models, edge, labels)
         except docker.errors.APIError as exc:
             message = exc.explanation or str(exc)
             tail = self.logs(spec.name)
@@ -203,7 +240,7 @@ class DockerBackend(Backend):
         entry["endpoint"] = Endpoint(spec.name, f"127.0.0.1:{host_port}", data_root=DATA_MOUNT)
         return entry["endpoint"]
 
-    def _run_model(self, spec: ServerSpec, data_root: Path, models, labels: dict):
+    def _run_model(self, entry: dict, spec: ServerSpec, data_root: Path, models, labels: dict) -> None:
         import docker
 
         # Images build on dockerfiles/base.Dockerfile, whose entrypoint is `bench serve`: the
@@ -230,10 +267,10 @@ class DockerBackend(Backend):
                 models.name: docker.types.EndpointConfig(self.client.api._version, aliases=[spec.name])
             },
         )
+        entry["model"] = container  # recorded before start: stop() removes it even if start fails
         container.start()
-        return container
 
-    def _run_gateway(self, spec: ServerSpec, host_port: int, models, edge, labels: dict):
+    def _run_gateway(self, entry: dict, spec: ServerSpec, host_port: int, models, edge, labels: dict) -> None:
         container = self.client.containers.create(
             self.gateway_image,
             command=[f"{spec.container_port}={spec.name}:{spec.container_port}"],
@@ -244,9 +281,9 @@ class DockerBackend(Backend):
             labels={**labels, f"{LABEL}.role": "gateway"},
             network=edge.name,
         )
+        entry["gateway"] = container
         models.connect(container)
         container.start()
-        return container
 
     def is_alive(self, name: str) -> bool:
         entry = self._servers.get(name)
@@ -326,20 +363,23 @@ class DockerBackend(Backend):
                     entry[key].remove(force=True)
                 except Exception as exc:  # noqa: BLE001 - removal is best effort, keep going
                     log.debug("removing %s %s: %s", key, name, exc)
-        del self._servers[name]
-        if not self._servers:
-            self._remove_networks()
+        with self._lock:
+            self._servers.pop(name, None)
+            if not self._servers:
+                self._remove_networks()
 
     def _remove_networks(self) -> None:
-        for role, network in list(self._networks.items()):
-            try:
-                network.remove()
-            except Exception as exc:  # noqa: BLE001
-                log.debug("removing network %s: %s", role, exc)
-            del self._networks[role]
+        with self._lock:
+            for role, network in list(self._networks.items()):
+                try:
+                    network.remove()
+                except Exception as exc:  # noqa: BLE001
+                    log.debug("removing network %s: %s", role, exc)
+                del self._networks[role]
 
     def running(self) -> list[str]:
-        return list(self._servers)
+        with self._lock:
+            return list(self._servers)
 
     def stop_all(self) -> None:
         super().stop_all()

@@ -42,6 +42,6 @@ with_build_secrets build "$BASE_IMAGE_TAG" dockerfiles/base.Dockerfile --build-a
 [[ "$what" == base ]] && exit 0
 build ctbench/gateway:latest dockerfiles/gateway.Dockerfile --build-arg "BASE_IMAGE=$PYTHON_IMAGE"
 for server in chance blind geometric; do
-  build "ctbench/$server:latest" "dockerfiles/$server.Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE_TAG"
+  with_build_secrets build "ctbench/$server:latest" "dockerfiles/$server.Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE_TAG"
 done
 log "images: $(docker images --format '{{.Repository}}:{{.Tag}}' 'ctbench/*' | tr '\n' ' ')"

@@ -33,7 +33,7 @@ def docker_client():
     client.close()
 
 
-def require_image(client, image: str) -> None:
+def _require_image(client, image: str) -> None:
     import docker
 
     try:
@@ -42,10 +42,21 @@ def require_image(client, image: str) -> None:
         pytest.skip(f"image {image} not built: run scripts/docker/build-images.sh")
 
 
+@pytest.fixture
+def require_image(docker_client):
+    """`require_image("ctbench/chance:latest")` skips the test, saying how to build it, if absent."""
+    return lambda image: _require_image(docker_client, image)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
 @pytest.fixture(scope="session")
 def test_server_image(docker_client) -> str:
     """ctbench/test-broken: tests/containers/fixtures/broken_server.py on the ctbench base."""
-    require_image(docker_client, "ctbench/base:latest")
+    _require_image(docker_client, "ctbench/base:latest")
     image = "ctbench/test-broken:latest"
     docker_client.images.build(path=str(FIXTURES), dockerfile="test-server.Dockerfile", tag=image, rm=True)
     return image

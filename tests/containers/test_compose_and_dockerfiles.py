@@ -98,7 +98,9 @@ def test_base_image_runs_as_non_root_with_a_health_check_and_no_ca_bundle():
 def test_baseline_dockerfiles_build_on_the_base_and_bake_no_weights(server):
     text = (REPO / "dockerfiles" / f"{server}.Dockerfile").read_text()
     assert "ARG BASE_IMAGE=ctbench/base:latest" in text
-    assert "COPY" not in text and "ADD" not in text
+    final = _final_stage(text)
+    assert "build-secrets" not in final and "ADD" not in final
+    assert all(line.startswith("COPY --from=builder /opt/venv") for line in final.splitlines() if line.startswith("COPY"))
 
 
 def test_dockerignore_keeps_secrets_out_of_git_but_in_the_build():
