@@ -17,10 +17,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1
 COPY dockerfiles/build-secrets/ /tmp/build-secrets/
 # Dependencies first (their own layer, cached until pyproject.toml changes), then the package.
-COPY pyproject.toml setup.py README.md /src/
+COPY pyproject.toml /src/
 RUN if [ -s /tmp/build-secrets/ca-certificates.crt ]; then export PIP_CERT=/tmp/build-secrets/ca-certificates.crt; fi \
  && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
+COPY setup.py README.md /src/
 COPY ctbench/ /src/ctbench/
 COPY runners/ /src/runners/
 COPY model_servers/ /src/model_servers/
