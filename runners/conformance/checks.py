@@ -414,17 +414,18 @@ def check_cancel(ctx: Context, n_questions: int = 16):
 
 
 def check_orientation(ctx: Context):
-    """The same anatomy stored LPS and RPS must get the same answer (per nodule side)."""
+    """The same anatomy stored in several orientations must get the same answer (per side)."""
     transport = ctx.probe_transport()
     if transport is None:
         return SKIP, "no transport the checker can use (inline unsupported and no --data-root)", []
     answers: dict[str, dict[str, str]] = {}
     problems: list[str] = []
-    n_declined = 0
+    n_declined = n_sent = 0
     for side in ("left", "right"):
         qid = f"conformance-orientation::{side}"
-        for probe in probes.orientation_pair(side):
-            storage = probe.name.rsplit("-", 1)[1]
+        for probe in probes.orientation_storages(side):
+            storage = probe.name.rsplit("-", 1)[1].upper()
+            n_sent += 1
             # One stream each, same question id: nothing but the storage order differs.
             result = ctx.exchange(ctx.volume_requests(probe, transport) + [question(qid, probe.volume_id)])
             answer = result.one(qid)
@@ -435,16 +436,18 @@ def check_orientation(ctx: Context):
                 problems.append(f"{probe.name}: {describe_answer(answer)} {result.error_text}".strip())
                 continue
             answers.setdefault(side, {})[storage] = answer.text.strip().lower()
-    if n_declined == 4:
-        return SKIP, "the model declines the probe question (UnsupportedQuestion) for all four volumes", []
+    if n_declined == n_sent:
+        return SKIP, f"the model declines the probe question (UnsupportedQuestion) for all {n_sent} volumes", []
     if n_declined:
-        problems.append(f"the model declined the probe for {n_declined} of 4 storages of the same anatomies")
+        problems.append(f"the model declined the probe for {n_declined} of {n_sent} storages of the same anatomies")
     for side, got in answers.items():
         if len(set(got.values())) > 1:
-            problems.append(f"nodule in the {side} lung: LPS storage -> {got.get('lps')!r}, RPS storage -> {got.get('rps')!r}")
+            seen = ", ".join(f"{code} -> {text!r}" for code, text in got.items())
+            problems.append(f"nodule in the {side} lung, answers differ by storage order: {seen}")
     correct = sum(1 for side, got in answers.items() for a in got.values() if a == side)
     total = sum(len(got) for got in answers.values())
-    detail = f"same answer for LPS and RPS storage; {correct}/{total} name the right lung (informative only)"
+    codes = "/".join(probes.ORIENTATION_STORAGES)
+    detail = f"same answer whether stored {codes}; {correct}/{total} name the right lung (informative only)"
     return (FAIL if problems else PASS), detail, problems
 
 

@@ -83,21 +83,26 @@ def large_volume(min_bytes: int = 5 << 20) -> ProbeVolume:
     return ProbeVolume(name, _nifti_bytes(array, (3.0, 3.0, 3.0), (0, 0, 0), np.eye(3), f"{name}.nii"), f"{name}.nii")
 
 
-def orientation_pair(nodule_side: str = "left") -> tuple[ProbeVolume, ProbeVolume]:
-    """The same physical chest (a nodule in the patient's `nodule_side` lung) stored two ways:
-    LPS (identity direction) and RPS (the i axis flipped, origin moved to match). A server that
-    respects the file's geometry sees identical anatomy in both."""
-    spacing = (4.0, 4.0, 4.0)
+#: Storage orders for the orientation probe: the identity, a flip of every axis, and a
+#: permutation that also flips (what a sagittal acquisition stored as-is looks like).
+ORIENTATION_STORAGES = ("LPS", "RAI", "ASL")
+
+
+def orientation_storages(nodule_side: str = "left", codes: tuple[str, ...] = ORIENTATION_STORAGES) -> list[ProbeVolume]:
+    """The same physical chest (a nodule in the patient's `nodule_side` lung), stored with its
+    index axes pointing towards each of `codes`. Re-indexing is exact (ctbench.preprocess.
+    orientation.reorient: permutations and flips only), so a server that respects the file's
+    geometry sees identical anatomy in every one."""
+    from ctbench.preprocess.orientation import reorient
+    from ctbench.preprocess.volume import Volume
+
     array = phantom_array((32, 48, 64), nodule_side=nodule_side, seed=2)
-    n_i = array.shape[2]
-    stem = f"orientation-{nodule_side}"
-    lps = _nifti_bytes(array, spacing, (0, 0, 0), np.eye(3), f"{stem}-lps.nii.gz")
-    flipped_origin = (spacing[0] * (n_i - 1), 0.0, 0.0)
-    rps = _nifti_bytes(
-        np.ascontiguousarray(array[:, :, ::-1]), spacing, flipped_origin, np.diag([-1.0, 1.0, 1.0]),
-        f"{stem}-rps.nii.gz",
-    )
-    return (
-        ProbeVolume(f"{stem}-lps", lps, f"{stem}-lps.nii.gz"),
-        ProbeVolume(f"{stem}-rps", rps, f"{stem}-rps.nii.gz"),
-    )
+    base = Volume(array, (4.0, 3.5, 3.0), (-120.0, -90.0, -50.0), np.eye(3), "orientation-probe")
+    probes = []
+    for code in codes:
+        volume = reorient(base, code)
+        stem = f"orientation-{nodule_side}-{code.lower()}"
+        data = _nifti_bytes(np.ascontiguousarray(volume.array), volume.spacing, volume.origin,
+                            volume.direction, f"{stem}.nii.gz")
+        probes.append(ProbeVolume(stem, data, f"{stem}.nii.gz"))
+    return probes

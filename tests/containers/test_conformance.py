@@ -97,3 +97,27 @@ def test_cli_rejects_an_address_without_port():
 
     result = CliRunner().invoke(main, ["conformance", "localhost"])
     assert result.exit_code == 2 and "HOST:PORT" in result.output
+
+
+def test_orientation_check_catches_a_server_that_drops_the_direction_matrix():
+    """The classic bug: reading the voxels but not the header's direction cosines."""
+    pytest.importorskip("scipy")
+    from ctbench.model_servers.baselines.geometric import GeometricExpert, analyse
+    from ctbench.model_servers.sdk import ModelServer, ServerOptions
+    from ctbench.preprocess.volume import Volume
+
+    class DropsDirection(GeometricExpert):
+        name = "drops-direction"
+
+        def preprocess(self, volume):
+            return analyse(Volume(volume.array, volume.spacing, volume.origin, [[1, 0, 0], [0, 1, 0], [0, 0, 1]]))
+
+    server = ModelServer(DropsDirection(), ServerOptions(host="127.0.0.1", port=0))
+    port = server.start()
+    try:
+        report = run_conformance(f"127.0.0.1:{port}", ConformanceOptions(only=("orientation",), timeout_s=60))
+    finally:
+        server.stop(grace=0)
+    orientation = report.results[-1]
+    assert orientation.name == "orientation" and orientation.status == "fail"
+    assert "answers differ by storage order" in orientation.problems[0]

@@ -12,15 +12,18 @@ from ctbench.runners.conformance import probe_volumes as probes
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_orientation_pair_is_the_same_anatomy_in_lps_and_rps(side):
-    lps, rps = (load_volume_bytes(p.data, p.filename) for p in probes.orientation_pair(side))
-    assert (lps.orientation, rps.orientation) == ("LPS", "RPS")
-    assert not np.array_equal(lps.array, rps.array), "stored differently"
-    # Every voxel of one sits at the same LPS position in the other.
-    k, j, i = np.indices(lps.array.shape).reshape(3, -1)
-    points = lps.index_to_lps(np.stack([i, j, k], axis=1).astype(float))
-    n_i = rps.array.shape[2]
-    assert np.allclose(points, rps.index_to_lps(np.stack([n_i - 1 - i, j, k], axis=1).astype(float)))
+def test_orientation_storages_hold_the_same_anatomy(side):
+    volumes = [load_volume_bytes(p.data, p.filename) for p in probes.orientation_storages(side)]
+    assert [v.orientation for v in volumes] == list(probes.ORIENTATION_STORAGES)
+    reference = volumes[0]
+    k, j, i = np.nonzero(reference.array > -500)  # body voxels
+    points = reference.index_to_lps(np.stack([i, j, k], axis=1).astype(float))
+    for other in volumes[1:]:
+        assert other.array.shape != reference.array.shape or not np.array_equal(other.array, reference.array)
+        # Map each LPS point back into the other storage's index space: same HU there.
+        ijk = np.linalg.solve(other.direction * np.asarray(other.spacing), (points - other.origin).T).T
+        ijk = np.rint(ijk).astype(int)
+        assert np.array_equal(other.array[ijk[:, 2], ijk[:, 1], ijk[:, 0]], reference.array[k, j, i])
 
 
 @pytest.mark.parametrize("side, expected_sign", [("left", 1), ("right", -1)])
