@@ -3,6 +3,7 @@ deliberately broken server."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -121,3 +122,23 @@ def test_orientation_check_catches_a_server_that_drops_the_direction_matrix():
     orientation = report.results[-1]
     assert orientation.name == "orientation" and orientation.status == "fail"
     assert "answers differ by storage order" in orientation.problems[0]
+
+
+def test_template_server_from_the_guide_conforms_and_reads_orientation_right():
+    import importlib.util
+
+    from ctbench.model_servers.sdk import ModelServer, ServerOptions
+
+    path = Path(__file__).resolve().parents[2] / "dockerfiles" / "template" / "template_server.py"
+    spec = importlib.util.spec_from_file_location("template_server", path)
+    template = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(template)
+    server = ModelServer(template.TemplateModel(), ServerOptions(host="127.0.0.1", port=0))
+    port = server.start()
+    try:
+        report = run_conformance(f"127.0.0.1:{port}", ConformanceOptions(timeout_s=60))
+    finally:
+        server.stop(grace=0)
+    assert report.passed, report.to_text()
+    orientation = {r.name: r for r in report.results}["orientation"]
+    assert orientation.status == "pass" and "6/6 name the right lung" in orientation.detail

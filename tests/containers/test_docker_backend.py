@@ -168,3 +168,23 @@ def test_conformance_fails_against_the_broken_container(backend, test_server_ima
     assert not report.passed
     failed = {r.name for r in report.results if r.status == "fail"}
     assert {"describe", "bad-items", "reuse"} <= failed
+
+
+def test_backend_builds_a_missing_image_from_its_build_section_and_it_conforms(backend, require_image, docker_client, data_root, tmp_path):
+    """The guide's template image, built by the backend itself (as `bench run` does when an image
+    is missing), then checked with `bench conformance` through the loopback gateway."""
+    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+
+    require_image("ctbench/base:latest")
+    image = "ctbench/template:ci-test"
+    try:
+        docker_client.images.remove(image, force=True)
+    except Exception:  # noqa: BLE001 - not there yet
+        pass
+    spec = spec_for("template", image=image, build={"context": "..", "dockerfile": "dockerfiles/template.Dockerfile"})
+    endpoint = backend.start(spec, data_root, tmp_path / "logs")
+    wait(backend, endpoint)
+    report = run_conformance(endpoint.address, ConformanceOptions(data_root=data_root, timeout_s=120))
+    assert report.passed, report.to_text()
+    history = " ".join(layer.get("CreatedBy", "") for layer in docker_client.images.get(image).history())
+    assert "build-secrets" not in history, "the CA bundle never reaches the final image"
