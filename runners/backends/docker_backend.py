@@ -101,6 +101,23 @@ def build_secrets(context: Path):
             target.unlink(missing_ok=True)
 
 
+CONTAINER_UID = 10001  # the non-root user of dockerfiles/base.Dockerfile
+
+
+def check_readable_by_containers(data_root: Path) -> None:
+    """Containers run as uid 10001: a data root only its owner may read fails inside the
+    container with a confusing error. Say so before starting anything."""
+    try:
+        st = data_root.stat()
+    except OSError as exc:
+        raise ServerStartError(f"data root {data_root} cannot be read: {exc}") from None
+    if st.st_uid != CONTAINER_UID and (st.st_mode & 0o005) != 0o005:
+        raise ServerStartError(
+            f"data root {data_root} is not readable by the containers' user (uid {CONTAINER_UID}; "
+            f"mode {st.st_mode & 0o777:o}): chmod o+rx it (and o+r its files)"
+        )
+
+
 def free_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -121,6 +138,7 @@ class DockerBackend(Backend):
         compose_dir: Path = COMPOSE_DIR,
         build: bool = True,
         gateway_image: str = GATEWAY_IMAGE,
+        block_host_access: bool | None = None,
     ):
         if client is None:
             ok, why = engine_available()
@@ -135,6 +153,10 @@ class DockerBackend(Backend):
         self.compose_dir = Path(compose_dir)
         self.build = build
         self.gateway_image = gateway_image
+        if block_host_access is None:
+            block_host_access = os.environ.get("CTBENCH_BLOCK_HOST_ACCESS", "") == "1"
+        self.block_host_access = block_host_access
+        self._host_rules: list[list[str]] = []
         self.prefix = f"{project}-{self.run_id}"
         self._servers: dict[str, dict] = {}  # name -> {spec, model, gateway, endpoint, log_dir}
         self._networks: dict[str, object] = {}
@@ -205,7 +227,25 @@ class DockerBackend(Backend):
             labels={f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id},
         )
         self._networks[role] = network
+        if role == "models" and self.block_host_access:
+            self._block_host_access(network)
         return network
+
+    def _block_host_access(self, network) -> None:
+        """Drop new connections from the models network to the host itself (services bound to
+        0.0.0.0 on the host are otherwise reachable through the bridge). Needs root, iptables,
+        and an engine on this host; refuses to start otherwise rather than isolate less."""
+        import subprocess
+
+        if os.geteuid() != 0 or shutil.which("iptables") is None or not _engine_address().startswith("unix://"):
+            raise ServerStartError(
+                "CTBENCH_BLOCK_HOST_ACCESS=1 needs root, iptables and a local engine (unix socket)"
+            )
+        rule = ["INPUT", "-i", f"br-{network.id[:12]}", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]
+        result = subprocess.run(["iptables", "-I", *rule], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise ServerStartError(f"could not add the host-access rule: {result.stderr.strip()}")
+        self._host_rules.append(rule)
 
     # ---- Backend --------------------------------------------------------------------------
     def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
@@ -216,6 +256,7 @@ class DockerBackend(Backend):
                 raise ServerStartError(f"server {spec.name} is already running in this run")
         if not spec.image:
             raise ServerStartError(f"server {spec.name} has no image in the registry")
+        check_readable_by_containers(Path(data_root))
         self.ensure_image(spec.image, spec.build)
         self.ensure_image(self.gateway_image, GATEWAY_BUILD)
         models, edge = self._network("models"), self._network("edge")
@@ -369,7 +410,12 @@ class DockerBackend(Backend):
                 self._remove_networks()
 
     def _remove_networks(self) -> None:
+        import subprocess
+
         with self._lock:
+            for rule in self._host_rules:
+                subprocess.run(["iptables", "-D", *rule], capture_output=True, timeout=30)
+            self._host_rules.clear()
             for role, network in list(self._networks.items()):
                 try:
                     network.remove()

@@ -17,6 +17,8 @@ cd "$REPO_ROOT"
 BENCH="${BENCH:-bench}"
 PYTEST="${PYTEST:-pytest}"
 PYTHON="${PYTHON:-python3}"
+# Model containers may not even reach services on the host itself (iptables; we are root here).
+export CTBENCH_BLOCK_HOST_ACCESS="${CTBENCH_BLOCK_HOST_ACCESS:-1}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ctbench-ci-containers.XXXXXX")"
 started_engine=0
 stage_start=$SECONDS

@@ -18,20 +18,21 @@ from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 pytestmark = pytest.mark.docker
 
 NO_ROUTE_OUT = """
-import socket, sys
+import socket, sys, threading
 for host, port in (("1.1.1.1", 53), ("151.101.2.132", 443)):
     try:
-        socket.create_connection((host, port), timeout=3)
+        socket.create_connection((host, port), timeout=1.5)
     except OSError as exc:
         print(host, "blocked:", exc)
     else:
         print(host, "REACHED"); sys.exit(1)
-try:
-    socket.getaddrinfo("deb.debian.org", 80)
-except OSError as exc:
-    print("dns blocked:", exc)
-else:
+resolved = []
+lookup = threading.Thread(target=lambda: resolved.append(socket.getaddrinfo("deb.debian.org", 80)), daemon=True)
+lookup.start()
+lookup.join(3)
+if resolved:
     print("dns RESOLVED"); sys.exit(1)
+print("dns blocked")
 """
 
 
@@ -91,6 +92,10 @@ def test_model_container_has_no_route_out_and_reads_data_read_only(backend, requ
     write = model.exec_run(["sh", "-c", "echo x > /data/new.txt"])
     assert write.exit_code != 0 and b"Read-only file system" in write.output
     assert model.exec_run(["id", "-u"]).output.strip() == b"10001"
+    # The gateway, on the edge network without masquerading, cannot open connections out either.
+    gateway = docker_client.containers.get(f"{backend.prefix}-blind-gw")
+    result = gateway.exec_run(["python3", "-c", NO_ROUTE_OUT])
+    assert result.exit_code == 0, result.output.decode()
 
 
 def test_image_build_failure_shows_the_build_log(backend, require_image, fixtures_dir, docker_client, data_root, tmp_path):
@@ -188,3 +193,48 @@ def test_backend_builds_a_missing_image_from_its_build_section_and_it_conforms(b
     assert report.passed, report.to_text()
     history = " ".join(layer.get("CreatedBy", "") for layer in docker_client.images.get(image).history())
     assert "build-secrets" not in history, "the CA bundle never reaches the final image"
+
+
+def test_data_root_the_container_user_cannot_read_is_refused_up_front(backend, tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    with pytest.raises(ServerStartError, match="not readable by the containers' user .*chmod o\\+rx"):
+        backend.start(spec_for("chance"), private, tmp_path / "logs")
+    assert not backend.running()
+
+
+def _accept_once(listener: socket.socket) -> None:
+    try:
+        listener.accept()[0].close()
+    except OSError:
+        pass  # closed without a connection: the blocked case
+
+
+def test_block_host_access_closes_the_path_to_host_services(docker_client, require_image, data_root, tmp_path):
+    """Opt-in (CTBENCH_BLOCK_HOST_ACCESS=1): model containers cannot reach services the host
+    exposes on its bridge address; the runner still reaches the model through the gateway."""
+    import os
+    import threading
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root for iptables")
+    require_image("ctbench/chance:latest")
+    probe = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+             " print('REACHED')\nexcept OSError as e:\n print('blocked', e)")
+    for block, expected in ((False, b"REACHED"), (True, b"blocked")):
+        with DockerBackend(docker_client, block_host_access=block) as backend:
+            endpoint = backend.start(spec_for("chance"), data_root, tmp_path / "logs")
+            wait(backend, endpoint)
+            network = docker_client.networks.get(f"{backend.prefix}-models")
+            host_ip = network.attrs["IPAM"]["Config"][0]["Gateway"]
+            # A host service on the bridge address only (what a 0.0.0.0 service also listens on).
+            with socket.socket() as listener:
+                listener.bind((host_ip, 0))
+                listener.listen(4)
+                threading.Thread(target=_accept_once, args=(listener,), daemon=True).start()
+                port = listener.getsockname()[1]
+                out = backend.model_container("chance").exec_run(["python3", "-c", probe, host_ip, str(port)]).output
+            assert out.startswith(expected), out
+            with grpc.insecure_channel(endpoint.address) as channel:
+                pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=10)
