@@ -73,3 +73,22 @@ def test_container_killed_mid_run_then_resume_loses_nothing(images, docker_clien
     assert len(final) == second.n_questions
     assert all(r["status"] == "ok" for r in final.values())
     assert check_runs().check_run(out, "docker", {"geometric": 0.95}) == []
+
+
+def test_endpoints_target_containers_already_running(images, docker_client, tmp_path):
+    """`--endpoints name=host:port`: the runner starts nothing and streams volumes inline."""
+    from ctbench.runners.backends.base import ServerSpec
+    from ctbench.runners.backends.docker_backend import DockerBackend
+    from ctbench.runners.health import wait_until_serving
+
+    data_root = tmp_path / "elsewhere"
+    data_root.mkdir()
+    with DockerBackend(docker_client) as backend:
+        endpoint = backend.start(ServerSpec(name="geometric", model="geometric", image="ctbench/geometric:latest"),
+                                 data_root, tmp_path / "logs")
+        wait_until_serving(endpoint.address, 60, "geometric", lambda: backend.is_alive("geometric"))
+        result = run_benchmark(RunConfig(tmp_path / "run", endpoints={"geometric": endpoint.address}, phantom_volumes=2))
+        assert backend.is_alive("geometric"), "the runner does not stop servers it did not start"
+    assert "endpoints" in result.backend
+    assert result.servers["geometric"].ok == result.n_questions
+    assert check_runs().check_run(tmp_path / "run", None, {"geometric": 0.95}) == []
