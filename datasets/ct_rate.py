@@ -20,8 +20,6 @@ A record of what was fetched, verified and corrected is kept in ``<out>/ct_rate_
 """
 from __future__ import annotations
 
-import ast
-import csv
 import errno
 import hashlib
 import json
@@ -34,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from ctbench.datasets.ct_rate_metadata import VolumeMetadata, read_metadata_csv, validate_and_correct
 from ctbench.datasets.qa_items import load_dataset
-from ctbench.errors import CtbenchError, InvalidVolume
+from ctbench.errors import CtbenchError
 
 REPO_ID = "ibrahimhamamci/CT-RATE"
 METADATA_FILES = {
@@ -85,6 +84,7 @@ class PlannedFile:
     url: str | None = None
     have_bytes: int = 0  # already in <file>.part
     done: bool = False  # already complete and verified by an earlier run
+    error: str | None = None  # could not be resolved on the hub (e.g. no such volume)
 
 
 @dataclass
@@ -99,7 +99,11 @@ class DownloadPlan:
 
     @property
     def to_fetch(self) -> list[PlannedFile]:
-        return [f for f in self.files if not f.done]
+        return [f for f in self.files if not f.done and f.error is None]
+
+    @property
+    def unresolved(self) -> list[PlannedFile]:
+        return [f for f in self.files if f.error is not None]
 
     @property
     def bytes_needed(self) -> int:
@@ -192,14 +196,24 @@ def plan_downloads(
     pending = [f for f in files if not f.done]
     if pending:
         first = pending[0]
-        _fill(first, _metadata(first.repo_path, repo_id=repo_id, revision=revision, token=token, endpoint=endpoint))
+        try:
+            _fill(first, _metadata(first.repo_path, repo_id=repo_id, revision=revision, token=token, endpoint=endpoint))
+        except AccessDenied:
+            raise
+        except CtRateError as exc:
+            first.error = str(exc)
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {
                 pool.submit(_metadata, f.repo_path, repo_id=repo_id, revision=revision, token=token, endpoint=endpoint): f
                 for f in pending[1:]
             }
             for future in as_completed(futures):
-                _fill(futures[future], future.result())
+                try:
+                    _fill(futures[future], future.result())
+                except AccessDenied:
+                    raise
+                except CtRateError as exc:  # this volume only; the others still download
+                    futures[future].error = str(exc)
     for f in pending:
         part = _part_path(f.local_path)
         f.have_bytes = part.stat().st_size if part.is_file() else 0
@@ -312,81 +326,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# --- step 5: validate and correct -----------------------------------------------------------
-@dataclass(frozen=True)
-class VolumeMetadata:
-    """The parts of a CT-RATE metadata CSV row that decide whether a header needs correcting."""
-
-    slope: float = 1.0
-    intercept: float = 0.0
-    spacing: tuple[float, float, float] | None = None  # (x, y, z) mm
-
-
-def read_metadata_csv(path: str | Path) -> dict[str, VolumeMetadata]:
-    """CT-RATE's metadata CSV -> volume name -> `VolumeMetadata` (columns VolumeName,
-    RescaleSlope, RescaleIntercept, XYSpacing like "[0.75, 0.75]", ZSpacing)."""
-    rows: dict[str, VolumeMetadata] = {}
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        for line_no, row in enumerate(csv.DictReader(handle), start=2):
-            name = (row.get("VolumeName") or "").strip()
-            if not name:
-                continue
-            try:
-                spacing = None
-                if row.get("XYSpacing") and row.get("ZSpacing"):
-                    xy = ast.literal_eval(row["XYSpacing"].strip())
-                    spacing = (float(xy[0]), float(xy[1]), float(row["ZSpacing"]))
-                rows[name] = VolumeMetadata(
-                    slope=float(row.get("RescaleSlope") or 1.0),
-                    intercept=float(row.get("RescaleIntercept") or 0.0),
-                    spacing=spacing,
-                )
-            except (ValueError, SyntaxError, TypeError, IndexError) as exc:
-                raise CtRateError(f"{path}:{line_no}: unreadable metadata row for {name} ({exc})") from None
-    return rows
-
-
-def validate_and_correct(path: Path, meta: VolumeMetadata | None) -> dict:
-    """Open the volume (header and voxels) and apply CT-RATE metadata where the header needs it.
-
-    * spacing: applied when the header's spacing is the NIfTI default (1, 1, 1) and the metadata
-      says otherwise;
-    * rescale: applied when the stored voxels are unsigned raw detector values (minimum >= 0)
-      and the metadata has a non-identity slope/intercept (CT-RATE's HU have air near -1000).
-    Returns what was found and done.
-    """
-    import numpy as np
-
-    from ctbench.preprocess.volume import Volume, load_volume, save_volume
-
-    try:
-        volume = load_volume(path)
-    except InvalidVolume as exc:
-        raise InvalidVolume(f"{exc}; delete it and run again to re-download") from None
-    info = {
-        "shape_ijk": list(volume.shape_ijk),
-        "spacing": list(volume.spacing),
-        "orientation": volume.orientation,
-        "corrections": [],
-    }
-    if meta is None:
-        return info
-    array, spacing = volume.array, volume.spacing
-    if meta.spacing and np.allclose(spacing, 1.0) and not np.allclose(meta.spacing, 1.0):
-        spacing = meta.spacing
-        info["corrections"].append(f"spacing {list(volume.spacing)} -> {list(meta.spacing)} from metadata")
-    if (meta.slope, meta.intercept) != (1.0, 0.0) and float(array.min()) >= 0:
-        array = array.astype(np.float32) * meta.slope + meta.intercept
-        info["corrections"].append(f"rescale slope {meta.slope} intercept {meta.intercept} from metadata")
-    if info["corrections"]:
-        fixed = Volume(array, spacing, volume.origin, volume.direction, source=str(path))
-        tmp = path.with_name(path.name.replace(".nii", ".fixing.nii"))
-        save_volume(fixed, tmp)
-        os.replace(tmp, path)
-        info["spacing"] = list(spacing)
-    return info
-
-
 # --- the whole thing ------------------------------------------------------------------------
 def execute_plan(
     plan: DownloadPlan,
@@ -401,7 +340,7 @@ def execute_plan(
     Files that finished are recorded even when another one fails, so a re-run only fetches the rest.
     """
     lock = threading.Lock()
-    errors: list[str] = []
+    errors: list[str] = [f.error for f in plan.unresolved]
 
     def work(planned: PlannedFile) -> None:
         _download_one(plan, planned, on_bytes)
@@ -428,12 +367,15 @@ def execute_plan(
                 first_fatal = exc
             errors.append(str(exc) if isinstance(exc, CtbenchError) else f"{futures[future].name}: {exc!r}")
     done = sum(1 for f in plan.files if plan.record.get(f.name, {}).get("status") == "ok")
-    summary = {"volumes": len(plan.files), "ok": done, "fetched_now": len(plan.to_fetch) - len(errors), "errors": errors}
+    fetched_now = len(plan.to_fetch) - (len(errors) - len(plan.unresolved))
+    summary = {"volumes": len(plan.files), "ok": done, "fetched_now": fetched_now, "errors": errors}
     if first_fatal is not None:
         raise first_fatal
     if errors:
         listed = "\n  ".join(errors[:10])
-        raise DownloadFailed(f"{len(errors)} of {len(plan.to_fetch)} volume(s) failed (finished ones are kept):\n  {listed}")
+        raise DownloadFailed(
+            f"{len(errors)} of {len(plan.files)} volume(s) failed ({done} ready; finished ones are kept):\n  {listed}"
+        )
     return summary
 
 

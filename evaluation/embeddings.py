@@ -72,7 +72,7 @@ class SentenceEncoder:
         self._model = model
         if cache is True:
             cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
-        self.cache = cache or None
+        self.cache = cache if isinstance(cache, EmbeddingCache) else None
         self.encoded = 0  # texts actually run through the model (for measurements)
 
     @staticmethod
@@ -97,7 +97,7 @@ class SentenceEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
         keys = [_key(t) for t in unique]
-        found = self.cache.get_many(MODEL_ID, keys) if self.cache else {}
+        found = self.cache.get_many(MODEL_ID, keys) if self.cache is not None else {}
         todo = [(t, k) for t, k in zip(unique, keys) if k not in found]
         if todo:
             vectors = self.model().encode([t for t, _ in todo], batch_size=self.batch_size,
@@ -106,7 +106,7 @@ class SentenceEncoder:
             new = {k: np.asarray(v, np.float32) for (_, k), v in zip(todo, vectors)}
             self.encoded += len(new)
             found.update(new)
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many(MODEL_ID, new)
         by_text = {t: found[k] for t, k in zip(unique, keys)}
         dim = len(next(iter(by_text.values()))) if by_text else 384

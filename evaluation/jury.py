@@ -44,14 +44,18 @@ class Alignment:
     misaligned_positions: int  # how many positions do not match
     missing_ids: list[str]  # questions with no verdict (by identity)
     unmatched_verdicts: int  # verdicts that match no prediction
+    keyed: bool = False  # every verdict names its question_id (ctbench judge ledgers): no position to check
     by_id: dict[str, Verdict] = field(repr=False, default_factory=dict)
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
 
     @property
     def positional_ok(self) -> bool:
-        return self.first_misaligned is None and self.n_verdicts == self.n_predictions
+        return self.keyed or (self.first_misaligned is None and self.n_verdicts == self.n_predictions)
 
     def describe(self) -> str:
+        if self.keyed:
+            return (f"{self.source}: {self.n_verdicts} verdicts keyed by question id"
+                    + (f"; {len(self.missing_ids)} answered questions have no verdict" if self.missing_ids else ""))
         if self.positional_ok:
             return f"{self.source}: {self.n_verdicts} verdicts, line up with the predictions"
         where = (f"from item {self.first_misaligned} on ({self.misaligned_positions} positions differ)"
@@ -115,9 +119,10 @@ def check_alignment(items: Sequence[QAItem], preds: ServerPredictions, rows: lis
     """Join verdict `rows` to `items` by identity and check whether they also line up by position."""
     pred_text = {qid: (rec.prediction or "") for qid, rec in preds.records.items()}
     keys = [_text_key(it.question, it.answer, pred_text.get(it.question_id, "")) for it in items]
-    # position check (the published pipeline joined by position)
+    keyed = bool(rows) and all(row.get("question_id") for row in rows)
+    # position check (the published pipeline joined by position); meaningless for keyed ledgers
     first, differ = None, 0
-    for i, row in enumerate(rows[: len(items)]):
+    for i, row in enumerate([] if keyed else rows[: len(items)]):
         row_key = _text_key(row.get("question"), row.get("answer"), row.get("prediction"))
         qid = row.get("question_id")
         same = (qid == items[i].question_id) if qid else (row_key == keys[i])
@@ -125,7 +130,7 @@ def check_alignment(items: Sequence[QAItem], preds: ServerPredictions, rows: lis
             differ += 1
             if first is None:
                 first = i
-    if len(rows) != len(items) and first is None:
+    if not keyed and len(rows) != len(items) and first is None:
         first = min(len(rows), len(items))
     # identity join
     by_key: dict[tuple[str, str, str], list[int]] = defaultdict(list)
@@ -147,12 +152,13 @@ def check_alignment(items: Sequence[QAItem], preds: ServerPredictions, rows: lis
             used[key] += 1
             j = by_key[key][k] if k < len(by_key.get(key, ())) else None
         if j is None:
-            missing.append(it.question_id)
+            if it.question_id in preds.records and preds.records[it.question_id].status == "ok":
+                missing.append(it.question_id)  # answered but not judged (unanswered: nothing to judge)
             continue
         matched.add(j)
         by_id[it.question_id] = _verdict(rows[j])
     return Alignment(preds.server, judge, source or f"{preds.server}.{judge}", len(rows), len(items),
-                     first, differ, missing, len(rows) - len(matched), by_id, rows)
+                     first, differ, missing, len(rows) - len(matched), keyed, by_id, rows)
 
 
 # --- the vote ----------------------------------------------------------------------------

@@ -41,6 +41,7 @@ def jury_rows(
         }
         jury = aligned_jury(items, alignments, threshold)
         published = published_jury(items, alignments, threshold)
+        positional = any(not a.keyed for a in alignments.values())  # published-format files
         correct_by_server[preds.server] = {qid: j.correct for qid, j in jury.items()}
         for kind, group, members in groups:
             values = [float(jury[it.question_id].correct) for it in members]
@@ -52,7 +53,7 @@ def jury_rows(
                 "correct": int(sum(values)), "scored": sum(jury[it.question_id].decided for it in members),
                 "n_volumes": ci.n_clusters, "note": "verdicts joined by question identity",
             })
-            if kind == "question_type":
+            if kind == "question_type" or not positional:
                 continue
             pub = [published.by_id.get(it.question_id) for it in members]
             if kind == "all":
@@ -70,8 +71,8 @@ def jury_rows(
         section["servers"][preds.server] = {
             "alignment": [a.to_json() for a in alignments.values()],
             "misaligned_files": [m["source"] for m in misaligned],
-            "published_count": published.count,
-            "published_accuracy": published.accuracy,
+            "published_count": published.count if positional else None,
+            "published_accuracy": published.accuracy if positional else None,
             "aligned_accuracy": sum(correct_by_server[preds.server].values()) / len(items),
             "agreement": agreement(jury),
         }

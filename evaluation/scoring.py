@@ -62,6 +62,7 @@ class ScoreResult:
     protocol: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # jury, comparisons, ... (JSON-ready)
     headline: dict[str, dict[str, dict[str, bool]]] = field(default_factory=dict)  # metric -> server -> qid -> ok
+    answer_words: dict[str, list[int]] = field(default_factory=dict)  # server (and "reference") -> word counts
 
     def value(self, server: str, metric: str, kind: str = "all", group: str = "all") -> dict[str, Any]:
         for row in self.rows:
@@ -182,6 +183,10 @@ def score_predictions(
                            "sbert": "all-MiniLM-L6-v2 cosine, float32 mean"}} if text_metrics else {},
     )
     result.headline = headline
+    result.answer_words = {"reference": [len(it.answer.split()) for it in dataset.items]}
+    for preds in predictions:
+        result.answer_words[preds.server] = [len(r.prediction.split()) for r in preds.records.values()
+                                             if r.status == "ok" and r.prediction is not None]
     return result
 
 

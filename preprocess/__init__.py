@@ -1,0 +1,17 @@
+"""Shared preprocessing: load a CT volume once and give every model the input it was trained on,
+with orientation guaranteed.
+
+Modules: `volume` (the Volume type, NIfTI loader), `loading` (NIfTI + DICOM series),
+`volume_errors`, `orientation` (Reorient, ToAxisOrder), `resampling` (Resample, Resize),
+`intensity` (ClipHU, ScaleIntensityRange, NormalizeMinMax, CastDtype), `cropping`
+(CenterCropOrPad), `slicing` (SampleSlices, PickSlice, ResizeSlices), `windows` (WindowToUint8,
+MultiWindowRGB), `compose` (Compose), `input_spec` + `presets` (InputSpec, get_spec),
+`orientation_probe` (the contract phantom), `torch_resampling` (optional), `benchmark`.
+
+Typical use in a model server::
+
+    from ctbench.preprocess.input_spec import get_spec
+    spec = get_spec("merlin")            # authors' input; get_spec("merlin", "published") for the harness's
+    tensor = spec.apply(volume)          # numpy, shape spec.target_shape, axes spec.axis_order
+    card_input = spec.to_dict()          # the proto InputSpec fields for Describe
+"""

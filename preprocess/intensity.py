@@ -47,7 +47,8 @@ def scale_intensity_range(
     is CT-CLIP's "clip to +-1000 HU, divide by 1000".
     """
     scale = (b_max - b_min) / (a_max - a_min)
-    out = np.asarray(array, dtype=np.float32) * np.float32(scale) + np.float32(b_min - a_min * scale)
+    out = np.multiply(array, np.float32(scale), dtype=np.float32)  # one new array, then in place
+    out += np.float32(b_min - a_min * scale)
     if clip:
         np.clip(out, min(b_min, b_max), max(b_min, b_max), out=out)
     return out
@@ -86,7 +87,7 @@ def cast_checked(array: np.ndarray, dtype, where: str = "volume") -> np.ndarray:
         if np.issubdtype(array.dtype, np.floating):
             array = np.rint(array)
     elif np.issubdtype(dtype, np.floating) and array.size:
-        limit = np.finfo(dtype).max
+        limit = float(np.finfo(dtype).max)
         low, high = float(array.min()), float(array.max())
         if low < -limit or high > limit:
             raise CastOverflow(f"{where}: values span [{low}, {high}], outside {dtype.name}'s range +-{limit:.4g}")

@@ -1,7 +1,7 @@
 """Loading a CT volume from disk: a NIfTI file (via `volume.load_volume`) or a DICOM series folder.
 
 Both come back as a validated `Volume` (array ``[k, j, i]`` = (z, y, x), LPS geometry, see
-`volume.py`), with a DICOM series' SimpleITK image kept for later resampling.
+`volume.py`), with the reader's SimpleITK image kept for later resampling.
 Bad input raises the typed errors of `volume_errors` with the values seen.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from ctbench.errors import InvalidVolume, VolumeNotFound, VolumeTooLarge
 from ctbench.preprocess.intensity import cast_checked
 from ctbench.preprocess.sitk_images import remember_image
-from ctbench.preprocess.volume import Volume, load_volume, volume_from_sitk
+from ctbench.preprocess.volume import Volume, read_image_checked, volume_from_sitk
 from ctbench.preprocess.volume_errors import EmptyDicomFolder, MixedDicomSeries
 
 __all__ = ["LoadVolume", "dicom_series_uids", "load", "load_dicom_series"]
@@ -79,16 +79,25 @@ def load_dicom_series(
     return volume
 
 
-def load(path: str | os.PathLike, max_bytes: int | None = None, dtype=None, series_uid: str | None = None) -> Volume:
+def load(
+    path: str | os.PathLike, max_bytes: int | None = None, dtype=None, series_uid: str | None = None,
+    keep_image: bool = True,
+) -> Volume:
     """Load a NIfTI file or a DICOM series folder; optionally cast voxels with an overflow check.
 
     `dtype` (e.g. "int16") casts with `cast_checked`: values that do not fit raise `CastOverflow`.
+    With `keep_image` the reader's SimpleITK image is kept alongside the array, so resampling
+    needs no second copy of the voxels (memory: twice the voxels while the volume lives; pass
+    False to a long-lived cache of many volumes).
     """
     path = Path(path)
     if path.is_dir():
         volume = load_dicom_series(path, series_uid=series_uid, max_bytes=max_bytes)
     else:
-        volume = load_volume(path, max_bytes=max_bytes)
+        image = read_image_checked(path, max_bytes=max_bytes)
+        volume = volume_from_sitk(image, str(path))
+        if keep_image and image.GetDimension() == 3:
+            remember_image(volume, image)
     if dtype is not None and np.dtype(dtype) != volume.array.dtype:
         volume = volume.with_array(cast_checked(volume.array, dtype, where=str(path)))
     return volume

@@ -193,7 +193,7 @@ def check_markers(spec, probe: Volume, output: np.ndarray) -> list[str]:
             problems.append(
                 f"{marker.name} marker ({marker.hu:g} HU, {marker.distance_mm:g} mm {marker.letter}) missing at expected "
                 f"output index {_fmt(position)} (value {value:.4g} = background {background:.4g}); "
-                f"{_where_it_went(output, marker, position, centre, background)}"
+                f"{_where_it_went(output, _probe_centre(spec, position, centre), background)}"
             )
             continue
         if abs(mirror_value - background) > 1e-3 * max(1.0, abs(background)) and mirror != position:
@@ -210,6 +210,13 @@ def check_markers(spec, probe: Volume, output: np.ndarray) -> list[str]:
     return problems
 
 
+def _probe_centre(spec, position, centre) -> tuple:
+    """The output point the probe's centre maps to (slices: the marker's slice, centred in-plane)."""
+    if spec.kind == "slices2d":
+        return (position[0],) + tuple(centre[1:])
+    return tuple(centre)
+
+
 def _background_value(output: np.ndarray, spec) -> float:
     """Value at the centre of the output (the probe's centre is air, markers are off-centre)."""
     shape = output.shape[:3]
@@ -219,23 +226,28 @@ def _background_value(output: np.ndarray, spec) -> float:
     return marker_values(output, centre)
 
 
-def _where_it_went(output, marker: Marker, position, centre, background) -> str:
-    """Look for the marker at the same distance from the centre along every output axis and side."""
-    offset = [p - c for p, c in zip(position, centre)]
-    distance_axis = int(np.argmax(np.abs(offset)))
+def _where_it_went(output: np.ndarray, centre, background: float) -> str:
+    """What the output holds along each axis through its centre, on each side: the markers sit
+    on those lines, so this says where each one actually went (the brightest voxel per half-line)."""
+    output = np.asarray(output)
+    shape = output.shape[:3]
+    middle = [int(round(c)) for c in centre]
     found = []
-    for axis in range(len(centre)):
-        for sign in (+1, -1):
-            candidate = list(centre)
-            candidate[axis] = centre[axis] + sign * abs(offset[distance_axis])
-            if position[0] is not None and len(position) == 3 and axis != 0:
-                candidate[0] = position[0] if output.ndim == 4 else candidate[0]
-            if not all(-0.5 <= p < n - 0.5 for p, n in zip(candidate, output.shape[:3])):
-                continue
-            value = marker_values(output, candidate)
-            if value > background + 1e-3 * max(1.0, abs(background)):
-                found.append(f"axis {axis} {'+' if sign > 0 else '-'} at {_fmt(candidate)} (value {value:.4g})")
-    return "bright voxels at the same distance: " + ("; ".join(found) if found else "none found")
+    for axis in range(3):
+        line_index = list(middle)
+        line_index[axis] = slice(None)
+        line = output[tuple(line_index)]
+        values = line.reshape(line.shape[0], -1).sum(axis=1, dtype=np.float64)
+        for sign, part in (("+", slice(middle[axis] + 1, shape[axis])), ("-", slice(0, middle[axis]))):
+            segment = values[part]
+            if segment.size and segment.max() > background + 1e-3 * max(1.0, abs(background)):
+                peak = int(np.argmax(segment)) + (part.start or 0)
+                found.append(f"axis {axis} {sign}: peak {segment.max():.4g} at index {peak}")
+    ranking = " < ".join(f"{m.name} {m.hu:g} HU" for m in MARKERS)
+    return (
+        "along the axes through the centre " + _fmt(middle) + ": " + ("; ".join(found) if found else "nothing but background")
+        + f" (brightness ranks {ranking})"
+    )
 
 
 def _fmt(position) -> str:

@@ -13,7 +13,8 @@ the extent change instead; the difference is below one voxel).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from ctbench.preprocess.sitk_images import as_sitk, physical_source, remember_im
 from ctbench.preprocess.volume import Volume
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_FILL_HU",
     "INTERPOLATION_ORDERS",
     "Resample",
@@ -28,10 +30,45 @@ __all__ = [
     "output_shape_for_spacing",
     "resample_to_spacing",
     "resize_to_shape",
+    "resampling_backend",
 ]
 
 DEFAULT_FILL_HU = -1024.0  # air; NOT a pixel-type enum (see MODEL_SPECS "Resampling fill value")
 INTERPOLATION_ORDERS = {0: "nearest", 1: "linear", 3: "bspline"}
+BACKENDS = ("sitk", "torch")
+_DEFAULT_BACKEND = {"backend": "sitk", "device": "auto"}
+
+
+@contextmanager
+def resampling_backend(backend: str, device: str = "auto") -> Iterator[None]:
+    """Within the block, `Resize` / `Resample` built without an explicit backend use `backend`
+    ("sitk", the default, or "torch" on `device`: "auto" = CUDA if available). Steps torch cannot
+    do the same way (B-spline, anti-aliasing) stay on SimpleITK."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    previous = dict(_DEFAULT_BACKEND)
+    _DEFAULT_BACKEND.update(backend=backend, device=device)
+    try:
+        yield
+    finally:
+        _DEFAULT_BACKEND.update(previous)
+
+
+def _check_backend(backend: str | None, order: int, anti_alias: bool) -> str | None:
+    if backend is None:
+        return None
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torch" and (order not in (0, 1) or anti_alias):
+        raise ValueError(f"the torch backend does orders 0 and 1 without anti-aliasing, got order={order}, anti_alias={anti_alias}")
+    return backend
+
+
+def _run_on(backend: str | None, order: int, anti_alias: bool) -> tuple[str, str]:
+    chosen = backend or _DEFAULT_BACKEND["backend"]
+    if chosen == "torch" and (order not in (0, 1) or anti_alias):
+        chosen = "sitk"
+    return chosen, _DEFAULT_BACKEND["device"]
 
 
 def _check_order(order: int) -> int:
@@ -131,15 +168,26 @@ def resample_to_spacing(
 
 
 class Resize:
-    """Volume -> Volume of array shape ``(D, H, W)`` = ``(k, j, i)``, same extent and orientation."""
+    """Volume -> Volume of array shape ``(D, H, W)`` = ``(k, j, i)``, same extent and orientation.
 
-    def __init__(self, shape: Sequence[int], order: int = 1, anti_alias: bool = False, fill_value: float = DEFAULT_FILL_HU):
+    `backend` None follows `resampling_backend` (SimpleITK unless changed); "torch" uses
+    `torch_resampling` (CPU or CUDA).
+    """
+
+    def __init__(self, shape: Sequence[int], order: int = 1, anti_alias: bool = False, fill_value: float = DEFAULT_FILL_HU,
+                 backend: str | None = None):
         self.shape = _check_triple(shape, "Resize shape (D, H, W)", integer=True)
         self.order = _check_order(order)
         self.anti_alias = bool(anti_alias)
         self.fill_value = float(fill_value)
+        self.backend = _check_backend(backend, self.order, self.anti_alias)
 
     def __call__(self, volume: Volume) -> Volume:
+        backend, device = _run_on(self.backend, self.order, self.anti_alias)
+        if backend == "torch":
+            from ctbench.preprocess.torch_resampling import resize_to_shape_torch
+
+            return resize_to_shape_torch(volume, self.shape, self.order, device)
         return resize_to_shape(volume, self.shape, self.order, self.anti_alias, self.fill_value)
 
     def __repr__(self) -> str:
@@ -147,15 +195,25 @@ class Resize:
 
 
 class Resample:
-    """Volume -> Volume at voxel spacing ``(i, j, k)`` mm, same extent and orientation."""
+    """Volume -> Volume at voxel spacing ``(i, j, k)`` mm, same extent and orientation.
 
-    def __init__(self, spacing: Sequence[float], order: int = 1, anti_alias: bool = False, fill_value: float = DEFAULT_FILL_HU):
+    `backend` as for `Resize`.
+    """
+
+    def __init__(self, spacing: Sequence[float], order: int = 1, anti_alias: bool = False, fill_value: float = DEFAULT_FILL_HU,
+                 backend: str | None = None):
         self.spacing = _check_triple(spacing, "Resample spacing (i, j, k) mm", integer=False)
         self.order = _check_order(order)
         self.anti_alias = bool(anti_alias)
         self.fill_value = float(fill_value)
+        self.backend = _check_backend(backend, self.order, self.anti_alias)
 
     def __call__(self, volume: Volume) -> Volume:
+        backend, device = _run_on(self.backend, self.order, self.anti_alias)
+        if backend == "torch":
+            from ctbench.preprocess.torch_resampling import resample_to_spacing_torch
+
+            return resample_to_spacing_torch(volume, self.spacing, self.order, device)
         return resample_to_spacing(volume, self.spacing, self.order, self.anti_alias, self.fill_value)
 
     def __repr__(self) -> str:

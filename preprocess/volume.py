@@ -12,6 +12,7 @@ Axis conventions (stated once, relied on everywhere):
 """
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -104,16 +105,27 @@ def check_finite(array: np.ndarray, where: str) -> None:
 def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume:
     """Read a NIfTI (.nii / .nii.gz) volume with SimpleITK into a validated `Volume`.
 
-    NIfTI scaling (scl_slope/scl_inter) is applied by the reader. A 4D image whose fourth axis
+    NIfTI scaling (scl_slope/scl_inter) is applied by the reader. Zero or negative voxel sizes in
+    the header raise `InvalidSpacing`, NaN/inf voxels `NonFiniteVoxels` (ITK's reader would
+    silently make the spacing 1 mm / positive and the voxels 0). A 4D image whose fourth axis
     has length 1 is accepted as 3D; any other 4D image, 2D image or multi-component image is an
     `InvalidVolume`.
     """
+    return volume_from_sitk(read_image_checked(path, max_bytes), str(path))
+
+
+def read_image_checked(path: str | os.PathLike, max_bytes: int | None = None):
+    """The SimpleITK image of a volume file, after the checks `load_volume` documents."""
     import SimpleITK as sitk
 
     path = Path(path)
     where = str(path)
     if not path.is_file():
         raise VolumeNotFound(f"{where}: no such volume file")
+    if where.endswith(NIFTI_SUFFIXES):
+        from ctbench.preprocess.nifti_header import check_nifti_finite, check_nifti_spacing
+
+        check_nifti_spacing(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(where)
     try:
@@ -127,49 +139,13 @@ def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume
             raise VolumeTooLarge(
                 f"{where}: volume of size {size} needs about {estimate} bytes, over the bound of {max_bytes}"
             )
+    if where.endswith(NIFTI_SUFFIXES):
+        check_nifti_finite(path)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
         raise InvalidVolume(f"{where}: cannot decode voxels, truncated or corrupt? ({_first_line(exc)})") from None
-    bad = nifti_nonfinite_count(path)
-    if bad:
-        raise InvalidVolume(f"{where}: {bad} voxels are NaN or infinite in the file")
-    return volume_from_sitk(image, where)
-
-
-_NIFTI_FLOATS = {16: "<f4", 64: "<f8"}  # NIfTI datatype codes of float32 / float64
-
-
-def nifti_nonfinite_count(path: Path) -> int:
-    """Non-finite voxels in a float NIfTI file, counted on the raw bytes.
-
-    ITK's NIfTI reader silently turns NaN into 0, so a NaN-filled volume would otherwise arrive
-    as a plausible all-zero image. Integer files (almost every CT) are skipped at no cost."""
-    import gzip
-
-    if not str(path).endswith(NIFTI_SUFFIXES):
-        return 0
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        header = handle.read(348)
-        if len(header) < 348:
-            return 0
-        for order in ("<", ">"):
-            if int(np.frombuffer(header[:4], order + "i4")[0]) == 348:
-                break
-        else:
-            return 0
-        datatype = int(np.frombuffer(header[70:72], order + "i2")[0])
-        if datatype not in _NIFTI_FLOATS:
-            return 0
-        offset = int(np.frombuffer(header[108:112], order + "f4")[0])
-        handle.read(max(offset - 348, 0))
-        dtype = np.dtype(_NIFTI_FLOATS[datatype]).newbyteorder(order)
-        bad = 0
-        while chunk := handle.read(1 << 24):
-            usable = len(chunk) - len(chunk) % dtype.itemsize
-            bad += int((~np.isfinite(np.frombuffer(chunk[:usable], dtype))).sum())
-        return bad
+    return image
 
 
 def volume_from_sitk(image, where: str = "volume") -> Volume:
@@ -222,8 +198,15 @@ def load_volume_bytes(data: bytes, filename: str, max_bytes: int | None = None) 
         try:
             volume = load_volume(path, max_bytes=max_bytes)
         except InvalidVolume as exc:  # name the volume the client sent, not our temp file
-            raise type(exc)(str(exc).replace(str(path), f"{filename} (inline)")) from None
+            raise _renamed(exc, str(path), f"{filename} (inline)") from None
     return Volume(volume.array, volume.spacing, volume.origin, volume.direction, source=filename)
+
+
+def _renamed(exc: InvalidVolume, old: str, new: str) -> InvalidVolume:
+    """The same error with `old` replaced by `new` in its message (extra attributes kept)."""
+    clone = copy.copy(exc)
+    clone.args = tuple(a.replace(old, new) if isinstance(a, str) else a for a in exc.args)
+    return clone
 
 
 def _first_line(exc: Exception) -> str:

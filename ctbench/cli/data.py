@@ -118,7 +118,10 @@ def ct_rate_download(qa_file, out_dir, token, workers, metadata_csv, no_metadata
     from ctbench.datasets.ct_rate import download_ct_rate
 
     def on_plan(plan) -> None:
-        click.echo(f"{len(plan.files)} volume(s); {len(plan.to_fetch)} to fetch ({plan.bytes_needed / 1e6:.1f} MB)", err=True)
+        unresolved = f"; {len(plan.unresolved)} not resolvable on the hub" if plan.unresolved else ""
+        click.echo(
+            f"{len(plan.files)} volume(s); {len(plan.to_fetch)} to fetch ({plan.bytes_needed / 1e6:.1f} MB){unresolved}", err=True
+        )
         advance.set_total(plan.bytes_needed)
 
     with _progress("downloading", None, unit_bytes=True) as advance:
@@ -139,18 +142,24 @@ def qa() -> None:
 def _llm_options(func):
     func = click.option("--prompt", "prompt_file", type=click.Path(exists=True, dir_okay=False), default=None,
                         help="A prompt file instead of the default versioned one.")(func)
-    func = click.option("--base-url", default=None, help="OpenAI-compatible server [env OPENAI_BASE_URL].")(func)
+    func = click.option("--base-url", default=None, envvar="OPENAI_BASE_URL",
+                        help="OpenAI-compatible server, e.g. a local vLLM [env OPENAI_BASE_URL].")(func)
+    func = click.option("--allow-external", is_flag=True,
+                        help="Allow report text to go to a non-loopback LLM API (off by default).")(func)
     func = click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True, help="Parallel LLM calls.")(func)
     func = click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N volumes.")(func)
     return func
 
 
-def _make_llm(spec, base_url):
+def _make_llm(spec, base_url, out_dir, workers, allow_external):
     if spec is None:
         return None
     from ctbench.datasets.qa.llm import make_chat_model
 
-    return make_chat_model(spec, base_url=base_url)
+    return make_chat_model(
+        spec, base_url=base_url, allow_external=allow_external, concurrency=workers,
+        cache_path=Path(out_dir) / "llm_cache.sqlite",
+    )
 
 
 def _print_summary(summary) -> None:
@@ -175,44 +184,50 @@ def _print_summary(summary) -> None:
 @click.option("--reports", type=click.Path(exists=True, dir_okay=False), required=True,
               help="Reports JSON: {volume: {Findings_EN, Impressions_EN}}.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
-@click.option("--llm", "llm_spec", required=True, help="LLM backend, e.g. openai:gpt-4o-mini.")
+@click.option("--llm", "llm_spec", required=True, help="BACKEND:MODEL, e.g. openai:gpt-4o-mini or gemini:gemini-2.5-flash.")
 @click.option("--volume", "volumes", multiple=True, help="Only these volumes (repeatable).")
 @_llm_options
 @library_errors
-def qa_generate(reports, out_dir, llm_spec, volumes, prompt_file, base_url, workers, limit) -> None:
+def qa_generate(reports, out_dir, llm_spec, volumes, prompt_file, base_url, allow_external, workers, limit) -> None:
     """Generate 7-10 spatial QA pairs per report (the published pipeline's prompt by default).
 
     \b
     Example:
-      bench data qa generate --reports reports.json --out qa/ --llm openai:gpt-4o-mini
+      bench data qa generate --reports reports.json --out qa/ --llm openai:gpt-4o-mini --allow-external
     """
     from ctbench.datasets.qa.pipeline import generate_qa
     from ctbench.datasets.qa.prompting import load_prompt
 
-    llm = _make_llm(llm_spec, base_url)
-    total = limit or len(volumes) or None
-    with _progress("generate", total) as advance:
+    llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
+    with _progress("generate", None) as advance:
         summary = generate_qa(
             reports, out_dir, llm, prompt=load_prompt("generate", prompt_file), volumes=list(volumes) or None,
-            limit=limit, workers=workers, on_unit=lambda key: advance(),
+            limit=limit, workers=workers, on_unit=lambda key: advance(), on_start=advance.set_total,
         )
     _print_summary(summary)
 
 
 def _published_dir(path):
-    if path:
-        return Path(path)
-    shared = os.environ.get("CTBENCH_SHARED")
-    if shared:
-        return Path(shared) / "data" / "ct-spatialvqa"
-    raise click.UsageError("--evaluate needs --published-dir (the folder with the published qa_pairs*.json) or CTBENCH_SHARED")
+    """--published-dir, else $CTBENCH_SHARED (shared folder or the data folder), else ../shared."""
+    bases = [Path(path)] if path else []
+    if os.environ.get("CTBENCH_SHARED"):
+        bases.append(Path(os.environ["CTBENCH_SHARED"]))
+    bases.append(Path.cwd().parent / "shared")
+    for base in bases:
+        for candidate in (base, base / "data" / "ct-spatialvqa", base / "ct-spatialvqa"):
+            if (candidate / "qa_pairs_unfiltered.json").is_file():
+                return candidate
+    raise click.UsageError(
+        "--evaluate needs the published qa_pairs*.json: give --published-dir, set CTBENCH_SHARED, "
+        "or keep them in ../shared/data/ct-spatialvqa"
+    )
 
 
 def _evaluate_options(func):
     func = click.option("--split", type=click.Choice(["heldout", "dev", "all"]), default="heldout", show_default=True,
                         help="Volumes to score on; the rules were written on 'dev', so 'heldout' is the honest figure.")(func)
     func = click.option("--published-dir", type=click.Path(file_okay=False), default=None,
-                        help="Folder with the published qa_pairs*.json [default: $CTBENCH_SHARED/data/ct-spatialvqa].")(func)
+                        help="Folder with the published qa_pairs*.json [default: $CTBENCH_SHARED, else ../shared/data/ct-spatialvqa].")(func)
     func = click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")(func)
     func = click.option("--evaluate", is_flag=True,
                         help="Measure the rule-based backend against the published LLM decisions instead of running.")(func)
@@ -234,7 +249,8 @@ def _print_rows(title: str, rows: list[dict], extra: str) -> None:
 @_evaluate_options
 @_llm_options
 @library_errors
-def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, split, prompt_file, base_url, workers, limit) -> None:
+def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, split, prompt_file, base_url, allow_external,
+              workers, limit) -> None:
     """Keep the spatial QA pairs (rule-based offline by default, or an LLM with --llm).
 
     \b
@@ -262,11 +278,11 @@ def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, spli
     from ctbench.datasets.qa.pipeline import filter_qa
     from ctbench.datasets.qa.prompting import load_prompt
 
-    llm = _make_llm(llm_spec, base_url)
-    with _progress("filter", limit) as advance:
+    llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
+    with _progress("filter", None) as advance:
         summary = filter_qa(
             qa_file, out_dir, llm, prompt=load_prompt("filter", prompt_file) if llm else None,
-            workers=workers, limit=limit, on_unit=lambda key: advance(),
+            workers=workers, limit=limit, on_unit=lambda key: advance(), on_start=advance.set_total,
         )
     _print_summary(summary)
 
@@ -278,7 +294,8 @@ def qa_filter(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, spli
 @_evaluate_options
 @_llm_options
 @library_errors
-def qa_categorize(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, split, prompt_file, base_url, workers, limit) -> None:
+def qa_categorize(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, split, prompt_file, base_url,
+                  allow_external, workers, limit) -> None:
     """Tag QA pairs with the six spatial categories (rule-based offline by default).
 
     \b
@@ -309,11 +326,11 @@ def qa_categorize(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, 
     from ctbench.datasets.qa.pipeline import categorize_qa
     from ctbench.datasets.qa.prompting import load_prompt
 
-    llm = _make_llm(llm_spec, base_url)
-    with _progress("categorize", limit) as advance:
+    llm = _make_llm(llm_spec, base_url, out_dir, workers, allow_external)
+    with _progress("categorize", None) as advance:
         summary = categorize_qa(
             qa_file, out_dir, llm, prompt=load_prompt("categorize", prompt_file) if llm else None,
-            workers=workers, limit=limit, on_unit=lambda key: advance(),
+            workers=workers, limit=limit, on_unit=lambda key: advance(), on_start=advance.set_total,
         )
     _print_summary(summary)
 

@@ -1,4 +1,4 @@
-"""`bench score`: score a run folder (and/or loose prediction files)."""
+"""`bench score`: score a run folder (and/or loose prediction files), or the reference runs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,32 +7,88 @@ import click
 
 from ctbench.cli.options import library_errors
 
+METRIC_CHOICES = ("bleu", "meteor", "rouge", "sbert", "alignscore", "offline", "all")
+
+
+def _metric_names(values: tuple[str, ...]) -> list[str]:
+    from ctbench.evaluation.text_metrics import ALL_TEXT_METRICS, OFFLINE_TEXT_METRICS
+
+    names: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            expanded = {"offline": OFFLINE_TEXT_METRICS, "all": ALL_TEXT_METRICS}.get(name, (name,))
+            names += [n for n in expanded if n and n not in names]
+    return names
+
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--dataset", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Questions to score against (default: RUN/dataset.jsonl).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Where summary.csv/summary.json go (default: the run folder).")
+@click.option("--metrics", "metric_opts", multiple=True, metavar="NAMES",
+              help="Text metrics, comma-separated: bleu, meteor, rouge, sbert, alignscore; "
+                   "'offline' = all but alignscore, 'all' = every one. Default: exact/option match only.")
+@click.option("--judge", "judge_specs", multiple=True, metavar="SPEC",
+              help="Run an LLM judge first (repeatable): PRESET[:MODEL][@URL], presets gemini-2.5-flash, "
+                   "gpt-4o, qwen-plus, gemini, openai, vllm. Verdicts go to RUN/judges/.")
+@click.option("--allow-external", is_flag=True,
+              help="Allow judges to send questions/answers to a non-loopback API (off by default).")
+@click.option("--judge-batch", default=8, show_default=True, help="Items per judge call.")
+@click.option("--judge-concurrency", default=4, show_default=True, help="Judge calls in flight.")
+@click.option("--prompt", "prompt_name", default=None, help="Judge prompt name or file (default: the published-style v1).")
+@click.option("--reference", "reference", is_flag=False, flag_value="", default=None, metavar="[DIR]",
+              help="Score the published CT-SpatialVQA reference runs and compare with the published table "
+                   "(DIR: the ct-spatialvqa folder; default: ../shared/data/ct-spatialvqa or $CTBENCH_SHARED).")
 @library_errors
-def score(paths: tuple[str, ...], dataset: str | None, out_dir: str | None) -> None:
-    """Score predictions: exact match and option match, per server, category and question type.
+def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, judge_batch, judge_concurrency,
+          prompt_name, reference) -> None:
+    """Score predictions: exact/option match, text metrics, LLM jury, per server/category/question type.
 
-    PATHS is a run folder (its predictions/*.jsonl are scored against its dataset.jsonl) and/or
-    extra prediction files (server name = file name). Every question counts: missing and failed
-    predictions are wrong and reported as counts. Writes summary.csv and summary.json.
+    PATHS is a run folder (its predictions/*.jsonl are scored against its dataset.jsonl, and its
+    judges/*.jsonl verdicts give the jury) and/or extra prediction files (server name = file name).
+    Every question counts: missing and failed predictions are wrong and reported as counts.
+    Writes summary.csv and summary.json.
 
     \b
     Example:
       bench score runs/phantom
-      bench score runs/phantom other-model.jsonl
-      bench score --dataset qa.jsonl --out scores/ m3d.jsonl radfm.jsonl
+      bench score runs/phantom --metrics offline
+      bench score runs/phantom --judge vllm:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1
+      bench score --reference --metrics offline --out reference-scores/
     """
     from rich.console import Console
 
-    from ctbench.evaluation import score_run
-    from ctbench.evaluation.tables import group_table, overall_table
+    from ctbench.evaluation.tables import comparison_table, group_table, overall_table, text_table
 
+    console = Console()
+    metric_names = _metric_names(metric_opts)
+    if reference is not None:
+        from ctbench.evaluation.reference import compare_with_published, load_reference_runs, score_reference
+        from ctbench.evaluation.text_metrics import OFFLINE_TEXT_METRICS
+
+        ref = load_reference_runs(reference or None)
+        result = score_reference(ref, metric_names or OFFLINE_TEXT_METRICS)
+        target = Path(out_dir or "reference-scores")
+        written = result.write(target)
+        checks = compare_with_published(result, ref)
+        _write_checks(target / "reproduction.csv", checks)
+        console.print(text_table(result))
+        console.print(comparison_table(checks))
+        for server, section in result.extra.get("jury", {}).get("servers", {}).items():
+            for a in section["alignment"]:
+                if not a["positional_ok"]:
+                    console.print(f"[yellow]misaligned verdict file[/yellow] {a['summary']}")
+        console.print("wrote " + ", ".join(str(p) for p in [*written, target / "reproduction.csv"]))
+        failed = [c for c in checks if c["ok"] is False]
+        if failed:
+            raise click.ClickException(f"{len(failed)} published figure(s) not reproduced")
+        return
+
+    if not paths:
+        raise click.UsageError("give a run folder, prediction files, or --reference")
     dirs = [Path(p) for p in paths if Path(p).is_dir()]
     files = [Path(p) for p in paths if not Path(p).is_dir()]
     if len(dirs) > 1:
@@ -40,11 +96,31 @@ def score(paths: tuple[str, ...], dataset: str | None, out_dir: str | None) -> N
     run_dir = dirs[0] if dirs else None
     if run_dir is None and dataset is None:
         raise click.UsageError("loose prediction files need --dataset")
-    result = score_run(run_dir, files, dataset=dataset)
+    if judge_specs:
+        if run_dir is None:
+            raise click.UsageError("--judge needs a run folder (verdicts are written to RUN/judges/)")
+        from ctbench.evaluation.judges import LLMJudge, judge_run, load_prompt
+        from ctbench.evaluation.judges.judge import parse_judge_spec
+
+        prompt = load_prompt(prompt_name) if prompt_name else load_prompt()
+        try:
+            specs = [parse_judge_spec(s) for s in judge_specs]
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        judges = [LLMJudge.create(spec, prompt, allow_external=allow_external, batch_size=judge_batch,
+                                  concurrency=judge_concurrency) for spec in specs]
+        report = judge_run(run_dir, judges)
+        for tag, n in report.judged.items():
+            console.print(f"judged {tag}: {n} new, {report.skipped[tag]} already judged, "
+                          f"{report.failures[tag]} judge failures")
+    from ctbench.evaluation import score_run
+
+    result = score_run(run_dir, files, dataset=dataset, text_metrics=metric_names)
     target = Path(out_dir) if out_dir else (run_dir or Path("."))
     written = result.write(target)
-    console = Console()
     console.print(overall_table(result))
+    if metric_names or "jury" in result.extra:
+        console.print(text_table(result))
     for kind in ("category", "question_type"):
         table = group_table(result, kind)
         if table is not None:
@@ -55,3 +131,12 @@ def score(paths: tuple[str, ...], dataset: str | None, out_dir: str | None) -> N
         if problems:
             console.print(f"[yellow]{server}: ledger issues {problems}[/yellow]")
     console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _write_checks(path: Path, checks: list[dict]) -> None:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(checks[0]) if checks else ["model"])
+        writer.writeheader()
+        writer.writerows(checks)

@@ -5,7 +5,8 @@
 an output folder, next to their ledger (``<step>.jsonl``, see `ledger.Ledger`). Each step:
 
 * resumes: units already done by the same model and prompt are not redone;
-* caches LLM replies on disk (``llm_cache.jsonl``), keyed by model, messages and options;
+* caches LLM replies on disk through the shared client (`ctbench.llm`, sqlite, keyed by model,
+  settings and messages);
 * records per pair which model, prompt (sha256) and date produced it, under ``provenance``;
 * keeps going past a bad unit (missing section, non-English report, a reply that is not JSON or
   has the wrong shape), records the error, and reports the count at the end.
@@ -23,7 +24,7 @@ from typing import Callable
 from ctbench.datasets.ct_spatialvqa import question_key
 from ctbench.datasets.qa import rules
 from ctbench.datasets.qa.ledger import Ledger, now_iso
-from ctbench.datasets.qa.llm import CachedChatModel, ChatModel, LLMError
+from ctbench.datasets.qa.llm import ChatModel, LLMError
 from ctbench.datasets.qa.prompting import Prompt, load_prompt
 from ctbench.datasets.qa.replies import (
     BadInput,
@@ -77,10 +78,6 @@ def _read_json_object(path: str | Path, what: str) -> dict:
     return data
 
 
-def _cached(llm: ChatModel, out_dir: Path) -> ChatModel:
-    return llm if isinstance(llm, CachedChatModel) else CachedChatModel(llm, out_dir / "llm_cache.jsonl")
-
-
 def _messages(user: str) -> list[dict]:
     return [{"role": "system", "content": SYSTEM_MESSAGE}, {"role": "user", "content": user}]
 
@@ -93,6 +90,7 @@ def _run_units(
     summary: StepSummary,
     workers: int,
     on_unit: Callable[[str], None],
+    on_start: Callable[[int], None],
 ) -> None:
     """Run `work` on each key not already done; write one ledger line per unit."""
     pending = []
@@ -101,6 +99,7 @@ def _run_units(
             summary.done_before += 1
         else:
             pending.append(key)
+    on_start(len(pending))
 
     def one(key: str) -> None:
         base = {"key": key, **fingerprint, "date": now_iso()}
@@ -152,12 +151,12 @@ def generate_qa(
     limit: int | None = None,
     workers: int = 1,
     on_unit: Callable[[str], None] = lambda key: None,
+    on_start: Callable[[int], None] = lambda n: None,
 ) -> StepSummary:
     """7-10 spatial QA pairs per report from its Findings and Impressions (published pipeline)."""
     out_dir = Path(out_dir)
     reports = _read_json_object(reports_path, "reports file")
     prompt = prompt or load_prompt("generate")
-    llm = _cached(llm, out_dir)
     keys = [v for v in (volumes or list(reports)) if v in reports][:limit]
     unknown = [v for v in (volumes or []) if v not in reports]
     if unknown:
@@ -183,7 +182,7 @@ def generate_qa(
             warnings.append(f"{len(unique)} pairs, outside the asked-for {low}-{high}")
         return {"qa_pairs": unique, "warnings": warnings}
 
-    _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit)
+    _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit, on_start)
     assembled = {}
     for volume in keys:
         row = ledger.done(volume, fingerprint)
@@ -217,6 +216,7 @@ def _label_step(
     workers: int,
     limit: int | None,
     on_unit: Callable[[str], None],
+    on_start: Callable[[int], None],
 ) -> StepSummary:
     out_dir = Path(out_dir)
     data = _read_json_object(in_path, "QA file")
@@ -228,7 +228,6 @@ def _label_step(
         fingerprint = {"model": f"{RULES_BACKEND}:{rules.RULES_VERSION}", "prompt": None, "prompt_sha256": None}
     else:
         prompt = prompt or load_prompt(step)
-        llm = _cached(llm, out_dir)
         fingerprint = {"model": llm.name, "prompt": prompt.name, "prompt_sha256": prompt.sha256}
     summary = StepSummary(step, fingerprint["model"], fingerprint["prompt"], fingerprint["prompt_sha256"], units=len(keys))
     ledger = Ledger(out_dir / f"{step}.jsonl")
@@ -245,7 +244,7 @@ def _label_step(
         reply = llm.complete(_messages(prompt.render(pairs=_render_pairs(pairs))), temperature=TEMPERATURE)
         return {"labels": label_llm(reply, len(pairs))}
 
-    _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit)
+    _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit, on_start)
     assembled = {}
     for volume in keys:
         row = ledger.done(volume, fingerprint)
@@ -272,6 +271,7 @@ def filter_qa(
     workers: int = 1,
     limit: int | None = None,
     on_unit: Callable[[str], None] = lambda key: None,
+    on_start: Callable[[int], None] = lambda n: None,
 ) -> StepSummary:
     """Keep the spatial pairs. ``llm=None``: the rule-based filter (offline, deterministic)."""
 
@@ -290,7 +290,7 @@ def filter_qa(
             return None
         return {k: v for k, v in pair.items() if k != "provenance"}
 
-    return _label_step("filter", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit)
+    return _label_step("filter", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit, on_start)
 
 
 def categorize_qa(
@@ -302,6 +302,7 @@ def categorize_qa(
     workers: int = 1,
     limit: int | None = None,
     on_unit: Callable[[str], None] = lambda key: None,
+    on_start: Callable[[int], None] = lambda n: None,
 ) -> StepSummary:
     """Tag each pair with its spatial categories. ``llm=None``: the rule-based tagger."""
 
@@ -320,7 +321,7 @@ def categorize_qa(
         out["category"] = label["categories"]
         return out
 
-    return _label_step("categorize", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit)
+    return _label_step("categorize", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit, on_start)
 
 
 __all__ = ["generate_qa", "filter_qa", "categorize_qa", "StepSummary", "LLMError", "OUTPUT_FILES"]

@@ -91,6 +91,9 @@ def parse_qa_pairs(reply: str) -> list[dict]:
 
 def _indexed(reply: str, n: int, field: str) -> dict[int, object]:
     data = parse_json_reply(reply)
+    if isinstance(data, dict):  # JSON-object mode wraps the list: {"pairs": [...]}
+        lists = [v for v in data.values() if isinstance(v, list)]
+        data = lists[0] if len(lists) == 1 else data
     if not isinstance(data, list):
         raise BadReply(f"reply is a JSON {type(data).__name__}, expected a list of {{index, {field}}}")
     found: dict[int, object] = {}

@@ -22,9 +22,13 @@ COMMIT = "a" * 40
 
 
 def shared_data_dir() -> Path:
-    """The published CT-SpatialVQA files: $CTBENCH_SHARED/data/ct-spatialvqa or <repo>/../shared/..."""
+    """The published CT-SpatialVQA files: <repo>/../shared/data/ct-spatialvqa, or $CTBENCH_SHARED
+    (the shared folder or the ct-spatialvqa folder itself)."""
     base = os.environ.get("CTBENCH_SHARED")
     root = Path(base) if base else Path(__file__).resolve().parents[3] / "shared"
+    for candidate in (root, root / "data" / "ct-spatialvqa", root / "ct-spatialvqa"):
+        if (candidate / "qa_pairs.json").is_file():
+            return candidate
     return root / "data" / "ct-spatialvqa"
 
 
@@ -43,7 +47,7 @@ class _Server:
     def __init__(self, handler_cls):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
@@ -67,6 +71,7 @@ class FakeHub:
         self.cut_after: dict[str, int] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.gated = True
+        self.redirect = False  # answer like the hub for LFS files: 302 to a CDN URL
         self.server: _Server | None = None
 
     def add(self, repo_path: str, data: bytes) -> None:
@@ -105,12 +110,27 @@ def _hub_handler(hub: FakeHub):
             if hub.gated and token != GOOD_TOKEN:
                 return self._error(403 if token else 401, "GatedRepo", "Access to dataset is restricted.")
             prefix = "/datasets/ibrahimhamamci/CT-RATE/resolve/main/"
+            if self.path.startswith("/cdn/"):
+                return self._send_file(self.path[len("/cdn/"):])
             if not self.path.startswith(prefix):
                 return self._error(404, "RepoNotFound", "Repository not found")
             repo_path = self.path[len(prefix):]
             data = hub.files.get(repo_path)
             if data is None:
                 return self._error(404, "EntryNotFound", f"{repo_path} does not exist")
+            if hub.redirect:
+                self.send_response(302)
+                self.send_header("Location", f"{hub.endpoint}/cdn/{repo_path}")
+                self.send_header("X-Repo-Commit", COMMIT)
+                self.send_header("X-Linked-Etag", '"' + hashlib.sha256(data).hexdigest() + '"')
+                self.send_header("X-Linked-Size", str(len(data)))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            return self._send_file(repo_path)
+
+        def _send_file(self, repo_path: str) -> None:
+            data = hub.files[repo_path]
             start = 0
             rng = self.headers.get("Range")
             if rng and self.command == "GET":
@@ -182,7 +202,7 @@ def _llm_handler(llm: FakeLLM):
             else:
                 content = llm.reply(body.get("messages", []))
                 payload = {
-                    "id": "chatcmpl-test", "object": "chat.completion", "model": body.get("model"),
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body.get("model"),
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
                 }
                 status = 200

@@ -71,6 +71,14 @@ def test_download_fetches_exactly_the_referenced_volumes_and_validates_them(hub_
     assert not any("valid_99" in p for p in fetched)
 
 
+def test_hub_redirects_to_a_cdn_are_followed(hub_with_volumes, tmp_path):
+    hub, qa = hub_with_volumes
+    hub.redirect = True
+    summary = ct_rate.download_ct_rate(qa, tmp_path / "out", token=GOOD_TOKEN, endpoint=hub.endpoint, fetch_metadata=False)
+    assert summary["ok"] == 3
+    assert any(p.startswith("/cdn/") for m, p, _ in hub.requests if m == "GET")
+
+
 def test_second_run_downloads_nothing(hub_with_volumes, tmp_path):
     hub, qa = hub_with_volumes
     out = tmp_path / "out"
@@ -119,11 +127,12 @@ def test_full_disk_is_refused_before_downloading(hub_with_volumes, tmp_path):
     assert not [r for r in hub.requests if r[0] == "GET"]
 
 
-def test_volume_missing_from_the_hub_is_named(hub_with_volumes, tmp_path):
+def test_volume_missing_from_the_hub_is_named_and_the_rest_downloaded(hub_with_volumes, tmp_path):
     hub, qa = hub_with_volumes
     del hub.files[ct_rate.volume_repo_path(VOLUMES[1])]
-    with pytest.raises(ct_rate.CtRateError, match=f"{VOLUMES[1]}: not in"):
+    with pytest.raises(ct_rate.DownloadFailed, match=f"{VOLUMES[1]}: not in"):
         ct_rate.download_ct_rate(qa, tmp_path / "out", token=GOOD_TOKEN, endpoint=hub.endpoint)
+    assert (tmp_path / "out" / VOLUMES[0]).is_file() and (tmp_path / "out" / VOLUMES[2]).is_file()
 
 
 def test_corrupt_volume_fails_validation(hub_with_volumes, tmp_path):
@@ -160,3 +169,37 @@ def test_jsonl_image_paths_decide_where_volumes_land(hub_with_volumes, tmp_path)
     out = tmp_path / "out"
     ct_rate.download_ct_rate(qa, out, token=GOOD_TOKEN, endpoint=hub.endpoint)
     assert (out / rel).is_file()
+
+
+def test_disk_filling_up_mid_download_keeps_the_partial_file(hub_with_volumes, tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    hub, qa = hub_with_volumes
+    real_open = Path.open
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle, self.written = handle, 0
+
+        def write(self, chunk):
+            if self.written + len(chunk) > 50:
+                self.handle.write(chunk[: 50 - self.written])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(chunk)
+            return self.handle.write(chunk)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def fake_open(self, mode="r", *args, **kwargs):
+        handle = real_open(self, mode, *args, **kwargs)
+        return FullDisk(handle) if self.name.endswith(".part") and "b" in mode and "w" in mode else handle
+
+    monkeypatch.setattr(Path, "open", fake_open)
+    with pytest.raises(ct_rate.NotEnoughDiskSpace, match="disk full while writing"):
+        ct_rate.download_ct_rate(qa, tmp_path / "out", token=GOOD_TOKEN, endpoint=hub.endpoint, workers=1, fetch_metadata=False)
+    assert any(p.stat().st_size == 50 for p in (tmp_path / "out").glob("*.part"))

@@ -68,8 +68,8 @@ EXPECTED_VOLUME_ERRORS = {
     "missing.nii.gz::0": ("NOT_FOUND", "VolumeNotFound", "no such volume file"),
     "truncated.nii.gz::0": ("INVALID_ARGUMENT", "InvalidVolume", "truncated.nii.gz"),
     "text.nii.gz::0": ("INVALID_ARGUMENT", "InvalidVolume", "not a readable image"),
-    "flat.nii.gz::0": ("INVALID_ARGUMENT", "InvalidVolume", "expected a 3D volume, got 2D"),
-    "nan.nii.gz::0": ("INVALID_ARGUMENT", "InvalidVolume", "NaN or infinite"),
+    "flat.nii.gz::0": ("INVALID_ARGUMENT", "NotThreeDimensional", "expected a 3D volume, got 2D"),
+    "nan.nii.gz::0": ("INVALID_ARGUMENT", "NonFiniteVoxels", "NaN or infinite"),
 }
 
 

@@ -183,13 +183,13 @@ def test_internal_errors_do_not_leak_details(echo, data_root):
 
 
 @pytest.mark.parametrize(
-    "name,array",
+    "name,array,error_type",
     [
-        ("2D image", np.zeros((5, 6), np.int16)),
-        ("NaN voxels", np.full((3, 4, 5), np.nan, np.float32)),
+        ("2D image", np.zeros((5, 6), np.int16), "NotThreeDimensional"),
+        ("NaN voxels", np.full((3, 4, 5), np.nan, np.float32), "NonFiniteVoxels"),
     ],
 )
-def test_invalid_volumes_are_reported_per_question(echo, data_root, name, array):
+def test_invalid_volumes_are_reported_per_question(echo, data_root, name, array, error_type):
     import SimpleITK as sitk
 
     _, address = echo
@@ -197,8 +197,9 @@ def test_invalid_volumes_are_reported_per_question(echo, data_root, name, array)
     sitk.WriteImage(sitk.GetImageFromArray(array), str(path))
     data = path.read_bytes()
     answers, volumes = exchange(address, inline(vid(data), data) + [question("x::0", vid(data))])
-    assert answers["x::0"].status.error_type == "InvalidVolume"
-    assert volumes[0].status.error_type == "InvalidVolume"
+    assert answers["x::0"].status.error_type == error_type
+    assert answers["x::0"].status.code == INVALID_ARGUMENT
+    assert volumes[0].status.error_type == error_type
 
 
 def test_truncated_gzip_volume_is_invalid(echo, data_root):

@@ -1,0 +1,37 @@
+"""`bench perf ...`: measurements of the harness and the preprocessing library."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group()
+def perf() -> None:
+    """Performance measurements (results go into BENCHMARKS.md with the command)."""
+
+
+@perf.command()
+@click.option("--questions", default=5000, show_default=True)
+@click.option("--volumes", default=20, show_default=True, help="Volumes the questions are spread over (sent by reference).")
+@click.option("--volume-mb", default=150, show_default=True, help="Size of the inline volume (a CT-RATE volume is ~150 MB raw).")
+@click.option("--window", default=128, show_default=True, help="Questions in flight.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def harness(questions, volumes, volume_mb, window, as_json) -> None:
+    """Harness throughput with a server that answers instantly, and inline volume MB/s.
+
+    \b
+    Example:
+      bench perf harness --questions 5000 --volume-mb 150
+    """
+    from ctbench.runners.perf import harness_benchmark
+
+    figures = harness_benchmark(questions=questions, volumes=volumes, volume_mb=volume_mb, window=window)
+    if as_json:
+        click.echo(json.dumps(figures, indent=1))
+        return
+    click.echo(f"questions/s (instant server, window {figures['window']}): {figures['questions_per_s']:.0f}  "
+               f"({figures['questions']} questions in {figures['question_seconds']:.2f}s)")
+    click.echo(f"inline volume over loopback: {figures['inline_mb_per_s']:.0f} MB/s  "
+               f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s)")
+    click.echo(f"machine: {figures['machine']}")

@@ -1,0 +1,88 @@
+"""LLM client settings and the no-external-call policy."""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ctbench.errors import CtbenchError
+
+BACKENDS = ("openai", "gemini")
+DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+
+
+class LLMError(CtbenchError):
+    """A call failed for good (after retries), or the reply was unusable."""
+
+    code = "UNAVAILABLE"
+
+
+class ExternalCallRefused(CtbenchError):
+    """A call would leave this machine and `allow_external` was not given."""
+
+    code = "PERMISSION_DENIED"
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    backend: str  # "openai" (any OpenAI-compatible endpoint) | "gemini"
+    model: str
+    base_url: str | None = None  # None: the provider's public API (external)
+    api_key: str | None = None  # default: $OPENAI_API_KEY / $GEMINI_API_KEY (or a dummy for loopback)
+    temperature: float = 0.0
+    max_output_tokens: int = 2048
+    json_mode: bool = True
+    concurrency: int = 4
+    max_retries: int = 5
+    backoff_s: float = 1.0  # first retry delay; doubles each time, with jitter, capped
+    max_backoff_s: float = 30.0
+    timeout_s: float = 60.0
+    allow_external: bool = False
+    cache_path: Path | None = None  # None: $CTBENCH_CACHE/llm.sqlite; use cache=False on the client to disable
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+
+    def resolved_api_key(self) -> str:
+        key = self.api_key or os.environ.get(DEFAULT_KEY_ENV[self.backend], "")
+        if not key and is_loopback(self.base_url):
+            key = "local"  # local servers (vLLM, tests) ignore it; the SDKs insist on one
+        return key
+
+    def identity(self) -> dict[str, object]:
+        """What, besides the messages, determines the answer (goes into the cache key)."""
+        return {"backend": self.backend, "model": self.model, "temperature": self.temperature,
+                "max_output_tokens": self.max_output_tokens, "json_mode": self.json_mode}
+
+
+def is_loopback(base_url: str | None) -> bool:
+    if not base_url:
+        return False
+    host = urlparse(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(config: LLMConfig) -> None:
+    """Raise ExternalCallRefused unless the endpoint is loopback or external calls are allowed."""
+    if is_loopback(config.base_url) or config.allow_external:
+        return
+    where = config.base_url or f"the public {config.backend} API"
+    raise ExternalCallRefused(
+        f"refusing to send data to {where} (model {config.model!r}): report-derived text may only leave "
+        "this machine with an explicit allow_external / --allow-external; loopback endpoints are always allowed")
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("CTBENCH_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ctbench")
+    return Path(base) / "llm.sqlite"

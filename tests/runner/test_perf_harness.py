@@ -1,0 +1,14 @@
+"""`bench perf harness` runs end to end on small numbers (figures are for BENCHMARKS.md, not asserted)."""
+from __future__ import annotations
+
+import pytest
+
+from ctbench.runners.perf import harness_benchmark
+
+
+@pytest.mark.slow
+def test_harness_benchmark_reports_its_figures(tmp_path):
+    figures = harness_benchmark(questions=40, volumes=2, volume_mb=5, window=8, workdir=tmp_path)
+    assert figures["questions"] == 40
+    assert figures["questions_per_s"] > 0 and figures["inline_mb_per_s"] > 0
+    assert figures["inline_volume_mb"] == 5
