@@ -204,7 +204,10 @@ class DockerBackend(Backend):
                         lines.extend(chunk["stream"].rstrip("\n").splitlines())
                     if "error" in chunk:
                         tail = "\n".join(lines[-20:] + [chunk["error"].strip()])
-                        raise ImageBuildError(f"building {image} from {context / dockerfile} failed:\n{tail}")
+                        hint = ""
+                        if "pull access denied" in chunk["error"] or "not found" in chunk["error"]:
+                            hint = "\n(no registry is used: build the base images with scripts/docker/build-images.sh)"
+                        raise ImageBuildError(f"building {image} from {context / dockerfile} failed:\n{tail}{hint}")
         except docker.errors.APIError as exc:
             raise ImageBuildError(f"building {image} from {context / dockerfile} failed: {exc.explanation or exc}") from exc
 
