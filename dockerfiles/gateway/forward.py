@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""A loopback gateway for model containers that have no route out.
+
+Model containers sit only on an `internal` Docker network (no gateway, no NAT: nothing they
+send can leave the host). Docker does not publish ports of containers that are only on an
+internal network, so this forwarder sits on both the internal network and an edge network,
+has its port published on 127.0.0.1 of the host, and relays TCP bytes to one model container.
+It opens no outbound connection except to its fixed targets.
+
+    forward.py 50051=chance:50051 [LISTEN=HOST:PORT ...]
+
+Listens on 0.0.0.0 inside its container ($CTBENCH_GATEWAY_BIND overrides, e.g. for tests).
+
+Standard library only, so the gateway image needs nothing but python3.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+BUFFER = 1 << 16
+
+
+def parse_routes(args: list[str]) -> dict[int, tuple[str, int]]:
+    """`["50051=chance:50051"]` -> `{50051: ("chance", 50051)}`; ValueError names the bad one."""
+    routes: dict[int, tuple[str, int]] = {}
+    for arg in args:
+        try:
+            listen, target = arg.split("=", 1)
+            host, port = target.rsplit(":", 1)
+            routes[int(listen)] = (host, int(port))
+        except ValueError:
+            raise ValueError(f"bad route {arg!r}: expected LISTEN_PORT=HOST:PORT") from None
+    if not routes:
+        raise ValueError("no routes: expected LISTEN_PORT=HOST:PORT ...")
+    return routes
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(BUFFER):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001 - the peer may already be gone
+            pass
+
+
+def _relay(host: str, port: int):
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            upstream_r, upstream_w = await asyncio.open_connection(host, port)
+        except OSError as exc:
+            print(f"gateway: cannot reach {host}:{port}: {exc}", file=sys.stderr, flush=True)
+            client_w.close()
+            return
+        await asyncio.gather(_pipe(client_r, upstream_w), _pipe(upstream_r, client_w))
+
+    return handle
+
+
+async def serve(routes: dict[int, tuple[str, int]], bind: str = "0.0.0.0") -> None:
+    servers = [
+        await asyncio.start_server(_relay(host, port), bind, listen)
+        for listen, (host, port) in routes.items()
+    ]
+    for listen, (host, port) in routes.items():
+        print(f"gateway: {bind}:{listen} -> {host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for server in servers:
+        server.close()
+
+
+def main(argv: list[str]) -> int:
+    try:
+        routes = parse_routes(argv)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(routes, os.environ.get("CTBENCH_GATEWAY_BIND", "0.0.0.0")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

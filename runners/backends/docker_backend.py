@@ -1,0 +1,453 @@
+"""The docker backend: each model server in its own container, reached on a 127.0.0.1 port.
+
+Per server it runs two containers (names `<project>-<run>-<server>` and `...-gw`):
+
+- the model container, only on an internal network (`<project>-<run>-models`: no route off the
+  host), with the data root mounted read-only at /data, all capabilities dropped, and GPU device
+  requests when the registry asks for a GPU;
+- a gateway (dockerfiles/gateway/forward.py) on that internal network and on an edge network
+  without masquerading, whose port is published on 127.0.0.1 only and relays to the model.
+
+Images are built from the registry's `build:` section when missing. Waiting for gRPC health is
+the runner's job; `stop()` keeps each container's full log in the run's log folder, and every
+start failure carries the container's last log lines.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+from ctbench.errors import PortInUse, ServerStartError
+from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_DIR = REPO_ROOT / "compose"
+GATEWAY_IMAGE = "ctbench/gateway:latest"
+GATEWAY_BUILD = {"context": "..", "dockerfile": "dockerfiles/gateway.Dockerfile"}
+DATA_MOUNT = "/data"
+LABEL = "org.ctbench"
+PING_TIMEOUT_S = 5
+HOST_CA_BUNDLE = Path(os.environ.get("HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+
+
+class DockerUnavailable(ServerStartError):
+    """No Docker engine answers, or it refuses us."""
+
+
+class ImageBuildError(ServerStartError):
+    """An image could not be built; the message carries the build's last lines."""
+
+
+def _client(timeout: int = PING_TIMEOUT_S):
+    import docker
+
+    return docker.from_env(timeout=timeout)
+
+
+def _engine_address() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def engine_available() -> tuple[bool, str]:
+    """Whether a Docker engine answers here, and a sentence saying which (or why not).
+
+    `bench run` calls this to pick the docker backend over the local-process one."""
+    where = _engine_address()
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        return False, "the Python 'docker' package is not installed"
+    try:
+        client = _client()
+        client.ping()
+        version = client.version().get("Version", "?")
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable", said plainly
+        return False, f"no usable Docker engine at {where}: {_reason(exc)}"
+    return True, f"Docker engine {version} at {where}"
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if "Permission denied" in str(exc):
+        return f"permission denied on the engine socket ({first})"
+    if "FileNotFoundError" in str(exc) or "No such file" in str(exc) or "Connection refused" in str(exc):
+        return f"nothing listens there ({first})"
+    return first[:300]
+
+
+@contextlib.contextmanager
+def build_secrets(context: Path):
+    """Put the host's CA bundle where the Dockerfiles' builder stages look for it, for the length
+    of one build (pip behind a TLS-intercepting proxy), then remove it."""
+    folder = context / "dockerfiles" / "build-secrets"
+    target = folder / "ca-certificates.crt"
+    placed = folder.is_dir() and HOST_CA_BUNDLE.is_file() and not target.exists()
+    if placed:
+        shutil.copyfile(HOST_CA_BUNDLE, target)
+    try:
+        yield
+    finally:
+        if placed:
+            target.unlink(missing_ok=True)
+
+
+CONTAINER_UID = 10001  # the non-root user of dockerfiles/base.Dockerfile
+
+
+def check_readable_by_containers(data_root: Path) -> None:
+    """Containers run as uid 10001: a data root only its owner may read fails inside the
+    container with a confusing error. Say so before starting anything."""
+    try:
+        st = data_root.stat()
+    except OSError as exc:
+        raise ServerStartError(f"data root {data_root} cannot be read: {exc}") from None
+    if st.st_uid != CONTAINER_UID and (st.st_mode & 0o005) != 0o005:
+        raise ServerStartError(
+            f"data root {data_root} is not readable by the containers' user (uid {CONTAINER_UID}; "
+            f"mode {st.st_mode & 0o777:o}): chmod o+rx it (and o+r its files)"
+        )
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DockerBackend(Backend):
+    """Runs registry servers as containers. Use as a context manager: teardown is certain."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        client=None,
+        *,
+        project: str = "ctbench",
+        run_id: str | None = None,
+        compose_dir: Path = COMPOSE_DIR,
+        build: bool = True,
+        gateway_image: str = GATEWAY_IMAGE,
+        block_host_access: bool | None = None,
+    ):
+        if client is None:
+            ok, why = engine_available()
+            if not ok:
+                raise DockerUnavailable(
+                    f"{why}. Start one (scripts/docker/engine.sh start) or use --backend local."
+                )
+            client = _client(timeout=120)
+        self.client = client
+        self.project = project
+        self.run_id = run_id or secrets.token_hex(3)
+        self.compose_dir = Path(compose_dir)
+        self.build = build
+        self.gateway_image = gateway_image
+        if block_host_access is None:
+            block_host_access = os.environ.get("CTBENCH_BLOCK_HOST_ACCESS", "") == "1"
+        self.block_host_access = block_host_access
+        self._host_rules: list[list[str]] = []
+        self.prefix = f"{project}-{self.run_id}"
+        self._servers: dict[str, dict] = {}  # name -> {spec, model, gateway, endpoint, log_dir}
+        self._networks: dict[str, object] = {}
+        # The runner starts servers from several threads: one lock for networks and the server
+        # table, one per image so two servers never build the same image at once.
+        self._lock = threading.RLock()
+        self._image_locks: dict[str, threading.Lock] = {}
+
+    # ---- images -------------------------------------------------------------------------
+    def ensure_image(self, image: str, build: dict | None) -> None:
+        """Use `image` if the engine has it; otherwise build it from the compose `build:`."""
+        with self._lock:
+            image_lock = self._image_locks.setdefault(image, threading.Lock())
+        with image_lock:
+            self._ensure_image(image, build)
+
+    def _ensure_image(self, image: str, build: dict | None) -> None:
+        import docker
+
+        try:
+            self.client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        if not build or not self.build:
+            raise ServerStartError(
+                f"image {image} is not present and the registry gives no build section: build it "
+                f"(scripts/docker/build-images.sh) or load it (docker load) first"
+            )
+        context = (self.compose_dir / build.get("context", ".")).resolve()
+        dockerfile = build.get("dockerfile", "Dockerfile")
+        log.info("building %s from %s (%s)", image, context, dockerfile)
+        lines: list[str] = []
+        try:
+            with build_secrets(context):
+                for chunk in self.client.api.build(
+                    path=str(context),
+                    dockerfile=dockerfile,
+                    tag=image,
+                    buildargs={k: str(v) for k, v in (build.get("args") or {}).items()},
+                    rm=True,
+                    decode=True,
+                ):
+                    if "stream" in chunk:
+                        lines.extend(chunk["stream"].rstrip("\n").splitlines())
+                    if "error" in chunk:
+                        tail = "\n".join(lines[-20:] + [chunk["error"].strip()])
+                        hint = ""
+                        if "pull access denied" in chunk["error"] or "not found" in chunk["error"]:
+                            hint = "\n(no registry is used: build the base images with scripts/docker/build-images.sh)"
+                        raise ImageBuildError(f"building {image} from {context / dockerfile} failed:\n{tail}{hint}")
+        except docker.errors.APIError as exc:
+            raise ImageBuildError(f"building {image} from {context / dockerfile} failed: {exc.explanation or exc}") from exc
+
+    # ---- networks -----------------------------------------------------------------------
+    def _network(self, role: str):
+        with self._lock:
+            return self._network_locked(role)
+
+    def _network_locked(self, role: str):
+        if role in self._networks:
+            return self._networks[role]
+        options = {}
+        if role == "edge":
+            options = {"com.docker.network.bridge.enable_ip_masquerade": "false"}
+        network = self.client.networks.create(
+            f"{self.prefix}-{role}",
+            driver="bridge",
+            internal=(role == "models"),
+            options=options,
+            labels={f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id},
+        )
+        self._networks[role] = network
+        if role == "models" and self.block_host_access:
+            self._block_host_access(network)
+        return network
+
+    def _block_host_access(self, network) -> None:
+        """Drop new connections from the models network to the host itself (services bound to
+        0.0.0.0 on the host are otherwise reachable through the bridge). Needs root, iptables,
+        and an engine on this host; refuses to start otherwise rather than isolate less."""
+        import subprocess
+
+        if os.geteuid() != 0 or shutil.which("iptables") is None or not _engine_address().startswith("unix://"):
+            raise ServerStartError(
+                "CTBENCH_BLOCK_HOST_ACCESS=1 needs root, iptables and a local engine (unix socket)"
+            )
+        rule = ["INPUT", "-i", f"br-{network.id[:12]}", "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]
+        result = subprocess.run(["iptables", "-I", *rule], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise ServerStartError(f"could not add the host-access rule: {result.stderr.strip()}")
+        self._host_rules.append(rule)
+
+    # ---- Backend --------------------------------------------------------------------------
+    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
+        import docker
+
+        with self._lock:
+            if spec.name in self._servers:
+                raise ServerStartError(f"server {spec.name} is already running in this run")
+        if not spec.image:
+            raise ServerStartError(f"server {spec.name} has no image in the registry")
+        check_readable_by_containers(Path(data_root))
+        self.ensure_image(spec.image, spec.build)
+        self.ensure_image(self.gateway_image, GATEWAY_BUILD)
+        models, edge = self._network("models"), self._network("edge")
+        labels = {f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id, f"{LABEL}.server": spec.name}
+        entry: dict = {"spec": spec, "log_dir": Path(log_dir), "data_root": Path(data_root)}
+        with self._lock:
+            self._servers[spec.name] = entry
+        host_port = spec.host_port or free_loopback_port()
+        try:
+            self._run_model(entry, spec, Path(data_root), models, labels)
+            self._run_gateway(entry, spec, host_port, models, edge, labels)
+        except docker.errors.APIError as exc:
+            message = exc.explanation or str(exc)
+            tail = self.logs(spec.name)
+            self.stop(spec.name)
+            if "port is already allocated" in message or "address already in use" in message:
+                raise PortInUse(
+                    f"{spec.name}: 127.0.0.1:{host_port} is already in use: stop what holds it or "
+                    f"change x-ctbench.host_port in compose/compose.yaml ({message})"
+                ) from exc
+            raise ServerStartError(f"{spec.name}: the engine refused to start it: {message}\n{tail}") from exc
+        entry["endpoint"] = Endpoint(spec.name, f"127.0.0.1:{host_port}", data_root=DATA_MOUNT)
+        return entry["endpoint"]
+
+    def _run_model(self, entry: dict, spec: ServerSpec, data_root: Path, models, labels: dict) -> None:
+        import docker
+
+        # Images build on dockerfiles/base.Dockerfile, whose entrypoint is `bench serve`: the
+        # registry, not the image's default CMD, says which model and arguments run.
+        command = [spec.model, "--host", "0.0.0.0", "--port", str(spec.container_port),
+                   "--data-root", DATA_MOUNT, *spec.args]
+        device_requests = []
+        if spec.gpu:
+            device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        container = self.client.containers.create(
+            spec.image,
+            command=command,
+            name=f"{self.prefix}-{spec.name}",
+            hostname=spec.name,
+            environment=dict(spec.environment),
+            volumes={str(data_root.resolve()): {"bind": DATA_MOUNT, "mode": "ro"}},
+            device_requests=device_requests or None,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            labels={**labels, f"{LABEL}.role": "model"},
+            network=models.name,
+            # An alias on the internal network: the gateway finds the server by its registry name.
+            networking_config={
+                models.name: docker.types.EndpointConfig(self.client.api._version, aliases=[spec.name])
+            },
+        )
+        entry["model"] = container  # recorded before start: stop() removes it even if start fails
+        container.start()
+
+    def _run_gateway(self, entry: dict, spec: ServerSpec, host_port: int, models, edge, labels: dict) -> None:
+        container = self.client.containers.create(
+            self.gateway_image,
+            command=[f"{spec.container_port}={spec.name}:{spec.container_port}"],
+            name=f"{self.prefix}-{spec.name}-gw",
+            ports={f"{spec.container_port}/tcp": ("127.0.0.1", host_port)},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            labels={**labels, f"{LABEL}.role": "gateway"},
+            network=edge.name,
+        )
+        entry["gateway"] = container
+        models.connect(container)
+        container.start()
+
+    def is_alive(self, name: str) -> bool:
+        entry = self._servers.get(name)
+        if not entry or "model" not in entry:
+            return False
+        try:
+            for key in ("model", "gateway"):
+                if key in entry:
+                    entry[key].reload()
+                    if entry[key].status != "running":
+                        return False
+        except Exception:  # noqa: BLE001 - a container that vanished is not alive
+            return False
+        return True
+
+    def exit_status(self, name: str) -> str:
+        """The model container's state in words, e.g. 'exited with code 2' or 'running'."""
+        entry = self._servers.get(name)
+        if not entry or "model" not in entry:
+            return "not started"
+        try:
+            entry["model"].reload()
+        except Exception:  # noqa: BLE001
+            return "removed"
+        state = entry["model"].attrs.get("State", {})
+        if state.get("Status") == "exited":
+            extra = " (killed: out of memory)" if state.get("OOMKilled") else ""
+            return f"exited with code {state.get('ExitCode')}{extra}"
+        return state.get("Status", "unknown")
+
+    def restart(self, name: str) -> Endpoint:
+        entry = self._servers.get(name)
+        if not entry:
+            raise ServerStartError(f"server {name} was never started in this run")
+        self._save_logs(name, suffix=".before-restart")
+        entry["model"].restart(timeout=10)
+        if "gateway" in entry:
+            entry["gateway"].reload()
+            if entry["gateway"].status != "running":
+                entry["gateway"].start()
+        return entry["endpoint"]
+
+    def logs(self, name: str, tail: int = 40) -> str:
+        entry = self._servers.get(name)
+        if not entry or "model" not in entry:
+            return ""
+        try:
+            return entry["model"].logs(tail=tail).decode("utf-8", "replace")
+        except Exception as exc:  # noqa: BLE001
+            return f"(no logs: {exc})"
+
+    def _save_logs(self, name: str, suffix: str = "") -> None:
+        entry = self._servers.get(name)
+        if not entry:
+            return
+        entry["log_dir"].mkdir(parents=True, exist_ok=True)
+        for key, stem in (("model", name), ("gateway", f"{name}.gateway")):
+            if key in entry:
+                try:
+                    text = entry[key].logs().decode("utf-8", "replace")
+                except Exception:  # noqa: BLE001
+                    continue
+                with open(entry["log_dir"] / f"{stem}.docker{suffix}.log", "a", encoding="utf-8") as out:
+                    out.write(text)
+
+    def stop(self, name: str) -> None:
+        entry = self._servers.get(name)
+        if not entry:
+            return
+        self._save_logs(name)
+        status = self.exit_status(name)
+        if status.startswith("exited") and "code 0" not in status:
+            log.warning("%s %s; last log lines:\n%s", name, status, self.logs(name, tail=20))
+        for key in ("gateway", "model"):
+            if key in entry:
+                try:
+                    entry[key].remove(force=True)
+                except Exception as exc:  # noqa: BLE001 - removal is best effort, keep going
+                    log.debug("removing %s %s: %s", key, name, exc)
+        with self._lock:
+            self._servers.pop(name, None)
+            if not self._servers:
+                self._remove_networks()
+
+    def _remove_networks(self) -> None:
+        import subprocess
+
+        with self._lock:
+            for rule in self._host_rules:
+                subprocess.run(["iptables", "-D", *rule], capture_output=True, timeout=30)
+            self._host_rules.clear()
+            for role, network in list(self._networks.items()):
+                try:
+                    network.remove()
+                except Exception as exc:  # noqa: BLE001
+                    log.debug("removing network %s: %s", role, exc)
+                del self._networks[role]
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._servers)
+
+    def stop_all(self) -> None:
+        super().stop_all()
+        self._remove_networks()
+
+    def model_container(self, name: str):
+        """The model container object (tests and fault injection use it)."""
+        return self._servers[name]["model"]
+
+
+def remove_leftovers(client=None, project: str = "ctbench") -> int:
+    """Remove containers and networks a crashed run left behind; returns how many."""
+    client = client or _client()
+    label = f"{LABEL}.project={project}"
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+        removed += 1
+    for network in client.networks.list(filters={"label": label}):
+        network.remove()
+        removed += 1
+    return removed

@@ -1,0 +1,506 @@
+"""The conformance checks: each drives a running server through one promise of the protocol.
+
+A check gets a `Context` (channel, stubs, the server's model card, which transport to use for
+probe volumes) and returns a `CheckResult`. Checks never raise for a misbehaving server: what
+went wrong becomes the result's problems, so one broken behaviour does not hide the others.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ctbench.runners.conformance import probe_volumes as probes
+from ctbench.runners.conformance.report import FAIL, PASS, SKIP, CheckResult, ConformanceReport
+from ctbench.v1 import answer_volume_question_pb2 as pb
+from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
+
+REFERENCE, INLINE = pb.VOLUME_TRANSPORT_REFERENCE, pb.VOLUME_TRANSPORT_INLINE
+DEFAULT_CHUNK = 1 << 20
+GRPC_MESSAGE_LIMIT = 4 << 20
+STAGING = ".ctbench-conformance"
+OPTIONS = ("left", "right")
+ORIENTATION_QUESTION = "Which lung contains the pulmonary nodule?"
+CODE = {c.value[0]: c.name for c in grpc.StatusCode}
+
+
+@dataclass
+class ConformanceOptions:
+    data_root: Path | None = None  # the host folder the server mounts as its data root
+    timeout_s: float = 60.0  # bound on each stream
+    health_timeout_s: float = 60.0  # bound on waiting for SERVING
+    only: tuple[str, ...] = ()  # run these checks only (names from CHECKS)
+
+
+@dataclass
+class StreamResult:
+    answers: dict[str, list[pb.Answer]] = field(default_factory=dict)
+    volumes: dict[str, list[pb.VolumeStatus]] = field(default_factory=dict)
+    error: grpc.RpcError | None = None
+
+    def one(self, question_id: str) -> pb.Answer | None:
+        found = self.answers.get(question_id) or []
+        return found[0] if found else None
+
+    @property
+    def error_text(self) -> str:
+        if self.error is None:
+            return ""
+        return f"{self.error.code().name}: {self.error.details()}"
+
+
+class Context:
+    """Everything the checks share for one server."""
+
+    def __init__(self, address: str, options: ConformanceOptions):
+        self.address = address
+        self.options = options
+        self.channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 16 << 20)])
+        self.stub = pb_grpc.AnswerVolumeQuestionStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.card: pb.ModelCard | None = None
+        self.staged: dict[str, str] = {}  # probe name -> path relative to the data root
+        self._counter = 0
+
+    # --- what the server says it supports ------------------------------------------------
+    def describe(self) -> pb.ModelCard:
+        if self.card is None:
+            self.card = self.stub.Describe(pb.DescribeRequest(), timeout=self.options.timeout_s)
+        return self.card
+
+    @property
+    def transports(self) -> set[int]:
+        return set(self.card.transports) if self.card is not None else set()
+
+    @property
+    def chunk_bytes(self) -> int:
+        declared = self.card.max_chunk_bytes if self.card is not None else 0
+        return min(declared or DEFAULT_CHUNK, DEFAULT_CHUNK)
+
+    def probe_transport(self) -> str | None:
+        """How checks send their probe volumes: inline if possible, else by reference."""
+        if INLINE in self.transports:
+            return "inline"
+        if REFERENCE in self.transports and self.options.data_root is not None:
+            return "reference"
+        return None
+
+    # --- building requests -----------------------------------------------------------------
+    def qid(self, stem: str) -> str:
+        self._counter += 1
+        return f"conformance-{stem}::{self._counter}"
+
+    def stage(self, probe: probes.ProbeVolume) -> str:
+        """Write `probe` under the data root; return its path relative to the root."""
+        if probe.name not in self.staged:
+            folder = Path(self.options.data_root) / STAGING
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o755)
+            path = folder / probe.filename
+            path.write_bytes(probe.data)
+            path.chmod(0o644)  # containers read it as a non-root user
+            self.staged[probe.name] = f"{STAGING}/{probe.filename}"
+        return self.staged[probe.name]
+
+    def unstage(self) -> None:
+        if self.staged and self.options.data_root is not None:
+            shutil.rmtree(Path(self.options.data_root) / STAGING, ignore_errors=True)
+        self.staged.clear()
+
+    def volume_requests(self, probe: probes.ProbeVolume, transport: str) -> list[pb.AnswerRequest]:
+        if transport == "reference":
+            return [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=probe.volume_id, path=self.stage(probe)))]
+        return inline_requests(probe.volume_id, probe.data, probe.filename, self.chunk_bytes)
+
+    def exchange(self, requests: Iterable[pb.AnswerRequest]) -> StreamResult:
+        result = StreamResult()
+        try:
+            for response in self.stub.Answer(iter(list(requests)), timeout=self.options.timeout_s):
+                kind = response.WhichOneof("item")
+                if kind == "answer":
+                    result.answers.setdefault(response.answer.question_id, []).append(response.answer)
+                elif kind == "volume":
+                    result.volumes.setdefault(response.volume.volume_id, []).append(response.volume)
+        except grpc.RpcError as exc:
+            result.error = exc
+        return result
+
+    def close(self) -> None:
+        self.unstage()
+        self.channel.close()
+
+
+def inline_requests(volume_id: str, data: bytes, filename: str, chunk: int) -> list[pb.AnswerRequest]:
+    requests = [pb.AnswerRequest(volume=pb.VolumeHeader(
+        volume_id=volume_id, inline=pb.InlineVolume(total_bytes=len(data), filename=filename)))]
+    for offset in range(0, len(data), chunk):
+        requests.append(pb.AnswerRequest(chunk=pb.VolumeChunk(
+            volume_id=volume_id, offset=offset, data=data[offset:offset + chunk])))
+    return requests
+
+
+def question(qid: str, volume_id: str, text: str = ORIENTATION_QUESTION,
+             options: tuple[str, ...] = OPTIONS, question_type: str = "laterality") -> pb.AnswerRequest:
+    return pb.AnswerRequest(question=pb.Question(
+        question_id=qid, volume_id=volume_id, text=text, options=list(options), question_type=question_type))
+
+
+def status_name(status: pb.ItemStatus) -> str:
+    return CODE.get(status.code, str(status.code))
+
+
+def describe_answer(answer: pb.Answer | None) -> str:
+    if answer is None:
+        return "no answer"
+    if answer.status.code == 0:
+        return f"OK {answer.text!r}"
+    return f"{status_name(answer.status)} {answer.status.error_type}: {answer.status.message}"
+
+
+def declined(answer: pb.Answer | None) -> bool:
+    """The model received the item and deliberately declined the question (a typed
+    UnsupportedQuestion): the transport worked, the model just does not answer that question."""
+    return answer is not None and answer.status.code != 0 and answer.status.error_type == "UnsupportedQuestion"
+
+
+def expect_ok(result: StreamResult, qids: Iterable[str], problems: list[str]) -> int:
+    """Each question answered exactly once, with OK or a typed UnsupportedQuestion; the stream
+    itself ended OK. Returns how many the model declined."""
+    n_declined = 0
+    if result.error is not None:
+        problems.append(f"the stream ended with {result.error_text}")
+    for qid in qids:
+        got = result.answers.get(qid, [])
+        if not got:
+            problems.append(f"{qid}: no answer")
+        elif len(got) > 1:
+            problems.append(f"{qid}: answered {len(got)} times")
+        elif declined(got[0]):
+            n_declined += 1
+        elif got[0].status.code != 0:
+            problems.append(f"{qid}: {describe_answer(got[0])}")
+    for statuses in result.volumes.values():
+        for status in statuses:
+            if status.status.code != 0:
+                problems.append(f"volume {status.volume_id[:19]}...: {status_name(status.status)} {status.status.message}")
+    return n_declined
+
+
+def _declined_note(n: int, total: int) -> str:
+    return f"; the model declined {n}/{total} probe questions (UnsupportedQuestion): transport fine" if n else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks. Each returns (status, detail, problems).
+
+def check_health(ctx: Context):
+    deadline = time.monotonic() + ctx.options.health_timeout_s
+    start, last = time.monotonic(), "no answer"
+    while True:
+        try:
+            reply = ctx.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
+            last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return PASS, f"grpc.health.v1 SERVING after {time.monotonic() - start:.1f}s", []
+        except grpc.RpcError as exc:
+            last = exc.code().name
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return FAIL, "", ["the server does not implement grpc.health.v1"]
+        if time.monotonic() > deadline:
+            return FAIL, "", [f"health did not reach SERVING within {ctx.options.health_timeout_s:.0f}s (last: {last})"]
+        time.sleep(0.2)
+
+
+def check_describe(ctx: Context):
+    card = ctx.describe()
+    problems = []
+    for field_name in ("name", "version", "license", "sdk_version"):
+        if not getattr(card, field_name):
+            problems.append(f"ModelCard.{field_name} is empty")
+    if not card.HasField("input") or card.input.kind not in ("volume3d", "slices2d", "none"):
+        problems.append(f"ModelCard.input.kind must be volume3d, slices2d or none (got {card.input.kind!r})")
+    elif card.input.kind != "none" and not card.input.name:
+        problems.append("ModelCard.input.name is empty (the model reads voxels: name how they are prepared)")
+    if card.max_batch_size < 1:
+        problems.append("ModelCard.max_batch_size must be at least 1")
+    transports = [t for t in card.transports if t != pb.VOLUME_TRANSPORT_UNSPECIFIED]
+    if not transports:
+        problems.append("ModelCard.transports lists no transport (reference and/or inline)")
+    if INLINE in card.transports:
+        if card.max_volume_bytes == 0:
+            problems.append("inline transport declared but max_volume_bytes is 0")
+        if not 0 < card.max_chunk_bytes <= GRPC_MESSAGE_LIMIT - 64 * 1024:
+            problems.append(f"max_chunk_bytes {card.max_chunk_bytes} must be > 0 and well under gRPC's 4 MiB message limit")
+    names = [pb.VolumeTransport.Name(t).removeprefix("VOLUME_TRANSPORT_").lower() for t in transports]
+    detail = (f"{card.name} {card.version} (sdk {card.sdk_version or '?'}), input {card.input.kind or '?'}"
+              f"{'/' + card.input.name if card.input.name else ''}, transports {','.join(names) or 'none'}, "
+              f"batch {card.max_batch_size}")
+    if not card.weights:
+        detail += "; weights: not stated (fine only for weight-free baselines)"
+    return (FAIL if problems else PASS), detail, problems
+
+
+def _transport_check(ctx: Context, transport: str):
+    code = REFERENCE if transport == "reference" else INLINE
+    probe = probes.small_volume(f"probe-{transport}", seed=3 if transport == "inline" else 4)
+    if code not in ctx.transports:
+        # Declared unsupported: it must then be refused with a typed UNIMPLEMENTED, not crash.
+        if transport == "reference":
+            requests = [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=probe.volume_id, path="x/probe.nii.gz"))]
+        else:
+            requests = inline_requests(probe.volume_id, probe.data, probe.filename, DEFAULT_CHUNK)
+        qid = ctx.qid(transport)
+        result = ctx.exchange(requests + [question(qid, probe.volume_id)])
+        answer = result.one(qid)
+        if result.error is None and answer is not None and status_name(answer.status) == "UNIMPLEMENTED":
+            return PASS, f"declared unsupported; refused with UNIMPLEMENTED ({answer.status.error_type})", []
+        return FAIL, "declared unsupported", [
+            f"a {transport} volume should get an UNIMPLEMENTED item status; got {describe_answer(answer)}"
+            + (f"; stream: {result.error_text}" if result.error else "")]
+    if transport == "reference" and ctx.options.data_root is None:
+        return SKIP, "declared supported; pass --data-root (the folder the server mounts) to test it", []
+    qids = [ctx.qid(transport)]
+    result = ctx.exchange(ctx.volume_requests(probe, transport) + [question(q, probe.volume_id) for q in qids])
+    problems: list[str] = []
+    expect_ok(result, qids, problems)
+    return (FAIL if problems else PASS), describe_answer(result.one(qids[0])), problems
+
+
+def check_reference(ctx: Context):
+    return _transport_check(ctx, "reference")
+
+
+def check_inline(ctx: Context):
+    return _transport_check(ctx, "inline")
+
+
+def check_reuse(ctx: Context, n_questions: int = 8):
+    transport = ctx.probe_transport()
+    if transport is None:
+        return SKIP, "no transport the checker can use (inline unsupported and no --data-root)", []
+    probe = probes.small_volume("probe-reuse", seed=5)
+    qids = [ctx.qid("reuse") for _ in range(n_questions)]
+    requests = ctx.volume_requests(probe, transport) + [question(q, probe.volume_id) for q in qids]
+    result = ctx.exchange(requests)
+    problems: list[str] = []
+    n_declined = expect_ok(result, qids, problems)
+    statuses = result.volumes.get(probe.volume_id, [])
+    if len(statuses) > 1:
+        problems.append(f"{len(statuses)} volume statuses for one volume (expected at most one)")
+    card = ctx.card
+    versions = {a.model_version for got in result.answers.values() for a in got if a.status.code == 0}
+    if card is not None and versions and versions != {card.version}:
+        problems.append(f"answers carry model_version {sorted(versions)}, the model card says {card.version!r}")
+    detail = f"{n_questions} questions on one {transport} volume sent once" + _declined_note(n_declined, n_questions)
+    return (FAIL if problems else PASS), detail, problems
+
+
+def check_bad_items(ctx: Context):
+    """Bad items in one stream, each must get its own typed error; a good item after them works."""
+    cases: list[tuple[str, list[pb.AnswerRequest], str, str]] = []  # (what, requests, qid, expected code)
+    unknown = "sha256:" + "0" * 64
+    q = ctx.qid("unknown-volume")
+    cases.append(("question on a volume never sent", [question(q, unknown)], q, "FAILED_PRECONDITION"))
+    if INLINE in ctx.transports:
+        garbage = b"this is not a NIfTI file\n" * 64
+        vid = probes.ProbeVolume("garbage", garbage, "garbage.nii.gz").volume_id
+        q = ctx.qid("garbage")
+        cases.append(("inline bytes that are not a volume",
+                      inline_requests(vid, garbage, "garbage.nii.gz", DEFAULT_CHUNK) + [question(q, vid)], q, "INVALID_ARGUMENT"))
+        good = probes.small_volume("probe-mismatch", seed=6)
+        wrong_id = "sha256:" + "f" * 64
+        q = ctx.qid("hash-mismatch")
+        cases.append(("inline bytes whose SHA-256 differs from the volume id",
+                      inline_requests(wrong_id, good.data, good.filename, DEFAULT_CHUNK) + [question(q, wrong_id)], q, "INVALID_ARGUMENT"))
+    if REFERENCE in ctx.transports and ctx.options.data_root is not None:
+        for what, path, code in (
+            ("by-reference path that does not exist", "no/such/volume.nii.gz", "NOT_FOUND"),
+            ("by-reference path outside the data root", "../../../../etc/passwd.nii.gz", "PERMISSION_DENIED"),
+        ):
+            vid = "sha256:" + ("1" if code == "NOT_FOUND" else "2") * 64
+            q = ctx.qid("bad-path")
+            cases.append((what, [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid, path=path)), question(q, vid)], q, code))
+    transport = ctx.probe_transport()
+    good_requests: list[pb.AnswerRequest] = []
+    good_qid = None
+    if transport is not None:
+        good = probes.small_volume("probe-after-bad", seed=7)
+        good_qid = ctx.qid("after-bad")
+        good_requests = ctx.volume_requests(good, transport) + [question(good_qid, good.volume_id)]
+    result = ctx.exchange([r for _, requests, _, _ in cases for r in requests] + good_requests)
+    problems = []
+    if result.error is not None:
+        problems.append(f"a bad item broke the stream: it ended with {result.error_text}")
+    reads_voxels = ctx.card is None or ctx.card.input.kind != "none"
+    for what, _, qid, expected in cases:
+        answer = result.one(qid)
+        if not reads_voxels and expected in ("INVALID_ARGUMENT", "NOT_FOUND") and "hash" not in what \
+                and answer is not None and answer.status.code == 0:
+            continue  # a server that never reads voxels need not open the file
+        if answer is None:
+            problems.append(f"{what}: no answer (expected {expected})")
+        elif status_name(answer.status) != expected:
+            problems.append(f"{what}: got {describe_answer(answer)}, expected {expected}")
+        elif not answer.status.error_type or not answer.status.message:
+            problems.append(f"{what}: {expected} but without error_type and message")
+    if good_qid is not None:
+        answer = result.one(good_qid)
+        if answer is None or (answer.status.code != 0 and not declined(answer)):
+            problems.append(f"a good item after the bad ones: {describe_answer(answer)}")
+    detail = f"{len(cases)} bad items" + (", then a good one" if good_qid else "")
+    return (FAIL if problems else PASS), detail, problems
+
+
+def check_chunked(ctx: Context):
+    if INLINE not in ctx.transports:
+        return SKIP, "inline unsupported: by-reference volumes need no chunking", []
+    probe = probes.large_volume()
+    card = ctx.card
+    if card is not None and card.max_volume_bytes and card.max_volume_bytes < probe.size:
+        return SKIP, f"server accepts at most {card.max_volume_bytes} bytes inline (probe: {probe.size})", []
+    qid = ctx.qid("large")
+    requests = inline_requests(probe.volume_id, probe.data, probe.filename, ctx.chunk_bytes) + [question(qid, probe.volume_id)]
+    result = ctx.exchange(requests)
+    problems: list[str] = []
+    n_declined = expect_ok(result, [qid], problems)
+    detail = f"{probe.size / 2**20:.1f} MiB in {len(requests) - 2} chunks of <= {ctx.chunk_bytes} bytes"
+    return (FAIL if problems else PASS), detail + _declined_note(n_declined, 1), problems
+
+
+def check_cancel(ctx: Context, n_questions: int = 16):
+    transport = ctx.probe_transport()
+    if transport is None:
+        return SKIP, "no transport the checker can use (inline unsupported and no --data-root)", []
+    probe = probes.small_volume("probe-cancel", seed=8)
+    release = threading.Event()
+
+    def requests() -> Iterator[pb.AnswerRequest]:
+        yield from ctx.volume_requests(probe, transport)
+        for _ in range(n_questions):
+            yield question(ctx.qid("cancel"), probe.volume_id)
+        release.wait(ctx.options.timeout_s)  # keep the stream open until the client cancels
+
+    problems = []
+    call = ctx.stub.Answer(requests(), timeout=ctx.options.timeout_s)
+    seen = 0
+    try:
+        for _ in call:
+            seen += 1
+            call.cancel()
+            break
+        for _ in call:
+            pass
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.CANCELLED:
+            problems.append(f"cancelled stream ended with {exc.code().name}: {exc.details()}")
+    finally:
+        release.set()
+    if seen == 0:
+        problems.append("no response arrived before cancelling")
+    status, _, health_problems = check_health(ctx)
+    problems += [f"after cancelling: {p}" for p in health_problems]
+    after = probes.small_volume("probe-after-cancel", seed=9)
+    qid = ctx.qid("after-cancel")
+    result = ctx.exchange(ctx.volume_requests(after, transport) + [question(qid, after.volume_id)])
+    expect_ok(result, [qid], problems)
+    return (FAIL if problems else PASS), "cancelled mid-stream; health and a new stream still work", problems
+
+
+def check_orientation(ctx: Context):
+    """The same anatomy stored in several orientations must get the same answer (per side)."""
+    transport = ctx.probe_transport()
+    if transport is None:
+        return SKIP, "no transport the checker can use (inline unsupported and no --data-root)", []
+    answers: dict[str, dict[str, str]] = {}
+    problems: list[str] = []
+    n_declined = n_sent = 0
+    for side in ("left", "right"):
+        qid = f"conformance-orientation::{side}"
+        for probe in probes.orientation_storages(side):
+            storage = probe.name.rsplit("-", 1)[1].upper()
+            n_sent += 1
+            # One stream each, same question id: nothing but the storage order differs.
+            result = ctx.exchange(ctx.volume_requests(probe, transport) + [question(qid, probe.volume_id)])
+            answer = result.one(qid)
+            if declined(answer) and result.error is None:
+                n_declined += 1
+                continue
+            if result.error is not None or answer is None or answer.status.code != 0:
+                problems.append(f"{probe.name}: {describe_answer(answer)} {result.error_text}".strip())
+                continue
+            answers.setdefault(side, {})[storage] = answer.text.strip().lower()
+    if n_declined == n_sent:
+        return SKIP, f"the model declines the probe question (UnsupportedQuestion) for all {n_sent} volumes", []
+    if n_declined:
+        problems.append(f"the model declined the probe for {n_declined} of {n_sent} storages of the same anatomies")
+    for side, got in answers.items():
+        if len(set(got.values())) > 1:
+            seen = ", ".join(f"{code} -> {text!r}" for code, text in got.items())
+            problems.append(f"nodule in the {side} lung, answers differ by storage order: {seen}")
+    correct = sum(1 for side, got in answers.items() for a in got.values() if a == side)
+    total = sum(len(got) for got in answers.values())
+    codes = "/".join(probes.ORIENTATION_STORAGES)
+    detail = f"same answer whether stored {codes}; {correct}/{total} name the right lung (informative only)"
+    return (FAIL if problems else PASS), detail, problems
+
+
+# name -> (title, function). Order matters: health and describe first (they fill the context).
+CHECKS: dict[str, tuple[str, Callable]] = {
+    "health": ("health goes SERVING", check_health),
+    "describe": ("Describe returns a complete model card", check_describe),
+    "reference": ("a by-reference volume is answered (or declared unsupported)", check_reference),
+    "inline": ("an inline volume is answered (or declared unsupported)", check_inline),
+    "reuse": ("a volume sent once serves many questions", check_reuse),
+    "bad-items": ("bad items get typed errors without breaking the stream", check_bad_items),
+    "chunked": ("a volume over 4 MiB arrives in chunks and is answered", check_chunked),
+    "cancel": ("cancelling a stream leaves the server healthy", check_cancel),
+    "orientation": ("the orientation probe answers consistently", check_orientation),
+}
+
+
+def run_conformance(address: str, options: ConformanceOptions | None = None,
+                    progress: Callable[[CheckResult], None] | None = None) -> ConformanceReport:
+    """Run the checks against the server at `address` (host:port) and report."""
+    options = options or ConformanceOptions()
+    unknown = [n for n in options.only if n not in CHECKS]
+    if unknown:
+        from ctbench.errors import UnknownName
+
+        raise UnknownName(f"Unknown conformance check {unknown[0]!r}. Available: {', '.join(CHECKS)}")
+    report = ConformanceReport(address)
+    ctx = Context(address, options)
+    healthy = True
+    try:
+        for name, (title, func) in CHECKS.items():
+            if options.only and name not in options.only and name not in ("health", "describe"):
+                continue
+            start = time.monotonic()
+            try:
+                if not healthy:
+                    status, detail, problems = SKIP, "the server never turned healthy", []
+                elif name not in ("health", "describe") and ctx.card is None:
+                    status, detail, problems = SKIP, "needs Describe to work", []
+                else:
+                    status, detail, problems = func(ctx)
+            except grpc.RpcError as exc:
+                status, detail, problems = FAIL, "", [f"RPC failed: {exc.code().name}: {exc.details()}"]
+            except Exception as exc:  # noqa: BLE001 - a checker bug must not hide other results
+                status, detail, problems = FAIL, "", [f"checker error: {exc!r}", traceback.format_exc(limit=3)]
+            result = CheckResult(name, title, status, detail, problems, round(time.monotonic() - start, 3))
+            report.results.append(result)
+            if name == "health" and status == FAIL:
+                healthy = False
+            if progress is not None:
+                progress(result)
+        if ctx.card is not None:
+            report.model = {"name": ctx.card.name, "version": ctx.card.version, "sdk_version": ctx.card.sdk_version}
+    finally:
+        ctx.close()
+    return report

