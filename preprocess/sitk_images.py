@@ -8,11 +8,13 @@ its source; it records its source so a later resampling reads the source's image
 copying the permuted array.
 
 Everything is stored as private attributes of the volume instance (not in module-level tables),
-so a volume and all it derived go away together as soon as nobody holds the volume: no leaks in
-a long-running model server.
+and the only back-reference (derived -> source) is weak, so there are no reference cycles: a
+volume and all it derived are freed the moment nobody holds the volume, without waiting for the
+cyclic garbage collector (which rarely runs when the allocations are a few huge arrays).
 """
 from __future__ import annotations
 
+import weakref
 from typing import Callable, TypeVar
 
 from ctbench.preprocess.volume import Volume, volume_to_sitk
@@ -29,12 +31,15 @@ def remember_image(volume: Volume, image) -> None:
 
 def record_same_physics(derived_volume: Volume, source: Volume) -> None:
     """Record that `derived_volume` is `source` re-indexed (permuted / flipped), voxel for voxel."""
-    object.__setattr__(derived_volume, "_physical_source", physical_source(source))
+    object.__setattr__(derived_volume, "_physical_source", weakref.ref(physical_source(source)))
 
 
 def physical_source(volume: Volume) -> Volume:
-    """The volume whose SimpleITK image can stand in for `volume` when resampling in physical space."""
-    return volume.__dict__.get("_physical_source", volume)
+    """The volume whose SimpleITK image can stand in for `volume` when resampling in physical space
+    (`volume` itself once that source is gone)."""
+    reference = volume.__dict__.get("_physical_source")
+    source = reference() if reference is not None else None
+    return volume if source is None else source
 
 
 def as_sitk(volume: Volume):
@@ -52,6 +57,9 @@ def derived(volume: Volume, key: tuple, compute: Callable[[], T]) -> T:
     The result lives as long as `volume` does. Only for pure, deterministic steps.
     """
     table = volume.__dict__.setdefault("_derived", {})
-    if key not in table:
-        table[key] = compute()
-    return table[key]
+    if key in table:
+        return table[key]
+    result = compute()
+    if result is not volume:  # storing the volume in its own table would be a reference cycle
+        table[key] = result
+    return result
