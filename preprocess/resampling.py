@@ -43,7 +43,8 @@ _DEFAULT_BACKEND = {"backend": "sitk", "device": "auto"}
 def resampling_backend(backend: str, device: str = "auto") -> Iterator[None]:
     """Within the block, `Resize` / `Resample` built without an explicit backend use `backend`
     ("sitk", the default, or "torch" on `device`: "auto" = CUDA if available). Steps torch cannot
-    do the same way (B-spline, anti-aliasing) stay on SimpleITK."""
+    do the same way (B-spline, anti-aliasing) stay on SimpleITK. The setting is process-wide (not
+    per thread): set it around a whole run, or pass ``backend=`` to the transform instead."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     previous = dict(_DEFAULT_BACKEND)
