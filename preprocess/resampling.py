@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ctbench.preprocess.sitk_images import as_sitk, physical_source, remember_image
+from ctbench.preprocess.sitk_images import array_view, as_sitk, physical_source, remember_image
 from ctbench.preprocess.volume import Volume
 
 __all__ = [
@@ -144,8 +144,8 @@ def resize_to_shape(
         resampler.SetInterpolator(sitk.sitkLinear if order == 1 else sitk.sitkBSpline)
         resampler.SetOutputPixelType(sitk.sitkFloat32)
     out_image = resampler.Execute(image)
-    result = Volume(
-        sitk.GetArrayFromImage(out_image), tuple(out_spacing), tuple(origin), volume.direction, volume.source
+    result = Volume(  # a read-only view of the output image: no copy of the voxels
+        array_view(out_image), tuple(out_spacing), tuple(origin), volume.direction, volume.source
     )
     remember_image(result, out_image)
     return result

@@ -21,7 +21,26 @@ from ctbench.preprocess.volume import Volume, volume_to_sitk
 
 T = TypeVar("T")
 
-__all__ = ["as_sitk", "derived", "physical_source", "record_same_physics", "remember_image"]
+__all__ = ["array_view", "as_sitk", "derived", "physical_source", "record_same_physics", "remember_image"]
+
+
+class _ImageBuffer:
+    """Exposes a SimpleITK image's voxel buffer to numpy and keeps the image alive meanwhile."""
+
+    def __init__(self, image):
+        import SimpleITK as sitk
+
+        view = sitk.GetArrayViewFromImage(image)
+        self.__array_interface__ = view.__array_interface__
+        self._keep = (image, view)
+
+
+def array_view(image):
+    """Read-only numpy view (k, j, i) of `image`'s voxels without copying; the image lives as long
+    as the array (or anything derived from it) does."""
+    import numpy as np
+
+    return np.asarray(_ImageBuffer(image))
 
 
 def remember_image(volume: Volume, image) -> None:

@@ -95,7 +95,7 @@ def test_preset_output_shape_dtype_and_range(ct_volume, name, variant):
     shape, dtype, (low, high) = EXPECTED[(name, variant)]
     spec = get_spec(name, variant)
     out = spec.apply(ct_volume)
-    assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous
+    assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous and out.flags.writeable
     assert low <= out.min() and out.max() <= high
     assert out.max() > out.min(), "the output is not blank"
     if spec.target_shape:
