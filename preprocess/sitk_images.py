@@ -21,7 +21,7 @@ from ctbench.preprocess.volume import Volume, volume_to_sitk
 
 T = TypeVar("T")
 
-__all__ = ["array_view", "as_sitk", "derived", "physical_source", "record_same_physics", "remember_image"]
+__all__ = ["array_view", "as_sitk", "cached_image", "derived", "physical_source", "record_same_physics", "remember_image"]
 
 
 class _ImageBuffer:
@@ -59,6 +59,11 @@ def physical_source(volume: Volume) -> Volume:
     reference = volume.__dict__.get("_physical_source")
     source = reference() if reference is not None else None
     return volume if source is None else source
+
+
+def cached_image(volume: Volume):
+    """`volume`'s SimpleITK image if one is already at hand, else None (never builds one)."""
+    return volume.__dict__.get("_sitk_image")
 
 
 def as_sitk(volume: Volume):
