@@ -6,6 +6,9 @@ import threading
 
 import pytest
 
+pytest.importorskip("openai", reason="needs openai: pip install -e .[test]")
+pytest.importorskip("google.genai", reason="needs google.genai: pip install -e .[test]")
+
 from ctbench.llm import ExternalCallRefused, LLMClient, LLMConfig, LLMError, ResponseCache
 from ctbench.llm.testing import FakeLLMServer, FakeReply
 

