@@ -35,6 +35,7 @@ GATEWAY_BUILD = {"context": "..", "dockerfile": "dockerfiles/gateway.Dockerfile"
 DATA_MOUNT = "/data"
 LABEL = "org.ctbench"
 PING_TIMEOUT_S = 5
+STOP_GRACE_S = 5  # SIGTERM, then SIGKILL after this long
 HOST_CA_BUNDLE = Path(os.environ.get("HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 
 
@@ -397,10 +398,15 @@ class DockerBackend(Backend):
         entry = self._servers.get(name)
         if not entry:
             return
-        self._save_logs(name)
         status = self.exit_status(name)
         if status.startswith("exited") and "code 0" not in status:
             log.warning("%s %s; last log lines:\n%s", name, status, self.logs(name, tail=20))
+        elif status == "running":
+            try:  # SIGTERM first: the server drains its streams (the SDK's graceful shutdown)
+                entry["model"].stop(timeout=STOP_GRACE_S)
+            except Exception as exc:  # noqa: BLE001 - removal below is forced anyway
+                log.debug("stopping %s: %s", name, exc)
+        self._save_logs(name)
         for key in ("gateway", "model"):
             if key in entry:
                 try:

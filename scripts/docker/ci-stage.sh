@@ -39,6 +39,11 @@ step() { log "== $* (t=$((SECONDS - stage_start))s)"; }
 
 step "engine"
 "$(dirname "$0")/engine.sh" install
+# Use an engine that already answers; otherwise start one on a private socket, so that other
+# CI stages running meanwhile (whose `bench run --backend auto` would pick Docker) do not see it.
+if [[ -z "${DOCKER_HOST:-}" ]] && ! docker info >/dev/null 2>&1; then
+  export DOCKER_HOST="unix:///var/run/ctbench-docker.sock"
+fi
 if ! docker info >/dev/null 2>&1; then
   "$(dirname "$0")/engine.sh" start
   started_engine=1

@@ -26,6 +26,9 @@ class FakeContainer:
     def logs(self, tail=None):
         return b"fake log\n"
 
+    def stop(self, timeout=None):
+        self.status = "exited"
+
     def remove(self, force=False):
         self.status = "removed"
 
@@ -68,6 +71,8 @@ def test_gpu_server_gets_a_gpu_device_request(recorded, tmp_path):
     assert model["command"] == ["medgemma", "--host", "0.0.0.0", "--port", "50051", "--data-root", "/data",
                                 "--option", "weights=/weights"]
     assert endpoint.data_root == "/data" and endpoint.address.startswith("127.0.0.1:")
+    backend.stop_all()
+    assert (tmp_path / "logs" / "vlm.docker.log").read_text() == "fake log\n"
 
 
 def test_cpu_server_gets_no_device_request_and_is_locked_down(recorded, tmp_path):
