@@ -100,7 +100,7 @@ def test_baseline_dockerfiles_build_on_the_base_and_bake_no_weights(server):
     assert "ARG BASE_IMAGE=ctbench/base:latest" in text
     final = _final_stage(text)
     assert "build-secrets" not in final and "ADD" not in final
-    assert all(line.startswith("COPY --from=builder /opt/venv") for line in final.splitlines() if line.startswith("COPY"))
+    assert all(line.startswith("COPY --from=builder /opt/extra/ /opt/venv/") for line in final.splitlines() if line.startswith("COPY"))
 
 
 def test_dockerignore_keeps_secrets_out_of_git_but_in_the_build():
