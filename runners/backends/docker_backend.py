@@ -199,6 +199,7 @@ class DockerBackend(Backend):
                     tag=image,
                     buildargs={k: str(v) for k, v in (build.get("args") or {}).items()},
                     rm=True,
+                    forcerm=True,  # a failed step's container goes too
                     decode=True,
                 ):
                     if "stream" in chunk:
