@@ -28,8 +28,6 @@ from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_DIR = REPO_ROOT / "compose"
 GATEWAY_IMAGE = "ctbench/gateway:latest"
 GATEWAY_BUILD = {"context": "..", "dockerfile": "dockerfiles/gateway.Dockerfile"}
 DATA_MOUNT = "/data"
@@ -136,7 +134,7 @@ class DockerBackend(Backend):
         *,
         project: str = "ctbench",
         run_id: str | None = None,
-        compose_dir: Path = COMPOSE_DIR,
+        compose_dir: Path | None = None,
         build: bool = True,
         gateway_image: str = GATEWAY_IMAGE,
         block_host_access: bool | None = None,
@@ -151,6 +149,10 @@ class DockerBackend(Backend):
         self.client = client
         self.project = project
         self.run_id = run_id or secrets.token_hex(3)
+        if compose_dir is None:  # build contexts are relative to the registry file's folder
+            from ctbench.runners.registry import default_registry_path
+
+            compose_dir = default_registry_path().resolve().parent
         self.compose_dir = Path(compose_dir)
         self.build = build
         self.gateway_image = gateway_image
