@@ -25,15 +25,21 @@ TEXT_COLUMNS = ("bleu", "meteor", "rouge1_f", "rouge2_f", "rougeL_f", "sbert_cos
 
 
 def locate_reference(path: str | Path | None = None) -> Path | None:
-    """The ct-spatialvqa folder, or None when it cannot be found."""
+    """The ct-spatialvqa folder, or None when it cannot be found.
+
+    An explicit `path` is the only place looked at. Otherwise: $CTBENCH_SHARED, then `../shared`
+    next to the current folder or next to any folder above this installed package (a checkout's
+    sibling `shared/`).
+    """
     candidates: list[Path] = []
     if path:
         candidates.append(Path(path))
-    if os.environ.get("CTBENCH_SHARED"):
-        candidates.append(Path(os.environ["CTBENCH_SHARED"]))
-    here = Path(__file__).resolve()
-    for parent in [Path.cwd(), *here.parents]:
-        candidates.append(parent / ".." / "shared")
+    else:
+        if os.environ.get("CTBENCH_SHARED"):
+            candidates.append(Path(os.environ["CTBENCH_SHARED"]))
+        here = Path(__file__).resolve()
+        for parent in [Path.cwd(), *here.parents]:
+            candidates.append(parent / ".." / "shared")
     for c in candidates:
         for sub in (c, c / "ct-spatialvqa", c / "data" / "ct-spatialvqa", c.parent / "ct-spatialvqa"):
             if (sub / "qa_pairs.json").is_file() and (sub / "reference-runs").is_dir():

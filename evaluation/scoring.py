@@ -98,7 +98,18 @@ class ScoreResult:
             writer.writeheader()
             writer.writerows(self.rows)
         json_path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
-        return [csv_path, json_path]
+        written = [csv_path, json_path]
+        for metric, per_server in self.headline.items():
+            path = out / f"correctness_{metric}.csv"  # the question x server matrix, 1 = correct
+            servers = [s for s in self.servers if s in per_server]
+            qids = list(dict.fromkeys(q for s in servers for q in per_server[s]))
+            with path.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["question_id", *servers])
+                for q in qids:
+                    writer.writerow([q, *[int(per_server[s].get(q, False)) for s in servers]])
+            written.append(path)
+        return written
 
 
 PROTOCOL = {

@@ -142,8 +142,10 @@ class SbertCosine(TextMetric):
 class AlignScoreMetric(TextMetric):
     """AlignScore (Zha et al. 2023): factual consistency of the prediction with the reference.
 
-    Optional extra: `pip install alignscore` plus a checkpoint (AlignScore-base.ckpt or -large)
-    named by $CTBENCH_ALIGNSCORE_CKPT. Without both it is reported unavailable.
+    Optional: the `alignscore` module (PyPI `alignscore-speedofmagic`, which pins protobuf<=3.20.3
+    and numpy<2, so it needs its own environment next to ctbench's protobuf 7), a checkpoint
+    (AlignScore-base.ckpt or -large) named by $CTBENCH_ALIGNSCORE_CKPT, and the roberta weights
+    it loads through transformers. Without them it is reported unavailable, with the reason.
     """
 
     name, outputs = "alignscore", ("alignscore",)
@@ -157,7 +159,7 @@ class AlignScoreMetric(TextMetric):
     def unavailable(self) -> str | None:
         reason = _missing("alignscore")
         if reason:
-            return reason + " (optional extra: pip install alignscore)"
+            return reason + " (optional: PyPI alignscore-speedofmagic, in its own environment)"
         if not self.ckpt_path:
             return "no AlignScore checkpoint: set CTBENCH_ALIGNSCORE_CKPT to AlignScore-base.ckpt"
         if not Path(self.ckpt_path).is_file():

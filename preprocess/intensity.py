@@ -113,7 +113,8 @@ class ClipHU:
 
 
 class ScaleIntensityRange:
-    """Fixed-window normalisation: [a_min, a_max] -> [b_min, b_max], clipped (float32)."""
+    """Fixed-window normalisation: [a_min, a_max] -> [b_min, b_max], clipped (float32); voxelwise,
+    so any orientation and axis order, geometry kept."""
 
     def __init__(self, a_min: float, a_max: float, b_min: float = 0.0, b_max: float = 1.0, clip: bool = True):
         self.a_min, self.a_max = _check_range(a_min, a_max, "ScaleIntensityRange window")
@@ -131,7 +132,8 @@ class ScaleIntensityRange:
 
 
 class NormalizeMinMax:
-    """Min-max normalisation of the whole input to [b_min, b_max] (float32)."""
+    """Min-max normalisation of the whole input to [b_min, b_max] (float32); any orientation and
+    axis order, geometry kept."""
 
     def __init__(self, b_min: float = 0.0, b_max: float = 1.0):
         self.b_min, self.b_max = _check_range(b_min, b_max, "NormalizeMinMax")
@@ -144,7 +146,7 @@ class NormalizeMinMax:
 
 
 class CastDtype:
-    """Checked cast to `dtype` (see `cast_checked`)."""
+    """Checked cast to `dtype` (see `cast_checked`); any orientation and axis order, geometry kept."""
 
     def __init__(self, dtype):
         try:

@@ -85,7 +85,7 @@ def multi_window_rgb(array: np.ndarray, windows: Sequence[Sequence[float]] = CT_
 
 
 class WindowToUint8:
-    """HU array -> uint8 grey levels for one window (same shape)."""
+    """HU array -> uint8 grey levels for one window (same shape and axis order)."""
 
     def __init__(self, lower: float, upper: float, rounding: str = "round"):
         self.lower, self.upper = _check_window((lower, upper))
@@ -101,7 +101,8 @@ class WindowToUint8:
 
 
 class MultiWindowRGB:
-    """HU array -> uint8 ``(..., 3)``: R, G, B from three windows (default `CT_RGB_WINDOWS`)."""
+    """HU array -> uint8 ``(..., 3)``: R, G, B from three windows (default `CT_RGB_WINDOWS`);
+    input axes kept in order, channels appended last (HxWx3 per slice)."""
 
     def __init__(self, windows: Sequence[Sequence[float]] = CT_RGB_WINDOWS, rounding: str = "round"):
         windows = [_check_window(w) for w in windows]
@@ -119,7 +120,7 @@ class MultiWindowRGB:
 
 
 class GrayToRGB:
-    """``(...)`` grey array -> ``(..., 3)`` with three identical channels."""
+    """``(...)`` grey array -> ``(..., 3)`` with three identical channels (axes kept, channels last)."""
 
     def __call__(self, array: np.ndarray) -> np.ndarray:
         array = np.asarray(array)

@@ -268,7 +268,7 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
             remaining = stream.stream(_groups(remaining, dataset))
             if not remaining or stop.is_set():
                 break
-            died = backend is not None and not backend.is_alive(spec.name)
+            died = backend is not None and _exits_within(backend, spec.name, 3.0)
             what = "died" if died else "broke the stream"
             if backend is None or result.restarts >= config.restarts:
                 tail = backend.logs(spec.name) if backend is not None else ""
@@ -290,6 +290,17 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
         if backend is not None and spec.name in backend.running():
             backend.stop(spec.name)
         result.seconds = time.monotonic() - started
+
+
+def _exits_within(backend: Backend, name: str, seconds: float) -> bool:
+    """Whether the server's process is gone (a broken stream usually means it died; give the
+    kernel a moment to reap it before saying so)."""
+    deadline = time.monotonic() + seconds
+    while backend.is_alive(name):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _start(spec, config, dataset, backend, result: ServerResult) -> Endpoint:

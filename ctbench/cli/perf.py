@@ -35,3 +35,25 @@ def harness(questions, volumes, volume_mb, window, as_json) -> None:
     click.echo(f"inline volume over loopback: {figures['inline_mb_per_s']:.0f} MB/s  "
                f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s)")
     click.echo(f"machine: {figures['machine']}")
+
+
+from ctbench.cli.perf_ingest import ingest  # noqa: E402  (its own module; owned by preprocess)
+
+perf.add_command(ingest)
+
+
+@perf.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def vlm(args) -> None:
+    """Questions/s of MedGemma / Lingshu with and without per-volume reuse (GPU host).
+
+    Random full-size weights are built from the configs, so no download is needed. Arguments go
+    to the benchmark unchanged; `bench perf vlm --help` lists them.
+
+    \b
+    Example:
+      bench perf vlm --model medgemma --size full --batch-sizes 1,4,16,32 --out medgemma.json
+    """
+    from ctbench.model_servers.vlm_common.bench_vlm import main as bench_vlm
+
+    bench_vlm(list(args))

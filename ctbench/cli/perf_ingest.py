@@ -48,7 +48,8 @@ def ingest(shape, repeats, workdir, backend, as_json):
                f"slice resize: {report['slice_resize_backend']}")
     click.echo(f"load once + 8 presets : {report['shared_s']:.2f} s")
     click.echo(f"per model (published) : {report['per_model_s']:.2f} s")
-    click.echo(f"ratio                 : {report['ratio']:.2f}x")
+    click.echo(f"ratio                 : {report['ratio']:.2f}x (best of each side; median of "
+               f"{len(report.get('runs', []))} runs {report.get('median_run_ratio', report['ratio']):.2f}x)")
     for side in ("shared", "per_model"):
         parts = ", ".join(f"{k} {v:.2f}" for k, v in report[f"{side}_breakdown_s"].items() if v >= 0.01)
         click.echo(f"{side.replace('_', ' ')} time goes to (s): {parts}")

@@ -15,7 +15,7 @@ import pytest
 from ctbench.evaluation.reference import compare_with_published, load_reference_runs, locate_reference, score_reference
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT = locate_reference(REPO / ".." / "shared" / "data" / "ct-spatialvqa")
+ROOT = locate_reference() or locate_reference(REPO / ".." / "shared" / "data" / "ct-spatialvqa")
 
 pytestmark = pytest.mark.skipif(
     ROOT is None,

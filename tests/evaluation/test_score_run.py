@@ -47,6 +47,9 @@ def test_summary_files_written(small_run):
     paths = result.write(small_run)
     rows = list(csv.DictReader(paths[0].open()))
     assert {r["server"] for r in rows} == {"good", "flaky"}
+    matrix = list(csv.reader(paths[2].open()))
+    assert paths[2].name == "correctness_accuracy.csv" and matrix[0] == ["question_id", "flaky", "good"]
+    assert len(matrix) == 6 and matrix[1] == ["v1::0", "0", "1"]  # ledgers are read in name order
     summary = json.loads(paths[1].read_text())
     assert summary["n_questions"] == 5 and summary["protocol"]["denominator"]
 
@@ -105,3 +108,22 @@ def test_bench_score_cli_prints_table_and_writes_summaries(small_run):
 def test_bench_score_cli_reports_library_errors(tmp_path):
     res = CliRunner().invoke(main, ["score", str(tmp_path)])
     assert res.exit_code == 1 and "dataset.jsonl" in res.output
+
+
+def test_reference_folder_found_through_ctbench_shared(tmp_path, monkeypatch):
+    from ctbench.evaluation.reference import load_reference_runs, locate_reference
+
+    root = tmp_path / "shared" / "data" / "ct-spatialvqa"
+    (root / "reference-runs" / "predictions").mkdir(parents=True)
+    (root / "qa_pairs.json").write_text(json.dumps({"v.nii.gz": {"qa_pairs": [{"question": "q", "answer": "a"}]}}))
+    monkeypatch.setenv("CTBENCH_SHARED", str(tmp_path / "shared"))
+    assert locate_reference() == root.resolve()
+    monkeypatch.setenv("CTBENCH_SHARED", str(root))
+    assert load_reference_runs().dataset.items[0].question_id == "v.nii.gz::0"
+
+
+def test_missing_reference_folder_is_a_clear_error(tmp_path, monkeypatch):
+    from ctbench.evaluation.reference import load_reference_runs
+
+    with pytest.raises(DatasetError, match="CTBENCH_SHARED"):
+        load_reference_runs(tmp_path / "nowhere")

@@ -168,3 +168,18 @@ def test_spec_without_pipeline_says_so():
     assert spec.to_dict()["axis_order"] == ""
     with pytest.raises(ValueError, match="no pipeline"):
         spec.apply(None)
+
+
+def test_a_volume_and_everything_derived_from_it_are_freed_after_use():
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(0)
+    volume = Volume(rng.integers(-1000, 1000, (20, 24, 24)).astype(np.int16), (0.8, 0.8, 2.0))
+    for name in SEED_MODELS:
+        get_spec(name).apply(volume)
+        get_spec(name, "published").apply(volume)
+    ref = weakref.ref(volume)
+    del volume
+    gc.collect()
+    assert ref() is None, "cached images / shared steps keep the volume alive"

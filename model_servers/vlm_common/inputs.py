@@ -1,0 +1,35 @@
+"""The input presets the VLM servers use: `ctbench.preprocess`'s InputSpec registry.
+
+Servers call only these functions, so what each model is fed is declared once, in
+`ctbench.preprocess.presets`, and the card's `input` is that declaration (`to_dict()`).
+`slice_pipeline` rebuilds a slice preset with a different slice count or size (the
+`num_slices` / `slice_size` options: small slices keep CI fast) from the same transforms.
+"""
+from __future__ import annotations
+
+from ctbench.preprocess.compose import Compose
+from ctbench.preprocess.input_spec import InputSpec, get_spec
+from ctbench.preprocess.orientation import Reorient, ToAxisOrder
+from ctbench.preprocess.slicing import ResizeSlices, SampleSlices
+from ctbench.preprocess.windows import MultiWindowRGB
+
+
+def preset(name: str, variant: str) -> InputSpec:
+    return get_spec(name, variant)
+
+
+def input_spec_for(name: str, variant: str) -> dict:
+    return preset(name, variant).to_dict()
+
+
+def slice_pipeline(spec: InputSpec, num_slices: int, size: tuple[int, int] | None) -> Compose:
+    """The preset's slice pipeline (reorient, D/H/W, linspace slices, one window per RGB channel,
+    optional bilinear resize) with `num_slices` and `size` in place of the preset's.
+    Output: (N, rows, cols, 3) uint8."""
+    if spec.kind != "slices2d" or len(spec.windows) != 3:
+        raise ValueError(f"{spec.name}/{spec.variant} is not a three-window slice preset")
+    steps = [Reorient(spec.orientation)] if spec.orientation else []
+    steps += [ToAxisOrder("DHW"), SampleSlices(num_slices, axis=0), MultiWindowRGB(spec.windows)]
+    if size is not None:
+        steps.append(ResizeSlices(size, order=1))
+    return Compose(steps)

