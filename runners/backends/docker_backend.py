@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 GATEWAY_IMAGE = "ctbench/gateway:latest"
 GATEWAY_BUILD = {"context": "..", "dockerfile": "dockerfiles/gateway.Dockerfile"}
 DATA_MOUNT = "/data"
+WEIGHTS_MOUNT = "/weights"
 LABEL = "org.ctbench"
 PING_TIMEOUT_S = 5
 STOP_GRACE_S = 5  # SIGTERM, then SIGKILL after this long
@@ -100,6 +101,22 @@ def build_secrets(context: Path):
             target.unlink(missing_ok=True)
 
 
+def host_has_gpu() -> bool:
+    """An NVIDIA GPU on the engine's host (assumed for a remote engine: it is its host's call)."""
+    if not _engine_address().startswith("unix://"):
+        return True
+    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+
+
+def runnable_here(spec: ServerSpec) -> bool | str:
+    """True, or the reason `spec` cannot run in a container on this host."""
+    if not spec.image:
+        return "has no image in the registry"
+    if spec.gpu and not host_has_gpu():
+        return "needs a GPU; this host has none (no /dev/nvidiactl, no nvidia-smi)"
+    return True
+
+
 CONTAINER_UID = 10001  # the non-root user of dockerfiles/base.Dockerfile
 
 
@@ -138,6 +155,7 @@ class DockerBackend(Backend):
         build: bool = True,
         gateway_image: str = GATEWAY_IMAGE,
         block_host_access: bool | None = None,
+        weights_root: Path | None = None,
     ):
         if client is None:
             ok, why = engine_available()
@@ -160,6 +178,10 @@ class DockerBackend(Backend):
             block_host_access = os.environ.get("CTBENCH_BLOCK_HOST_ACCESS", "") == "1"
         self.block_host_access = block_host_access
         self._host_rules: list[list[str]] = []
+        # <weights_root>/<server> mounts read-only at /weights, as compose does.
+        if weights_root is None and os.environ.get("CTBENCH_WEIGHTS_ROOT"):
+            weights_root = Path(os.environ["CTBENCH_WEIGHTS_ROOT"])
+        self.weights_root = Path(weights_root) if weights_root is not None else None
         self.prefix = f"{project}-{self.run_id}"
         self._servers: dict[str, dict] = {}  # name -> {spec, model, gateway, endpoint, log_dir}
         self._networks: dict[str, object] = {}
@@ -167,6 +189,10 @@ class DockerBackend(Backend):
         # table, one per image so two servers never build the same image at once.
         self._lock = threading.RLock()
         self._image_locks: dict[str, threading.Lock] = {}
+
+    def runnable(self, spec: ServerSpec) -> bool | str:
+        """True if this backend can run `spec` here, else why not (for `--servers all`)."""
+        return runnable_here(spec)
 
     # ---- images -------------------------------------------------------------------------
     def ensure_image(self, image: str, build: dict | None) -> None:
@@ -298,14 +324,18 @@ class DockerBackend(Backend):
         device_requests = []
         if spec.gpu:
             device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        volumes = {str(data_root.resolve()): {"bind": DATA_MOUNT, "mode": "ro"}}
+        if self.weights_root is not None and (self.weights_root / spec.name).is_dir():
+            volumes[str((self.weights_root / spec.name).resolve())] = {"bind": WEIGHTS_MOUNT, "mode": "ro"}
         container = self.client.containers.create(
             spec.image,
             command=command,
             name=f"{self.prefix}-{spec.name}",
             hostname=spec.name,
             environment=dict(spec.environment),
-            volumes={str(data_root.resolve()): {"bind": DATA_MOUNT, "mode": "ro"}},
+            volumes=volumes,
             device_requests=device_requests or None,
+            shm_size="2g" if spec.gpu else None,  # data loaders in GPU stacks use shared memory
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
             labels={**labels, f"{LABEL}.role": "model"},
