@@ -1,21 +1,6 @@
 # Baseline server `geometric`: no weights, CPU only. Build context: the repository root.
-#
-# It needs scipy on top of the base. This is the pattern for any server with its own
-# dependencies (torch, transformers, a model repo): install them in a builder stage that sees
-# the build-time CA bundle, then copy the finished virtual environment into the final stage.
+# (Its scipy comes with the base; a server with its own stack follows dockerfiles/template.Dockerfile.)
 ARG BASE_IMAGE=ctbench/base:latest
-
-FROM ${BASE_IMAGE} AS builder
-# The builder stage writes to /opt/venv (root-owned); the final stage stays non-root.
-# hadolint ignore=DL3002
-USER 0:0
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
-COPY dockerfiles/build-secrets/ /tmp/build-secrets/
-RUN if [ -s /tmp/build-secrets/ca-certificates.crt ]; then export PIP_CERT=/tmp/build-secrets/ca-certificates.crt; fi \
- && pip install "scipy>=1.11,<2"
-
 FROM ${BASE_IMAGE}
-COPY --from=builder /opt/venv /opt/venv
 LABEL org.ctbench.server="geometric"
 CMD ["geometric", "--host", "0.0.0.0", "--port", "50051", "--data-root", "/data"]

@@ -17,10 +17,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 COPY dockerfiles/build-secrets/ /tmp/build-secrets/
 COPY dockerfiles/template/requirements.txt /tmp/requirements.txt
 RUN if [ -s /tmp/build-secrets/ca-certificates.crt ]; then export PIP_CERT=/tmp/build-secrets/ca-certificates.crt; fi \
- && pip install -r /tmp/requirements.txt
+ && mkdir -p /opt/extra && pip install --prefix /opt/extra -r /tmp/requirements.txt
 
 FROM ${BASE_IMAGE}
-COPY --from=builder /opt/venv /opt/venv
+# Only the new packages: a layer of their size, not a second copy of the environment.
+COPY --from=builder /opt/extra/ /opt/venv/
 COPY dockerfiles/template/template_server.py /home/ctbench/server.py
 LABEL org.ctbench.server="template"
 ENTRYPOINT ["python3", "/home/ctbench/server.py"]

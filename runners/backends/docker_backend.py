@@ -28,13 +28,13 @@ from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_DIR = REPO_ROOT / "compose"
 GATEWAY_IMAGE = "ctbench/gateway:latest"
 GATEWAY_BUILD = {"context": "..", "dockerfile": "dockerfiles/gateway.Dockerfile"}
 DATA_MOUNT = "/data"
+WEIGHTS_MOUNT = "/weights"
 LABEL = "org.ctbench"
 PING_TIMEOUT_S = 5
+STOP_GRACE_S = 5  # SIGTERM, then SIGKILL after this long
 HOST_CA_BUNDLE = Path(os.environ.get("HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 
 
@@ -101,6 +101,22 @@ def build_secrets(context: Path):
             target.unlink(missing_ok=True)
 
 
+def host_has_gpu() -> bool:
+    """An NVIDIA GPU on the engine's host (assumed for a remote engine: it is its host's call)."""
+    if not _engine_address().startswith("unix://"):
+        return True
+    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+
+
+def runnable_here(spec: ServerSpec) -> bool | str:
+    """True, or the reason `spec` cannot run in a container on this host."""
+    if not spec.image:
+        return "has no image in the registry"
+    if spec.gpu and not host_has_gpu():
+        return "needs a GPU; this host has none (no /dev/nvidiactl, no nvidia-smi)"
+    return True
+
+
 CONTAINER_UID = 10001  # the non-root user of dockerfiles/base.Dockerfile
 
 
@@ -135,10 +151,11 @@ class DockerBackend(Backend):
         *,
         project: str = "ctbench",
         run_id: str | None = None,
-        compose_dir: Path = COMPOSE_DIR,
+        compose_dir: Path | None = None,
         build: bool = True,
         gateway_image: str = GATEWAY_IMAGE,
         block_host_access: bool | None = None,
+        weights_root: Path | None = None,
     ):
         if client is None:
             ok, why = engine_available()
@@ -150,6 +167,10 @@ class DockerBackend(Backend):
         self.client = client
         self.project = project
         self.run_id = run_id or secrets.token_hex(3)
+        if compose_dir is None:  # build contexts are relative to the registry file's folder
+            from ctbench.runners.registry import default_registry_path
+
+            compose_dir = default_registry_path().resolve().parent
         self.compose_dir = Path(compose_dir)
         self.build = build
         self.gateway_image = gateway_image
@@ -157,6 +178,10 @@ class DockerBackend(Backend):
             block_host_access = os.environ.get("CTBENCH_BLOCK_HOST_ACCESS", "") == "1"
         self.block_host_access = block_host_access
         self._host_rules: list[list[str]] = []
+        # <weights_root>/<server> mounts read-only at /weights, as compose does.
+        if weights_root is None and os.environ.get("CTBENCH_WEIGHTS_ROOT"):
+            weights_root = Path(os.environ["CTBENCH_WEIGHTS_ROOT"])
+        self.weights_root = Path(weights_root) if weights_root is not None else None
         self.prefix = f"{project}-{self.run_id}"
         self._servers: dict[str, dict] = {}  # name -> {spec, model, gateway, endpoint, log_dir}
         self._networks: dict[str, object] = {}
@@ -164,6 +189,10 @@ class DockerBackend(Backend):
         # table, one per image so two servers never build the same image at once.
         self._lock = threading.RLock()
         self._image_locks: dict[str, threading.Lock] = {}
+
+    def runnable(self, spec: ServerSpec) -> bool | str:
+        """True if this backend can run `spec` here, else why not (for `--servers all`)."""
+        return runnable_here(spec)
 
     # ---- images -------------------------------------------------------------------------
     def ensure_image(self, image: str, build: dict | None) -> None:
@@ -198,6 +227,7 @@ class DockerBackend(Backend):
                     tag=image,
                     buildargs={k: str(v) for k, v in (build.get("args") or {}).items()},
                     rm=True,
+                    forcerm=True,  # a failed step's container goes too
                     decode=True,
                 ):
                     if "stream" in chunk:
@@ -294,14 +324,18 @@ class DockerBackend(Backend):
         device_requests = []
         if spec.gpu:
             device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        volumes = {str(data_root.resolve()): {"bind": DATA_MOUNT, "mode": "ro"}}
+        if self.weights_root is not None and (self.weights_root / spec.name).is_dir():
+            volumes[str((self.weights_root / spec.name).resolve())] = {"bind": WEIGHTS_MOUNT, "mode": "ro"}
         container = self.client.containers.create(
             spec.image,
             command=command,
             name=f"{self.prefix}-{spec.name}",
             hostname=spec.name,
             environment=dict(spec.environment),
-            volumes={str(data_root.resolve()): {"bind": DATA_MOUNT, "mode": "ro"}},
+            volumes=volumes,
             device_requests=device_requests or None,
+            shm_size="2g" if spec.gpu else None,  # data loaders in GPU stacks use shared memory
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
             labels={**labels, f"{LABEL}.role": "model"},
@@ -397,10 +431,15 @@ class DockerBackend(Backend):
         entry = self._servers.get(name)
         if not entry:
             return
-        self._save_logs(name)
         status = self.exit_status(name)
         if status.startswith("exited") and "code 0" not in status:
             log.warning("%s %s; last log lines:\n%s", name, status, self.logs(name, tail=20))
+        elif status == "running":
+            try:  # SIGTERM first: the server drains its streams (the SDK's graceful shutdown)
+                entry["model"].stop(timeout=STOP_GRACE_S)
+            except Exception as exc:  # noqa: BLE001 - removal below is forced anyway
+                log.debug("stopping %s: %s", name, exc)
+        self._save_logs(name)
         for key in ("gateway", "model"):
             if key in entry:
                 try:

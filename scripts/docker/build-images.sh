@@ -44,4 +44,7 @@ build ctbench/gateway:latest dockerfiles/gateway.Dockerfile --build-arg "BASE_IM
 for server in chance blind geometric; do
   with_build_secrets build "ctbench/$server:latest" "dockerfiles/$server.Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE_TAG"
 done
+# Superseded images (older builds of these tags) are dangling: drop those older than a day,
+# keeping today's, whose layers are the build cache.
+docker image prune -f --filter "until=24h" >/dev/null
 log "images: $(docker images --format '{{.Repository}}:{{.Tag}}' 'ctbench/*' | tr '\n' ' ')"

@@ -4,6 +4,7 @@
 #   scripts/docker/engine.sh start     # start dockerd in the background unless an engine answers
 #   scripts/docker/engine.sh stop      # stop the dockerd this script started (not someone else's)
 #   scripts/docker/engine.sh status
+# With DOCKER_HOST=unix:///path.sock the engine listens on that socket instead of the default.
 source "$(dirname "$0")/common.sh"
 
 engine_up() { docker info >/dev/null 2>&1; }
@@ -21,8 +22,12 @@ case "${1:-status}" in
   start)
     if engine_up; then log "an engine already answers; leaving it alone"; exit 0; fi
     command -v dockerd >/dev/null || { log "dockerd missing: run '$0 install' first"; exit 1; }
-    log "starting dockerd (log: $DOCKERD_LOG)"
-    nohup dockerd >"$DOCKERD_LOG" 2>&1 &
+    # DOCKER_HOST=unix:///some.sock starts the engine on that socket only (leaving the default
+    # socket free, so other users' tools on this machine do not see it).
+    args=()
+    if [[ "${DOCKER_HOST:-}" == unix://* ]]; then args=(-H "$DOCKER_HOST"); fi
+    log "starting dockerd ${args[*]} (log: $DOCKERD_LOG)"
+    nohup dockerd "${args[@]}" >"$DOCKERD_LOG" 2>&1 &
     echo $! >"$DOCKERD_PIDFILE"
     for _ in $(seq 1 60); do
       if engine_up; then log "engine up: $(docker version --format '{{.Server.Version}}')"; exit 0; fi

@@ -40,6 +40,35 @@ def test_model_service_mounts_data_read_only_at_data(name):
     assert len(mounts) == 1 and mounts[0]["read_only"] is True
 
 
+GPU_SERVICES = {name: s for name, s in MODEL_SERVICES.items() if "gpu" in s.get("profiles", [])}
+
+
+def test_the_eight_vlms_are_gpu_services_with_weights_read_only():
+    assert sorted(GPU_SERVICES) == sorted(["med3dvlm", "m3d-lamed", "radfm", "ct-chat", "medgemma", "merlin",
+                                           "vila-m3", "lingshu"])
+    ports = set()
+    for name, service in GPU_SERVICES.items():
+        meta = service["x-ctbench"]
+        assert meta["model"] == name and meta["local"] is False and meta["gpu"] is True
+        mounts = {m["target"]: m for m in service["volumes"]}
+        assert mounts["/weights"]["read_only"] and mounts["/weights"]["source"].endswith(f"/{name}")
+        assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+        ports.add(meta["host_port"])
+    assert len(ports) == len(GPU_SERVICES) and not ports & {s["x-ctbench"]["host_port"] for s in MODEL_SERVICES.values()
+                                                            if s not in GPU_SERVICES.values()}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
+def test_compose_command_and_runner_args_agree(name):
+    """`docker compose` runs `command`; the runner's docker backend runs MODEL + x-ctbench.args."""
+    service = MODEL_SERVICES[name]
+    if "command" not in service:
+        return  # the image's CMD; the runner passes no extra args either
+    meta = service["x-ctbench"]
+    assert service["command"] == [meta["model"], "--host", "0.0.0.0", "--port", "50051", "--data-root", "/data",
+                                  *meta.get("args", [])]
+
+
 @pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
 def test_model_service_builds_from_an_existing_dockerfile(name):
     build = MODEL_SERVICES[name]["build"]
@@ -79,6 +108,8 @@ def test_registry_reader_turns_services_into_specs():
     assert "gateway" not in specs
     assert specs["chance"].image == "ctbench/chance:latest"
     assert specs["chance"].build["dockerfile"] == "dockerfiles/chance.Dockerfile"
+    assert specs["medgemma"].gpu and not specs["medgemma"].local
+    assert specs["medgemma"].args == ("--option", "weights=/weights", "--option", "variant=authors")
 
 
 def _final_stage(text: str) -> str:
@@ -100,7 +131,7 @@ def test_baseline_dockerfiles_build_on_the_base_and_bake_no_weights(server):
     assert "ARG BASE_IMAGE=ctbench/base:latest" in text
     final = _final_stage(text)
     assert "build-secrets" not in final and "ADD" not in final
-    assert all(line.startswith("COPY --from=builder /opt/venv") for line in final.splitlines() if line.startswith("COPY"))
+    assert all(line.startswith("COPY --from=builder /opt/extra/ /opt/venv/") for line in final.splitlines() if line.startswith("COPY"))
 
 
 def test_dockerignore_keeps_secrets_out_of_git_but_in_the_build():

@@ -102,9 +102,11 @@ def test_image_build_failure_shows_the_build_log(backend, require_image, fixture
     require_image("ctbench/debian:bookworm")
     spec = spec_for("doomed", model="chance", image="ctbench/test-build-fails:latest",
                     build={"context": str(fixtures_dir), "dockerfile": "build-fails.Dockerfile"})
+    before = {c.id for c in docker_client.containers.list(all=True)}
     with pytest.raises(ImageBuildError, match="(?s)build-fails.Dockerfile failed.*fails on purpose"):
         backend.start(spec, data_root, tmp_path / "logs")
     assert not backend.running()
+    assert {c.id for c in docker_client.containers.list(all=True)} == before, "no failed build step left behind"
 
 
 def test_missing_image_without_build_section_says_how_to_get_it(backend, data_root, tmp_path):

@@ -26,6 +26,9 @@ class FakeContainer:
     def logs(self, tail=None):
         return b"fake log\n"
 
+    def stop(self, timeout=None):
+        self.status = "exited"
+
     def remove(self, force=False):
         self.status = "removed"
 
@@ -68,13 +71,40 @@ def test_gpu_server_gets_a_gpu_device_request(recorded, tmp_path):
     assert model["command"] == ["medgemma", "--host", "0.0.0.0", "--port", "50051", "--data-root", "/data",
                                 "--option", "weights=/weights"]
     assert endpoint.data_root == "/data" and endpoint.address.startswith("127.0.0.1:")
+    backend.stop_all()
+    assert (tmp_path / "logs" / "vlm.docker.log").read_text() == "fake log\n"
+
+
+def test_gpu_server_mounts_its_weights_read_only_with_shared_memory(tmp_path):
+    client = FakeClient()
+    weights = tmp_path / "weights"
+    (weights / "medgemma").mkdir(parents=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    backend = DockerBackend(client, run_id="unit", block_host_access=False, weights_root=weights)
+    backend.start(ServerSpec(name="medgemma", model="medgemma", image="ctbench/medgemma:latest", gpu=True), data, tmp_path / "logs")
+    model = client.created[0]
+    assert model["volumes"][str(weights / "medgemma")] == {"bind": "/weights", "mode": "ro"}
+    assert model["shm_size"] == "2g"
+
+
+def test_gpu_servers_are_not_runnable_on_a_host_without_gpu(monkeypatch):
+    from ctbench.runners.backends import docker_backend
+
+    monkeypatch.setattr(docker_backend, "host_has_gpu", lambda: False)
+    gpu = ServerSpec(name="medgemma", model="medgemma", image="ctbench/medgemma:latest", gpu=True)
+    assert "needs a GPU" in docker_backend.runnable_here(gpu)
+    assert docker_backend.runnable_here(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest")) is True
+    assert "no image" in docker_backend.runnable_here(ServerSpec(name="x", model="x"))
+    monkeypatch.setattr(docker_backend, "host_has_gpu", lambda: True)
+    assert docker_backend.runnable_here(gpu) is True
 
 
 def test_cpu_server_gets_no_device_request_and_is_locked_down(recorded, tmp_path):
     client, backend, data = recorded
     backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest", host_port=50999), data, tmp_path / "logs")
     model, gateway = client.created
-    assert model["device_requests"] is None
+    assert model["device_requests"] is None and model["shm_size"] is None
     assert model["volumes"] == {str(data.resolve()): {"bind": "/data", "mode": "ro"}}
     assert model["cap_drop"] == ["ALL"] and model["security_opt"] == ["no-new-privileges:true"]
     assert model["network"] == "ctbench-unit-models" and "ports" not in model

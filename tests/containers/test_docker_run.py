@@ -31,8 +31,9 @@ def images(require_image):
 
 
 def test_docker_run_gives_the_local_run_predictions(images, tmp_path):
-    docker_run = run_benchmark(RunConfig(tmp_path / "docker", backend="docker", phantom_volumes=3))
-    local_run = run_benchmark(RunConfig(tmp_path / "local", backend="local", phantom_volumes=3))
+    servers = "chance,blind,geometric"  # the GPU servers need a GPU host
+    docker_run = run_benchmark(RunConfig(tmp_path / "docker", servers=servers, backend="docker", phantom_volumes=3))
+    local_run = run_benchmark(RunConfig(tmp_path / "local", servers=servers, backend="local", phantom_volumes=3))
     assert "Docker" in docker_run.backend and "local" in local_run.backend
     checks = check_runs()
     assert checks.check_run(tmp_path / "docker", "docker", {}) == []

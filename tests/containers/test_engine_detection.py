@@ -69,3 +69,15 @@ def test_backend_without_engine_names_the_way_out(tmp_path, monkeypatch):
 def test_backend_with_refusing_engine_names_the_way_out(refusing_engine):
     with pytest.raises(DockerUnavailable, match="engine.sh start"):
         DockerBackend()
+
+
+def test_bench_run_with_docker_backend_and_no_engine_says_what_to_do(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ctbench.cli import main
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
+    result = CliRunner().invoke(main, ["run", "--backend", "docker", "--servers", "chance", "--phantom-volumes", "1",
+                                       "--out", str(tmp_path / "run"), "--no-score"])
+    assert result.exit_code == 1, result.output
+    assert "no usable Docker engine" in result.output and "--backend local" in result.output
