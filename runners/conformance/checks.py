@@ -255,7 +255,11 @@ def check_cancel(ctx: Context, n_questions: int = 16):
 
 
 def check_orientation(ctx: Context):
-    """The same anatomy stored in several orientations must get the same answer (per side)."""
+    """The same anatomy stored in several orientations must get the same answer (per side).
+
+    Consistency is all a conformant server can promise: an untrained or random-weight model
+    answers gibberish, right or wrong. Naming the right lung is reported, never required; and a
+    model whose answer never varies passes without showing anything, which the detail says."""
     transport = ctx.probe_transport()
     if transport is None:
         return SKIP, "no transport the checker can use (inline unsupported and no --data-root)", []
@@ -289,6 +293,10 @@ def check_orientation(ctx: Context):
     total = sum(len(got) for got in answers.values())
     codes = "/".join(probes.ORIENTATION_STORAGES)
     detail = f"same answer whether stored {codes}; {correct}/{total} name the right lung (informative only)"
+    distinct = {a for got in answers.values() for a in got.values()}
+    if total > 1 and len(distinct) == 1:
+        detail += (f"; every answer was {next(iter(distinct))!r} whatever the lung, so consistency here does not "
+                   "show that the server reads the volume's geometry")
     return (FAIL if problems else PASS), detail, problems
 
 

@@ -142,3 +142,32 @@ def test_template_server_from_the_guide_conforms_and_reads_orientation_right():
     assert report.passed, report.to_text()
     orientation = {r.name: r for r in report.results}["orientation"]
     assert orientation.status == "pass" and "6/6 name the right lung" in orientation.detail
+
+
+def test_orientation_check_passes_a_constant_answer_but_says_it_shows_nothing():
+    """Consistency is all the check can require (random-weight VLMs answer gibberish); a model
+    that answers the same whatever the volume passes, and the detail says what that is worth."""
+    from ctbench.model_servers.sdk import Model, ModelServer, ServerOptions
+
+    class AlwaysLeft(Model):
+        name = "always-left"
+        version = "1"
+        license = "Apache-2.0"
+        transports = ("inline",)
+
+        def input_spec(self) -> dict:
+            return {"name": "raw", "kind": "volume3d"}
+
+        def answer(self, batch):
+            return ["left"] * len(batch)
+
+    server = ModelServer(AlwaysLeft(), ServerOptions(host="127.0.0.1", port=0))
+    port = server.start()
+    try:
+        report = run_conformance(f"127.0.0.1:{port}", ConformanceOptions(only=("orientation",), timeout_s=60))
+    finally:
+        server.stop(grace=0)
+    orientation = report.results[-1]
+    assert orientation.status == "pass", report.to_text()
+    assert "3/6 name the right lung" in orientation.detail
+    assert "every answer was 'left' whatever the lung" in orientation.detail
