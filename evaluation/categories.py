@@ -1,50 +1,19 @@
-"""The six CT-SpatialVQA spatial categories, and mapping of near-miss labels onto them.
+"""Category labels as scoring sees them.
 
-The published category labels were assigned by an LLM; a few are spelled slightly differently
-(e.g. "Medial-Lateral Orientation" without "(Centricity)"). `canonical_category` maps such labels
-(and the phantom generator's short names) to the canonical six and leaves anything else as given.
+The six canonical categories and their near-miss spellings live in `ctbench.datasets.categories`
+(one place). Scoring is tolerant where dataset validation is strict: a label that is no known
+spatial category is kept as given (and reported as its own group) instead of failing the score.
 """
 from __future__ import annotations
 
-import re
+from ctbench.datasets.categories import CATEGORIES, normalize_category
 
-CATEGORIES = (
-    "Laterality & Bilateral Symmetry",
-    "Longitudinal (Vertical) Position",
-    "Anterior-Posterior (Depth) Relations",
-    "Medial-Lateral Orientation (Centricity)",
-    "Adjacency & Containment",
-    "Spatial Extent & Boundaries",
-)
-
-# keyword (on the squashed label) -> canonical category; first hit wins, most specific first
-_KEYWORDS = (
-    ("mediallateral", CATEGORIES[3]),
-    ("centricity", CATEGORIES[3]),
-    ("laterality", CATEGORIES[0]),
-    ("bilateral", CATEGORIES[0]),
-    ("longitudinal", CATEGORIES[1]),
-    ("vertical", CATEGORIES[1]),
-    ("anteriorposterior", CATEGORIES[2]),
-    ("depth", CATEGORIES[2]),
-    ("adjacency", CATEGORIES[4]),
-    ("containment", CATEGORIES[4]),
-    ("extent", CATEGORIES[5]),
-    ("boundar", CATEGORIES[5]),
-)
-
-
-def _squash(label: str) -> str:
-    return re.sub(r"[^a-z]", "", label.lower())
+__all__ = ["CATEGORIES", "canonical_category", "canonical_categories"]
 
 
 def canonical_category(label: str) -> str:
     """The canonical category a label means, or the label itself (stripped) if none fits."""
-    squashed = _squash(label)
-    for keyword, category in _KEYWORDS:
-        if keyword in squashed:
-            return category
-    return label.strip()
+    return normalize_category(label) or label.strip()
 
 
 def canonical_categories(labels) -> tuple[str, ...]:
