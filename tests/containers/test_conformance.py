@@ -142,3 +142,11 @@ def test_template_server_from_the_guide_conforms_and_reads_orientation_right():
     assert report.passed, report.to_text()
     orientation = {r.name: r for r in report.results}["orientation"]
     assert orientation.status == "pass" and "6/6 name the right lung" in orientation.detail
+
+
+def test_cli_needs_exactly_one_of_address_or_image():
+    from ctbench.cli import main
+
+    assert CliRunner().invoke(main, ["conformance"]).exit_code == 2
+    result = CliRunner().invoke(main, ["conformance", "127.0.0.1:1", "--image", "x"])
+    assert result.exit_code == 2 and "either HOST:PORT or --image" in result.output
