@@ -112,7 +112,14 @@ def load_run_dataset(run_dir: str | Path) -> Dataset:
             "pass --dataset to score loose prediction files",
             path,
         )
-    return load_dataset(path)
+    dataset = load_dataset(path)
+    record = Path(run_dir) / "run.json"
+    try:
+        name = json.loads(record.read_text(encoding="utf-8")).get("dataset", {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    dataset.name = name if isinstance(name, str) and name else Path(run_dir).resolve().name
+    return dataset
 
 
 def read_ledger(path: str | Path, dataset: Dataset, server: str | None = None) -> ServerPredictions:

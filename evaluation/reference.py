@@ -110,7 +110,7 @@ def compare_with_published(result: ScoreResult, ref: ReferenceRuns) -> list[dict
                 mine = result.value(model, col)
             except KeyError:
                 continue
-            add(model, col, mine["value"], float(row[col]), 1e-6)
+            add(model, col, mine["value"], float(row[col]), 1e-6, mine.get("note", ""))
         try:
             add(model, "text_count", float(result.value(model, TEXT_COLUMNS[0])["scored"]), float(row["count"]), 0)
         except KeyError:

@@ -114,7 +114,7 @@ class ScoreResult:
 
 PROTOCOL = {
     "normalization": "lower-case (NFKC), punctuation to spaces, drop articles a/an/the, collapse whitespace",
-    "accuracy": "option match where the question declares options, else normalized exact match",
+    "accuracy": "option match where the question declares options (and its answer is one of them), else normalized exact match",
     "option_match": "prediction picks exactly one option (equal after normalization, a bare option letter, "
     "or the only option mentioned as a whole phrase); none or several = wrong",
     "denominator": "every question of the dataset; missing and error predictions count as wrong",
@@ -130,10 +130,10 @@ def score_item(item: QAItem, record: PredictionRecord | None, server: str) -> It
                          bool(item.options), cats, item.question_type)
     exact = exact_match(record.prediction, item.answer)
     option = match_option(record.prediction, item.options) if item.options else None
-    if item.options:
-        answer_index = match_option(item.answer, item.options)
-        correct = option is not None and answer_index is not None and option == answer_index
-    else:
+    answer_index = match_option(item.answer, item.options) if item.options else None
+    if answer_index is not None:
+        correct = option is not None and option == answer_index
+    else:  # no options, or an answer that is none of them: fall back to exact match
         correct = exact
     return ItemScore(server, item.question_id, item.case_id, "ok", correct, exact, option,
                      bool(item.options), cats, item.question_type)

@@ -93,10 +93,11 @@ class InputSpec:
         return self._pipeline
 
     def apply(self, volume) -> np.ndarray:
-        """Model-ready numpy array, C-contiguous (``torch.from_numpy`` takes it as is):
+        """Model-ready numpy array, C-contiguous and writable (``torch.from_numpy`` takes it as is):
         ``target_shape`` float32 for volume3d, ``(N, rows, cols, 3)`` uint8 for slices2d (a stack
         of HxWx3 slices, slice 0 first)."""
-        return np.ascontiguousarray(self.pipeline()(volume))
+        out = np.ascontiguousarray(self.pipeline()(volume))
+        return out if out.flags.writeable else out.copy()
 
     def to_dict(self) -> dict:
         """The proto ``InputSpec`` fields, JSON-ready."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ctbench.preprocess.compose import map_array
-from ctbench.preprocess.sitk_images import derived
+from ctbench.preprocess.sitk_images import array_view, cached_image, derived, remember_image
 from ctbench.preprocess.volume import Volume
 from ctbench.preprocess.volume_errors import CastOverflow, NonFiniteVoxels
 
@@ -102,8 +102,23 @@ class ClipHU:
 
     def __call__(self, data):
         if isinstance(data, Volume):  # presets with the same window share one clipped volume
-            return derived(data, ("clip_hu", self.lower, self.upper), lambda: map_array(data, self._clip))
+            return derived(data, ("clip_hu", self.lower, self.upper), lambda: self._clip_volume(data))
         return map_array(data, self._clip)
+
+    def _clip_volume(self, volume: Volume) -> Volume:
+        image = cached_image(volume)
+        integral = float(self.lower).is_integer() and float(self.upper).is_integer()
+        if image is None or not integral or not np.issubdtype(volume.array.dtype, np.integer):
+            return map_array(volume, self._clip)
+        # The volume already has its SimpleITK image (e.g. straight from the reader): clamp that,
+        # multi-threaded, and hand the result to the next resampling step without a numpy copy.
+        import SimpleITK as sitk
+
+        info = np.iinfo(volume.array.dtype)
+        clamped = sitk.Clamp(image, image.GetPixelID(), max(self.lower, info.min), min(self.upper, info.max))
+        result = Volume(array_view(clamped), volume.spacing, volume.origin, volume.direction, volume.source)
+        remember_image(result, clamped)
+        return result
 
     def _clip(self, array: np.ndarray) -> np.ndarray:
         return clip_hu(array, self.lower, self.upper)

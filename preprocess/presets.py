@@ -280,6 +280,7 @@ def _vila():
 
 
 _VILA_DETAILS = {"geometry": "middle_slice", "slice_size": "native", "dtype": "uint8",
+                 "model_tensor": "1 JPEG slice, plus the VISTA3D overlay of the same slice as a second image",
                  "channels": "3 identical grey channels", "slice_index": "n_slices // 2",
                  "expert": "VISTA3D 'everything' runs on the full raw-HU volume; its overlay is a second image"}
 _register(
@@ -318,14 +319,14 @@ _register(
             "the default reorients to display orientation; the published harness used nibabel (z,y,x) as stored "
             "with no reorientation (variant 'published')."
         ),
-        details=_slice_details("native"),
+        details=_slice_details("native", model_tensor="32 PIL images, each followed by 'SLICE i'"),
         build=_rgb_slices(DISPLAY, 32, CT_RGB_WINDOWS),
     ),
     InputSpec(
         "lingshu", "published", "slices2d", "", "DHW", (),
         intensity="3 windows -> RGB uint8", num_slices=32, windows=CT_RGB_WINDOWS,
         notes="Published harness: nibabel get_fdata transposed to (z,y,x), as stored, 32 linspace slices, native size.",
-        details=_slice_details("native"),
+        details=_slice_details("native", model_tensor="32 PIL images, each followed by 'SLICE i'"),
         build=_rgb_slices("", 32, CT_RGB_WINDOWS),
     ),
 )

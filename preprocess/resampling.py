@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ctbench.preprocess.sitk_images import as_sitk, physical_source, remember_image
+from ctbench.preprocess.sitk_images import array_view, as_sitk, physical_source, remember_image
 from ctbench.preprocess.volume import Volume
 
 __all__ = [
@@ -43,7 +43,8 @@ _DEFAULT_BACKEND = {"backend": "sitk", "device": "auto"}
 def resampling_backend(backend: str, device: str = "auto") -> Iterator[None]:
     """Within the block, `Resize` / `Resample` built without an explicit backend use `backend`
     ("sitk", the default, or "torch" on `device`: "auto" = CUDA if available). Steps torch cannot
-    do the same way (B-spline, anti-aliasing) stay on SimpleITK."""
+    do the same way (B-spline, anti-aliasing) stay on SimpleITK. The setting is process-wide (not
+    per thread): set it around a whole run, or pass ``backend=`` to the transform instead."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     previous = dict(_DEFAULT_BACKEND)
@@ -143,8 +144,8 @@ def resize_to_shape(
         resampler.SetInterpolator(sitk.sitkLinear if order == 1 else sitk.sitkBSpline)
         resampler.SetOutputPixelType(sitk.sitkFloat32)
     out_image = resampler.Execute(image)
-    result = Volume(
-        sitk.GetArrayFromImage(out_image), tuple(out_spacing), tuple(origin), volume.direction, volume.source
+    result = Volume(  # a read-only view of the output image: no copy of the voxels
+        array_view(out_image), tuple(out_spacing), tuple(origin), volume.direction, volume.source
     )
     remember_image(result, out_image)
     return result

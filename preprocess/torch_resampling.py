@@ -56,6 +56,8 @@ def resize_to_shape_torch(volume: Volume, shape: Sequence[int], order: int = 1, 
         raise ValueError(f"resize shape must be 3 positive integers (k, j, i), got {shape!r}")
     dev = torch_device(device)
     source = np.ascontiguousarray(volume.array)
+    if not source.flags.writeable:  # torch.from_numpy wants writable memory
+        source = source.copy()
     tensor = torch.from_numpy(source).to(dev)
     tensor = tensor.float() if order == 1 else tensor
     if order == 0 and not tensor.is_floating_point():

@@ -42,6 +42,11 @@ class LLMClient:
     def __init__(self, config: LLMConfig, backend: ChatBackend | None = None,
                  cache: ResponseCache | bool = True, sleep=time.sleep):
         check_endpoint(config)
+        if backend is None and not config.resolved_api_key():
+            from ctbench.llm.config import DEFAULT_KEY_ENV
+
+            raise LLMError(f"no API key for {config.backend}:{config.model}: set ${DEFAULT_KEY_ENV[config.backend]} "
+                           "(or pass api_key)")
         self.config = config
         self._backend = backend
         self._backend_lock = threading.Lock()

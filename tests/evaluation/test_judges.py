@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
+pytest.importorskip("openai", reason="needs openai: pip install -e .[test]")
+pytest.importorskip("google.genai", reason="needs google.genai: pip install -e .[test]")
 from click.testing import CliRunner
 
 from ctbench.cli import main

@@ -64,6 +64,8 @@ def test_mcnemar_exact():
 
 
 def test_bleu_meteor_rouge_on_identical_and_disjoint_text():
+    for module in ("sacrebleu", "nltk", "rouge_score"):
+        pytest.importorskip(module, reason=f"needs {module}: pip install -e .[test]")
     same = ["the left kidney is enlarged"] * 3
     assert Bleu().corpus(same, same)["bleu"] == pytest.approx(100.0)
     assert Meteor().per_item(same, same)["meteor"] == pytest.approx(np.full(3, 0.996), abs=1e-3)  # METEOR tops out just below 1
@@ -79,6 +81,7 @@ def test_alignscore_is_unavailable_with_a_reason_never_a_number(tmp_path, monkey
 
 
 def test_text_rows_skip_blank_predictions_but_count_them(tmp_path):
+    pytest.importorskip("rouge_score", reason="needs rouge-score: pip install -e .[test]")
     records = dict(PREDS.records)
     records["v0::0"] = PredictionRecord("v0::0", "  ", "ok")
     del records["v0::1"]
@@ -97,6 +100,7 @@ def test_metric_registry_lists_what_is_available():
 
 
 def test_wordnet_setup_builds_an_nltk_corpus(tmp_path):
+    pytest.importorskip("nltk", reason="needs nltk: pip install -e .[test]")
     from ctbench.evaluation.wordnet_setup import DEBIAN_WORDNET, ensure_wordnet, lexnames_text
 
     if not (DEBIAN_WORDNET / "data.noun").is_file():

@@ -6,6 +6,9 @@ import threading
 
 import pytest
 
+pytest.importorskip("openai", reason="needs openai: pip install -e .[test]")
+pytest.importorskip("google.genai", reason="needs google.genai: pip install -e .[test]")
+
 from ctbench.llm import ExternalCallRefused, LLMClient, LLMConfig, LLMError, ResponseCache
 from ctbench.llm.testing import FakeLLMServer, FakeReply
 
@@ -103,3 +106,9 @@ def test_no_external_call_without_the_flag(url):
 def test_external_allowed_only_with_the_flag():
     client = LLMClient(LLMConfig(backend="gemini", model="g", allow_external=True, api_key="k"), cache=False)
     assert client.config.allow_external
+
+
+def test_external_endpoint_without_a_key_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    with pytest.raises(LLMError, match="GEMINI_API_KEY"):
+        LLMClient(LLMConfig(backend="gemini", model="g", allow_external=True), cache=False)

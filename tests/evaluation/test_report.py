@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from click.testing import CliRunner
+import pytest
+
+pytest.importorskip("matplotlib", reason="needs matplotlib: pip install -e .[test]")
+pytest.importorskip("openai", reason="needs openai: pip install -e .[test]")
+from click.testing import CliRunner  # noqa: E402
 
 from ctbench.cli import main
 from ctbench.evaluation import score_run

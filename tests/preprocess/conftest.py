@@ -14,7 +14,11 @@ def _make_volume(shape_kji=(6, 7, 8), spacing=(0.8, 0.9, 2.5), origin=(10.0, -5.
 
 
 def _write_dicom_series(folder, array_kji, series_uid, spacing=(0.8, 0.8, 2.0), study_uid="1.2.826.0.1.3680043.2.1125.1"):
-    """Write a (k, j, i) int16 array as an axial CT series of 2D DICOM files, one per k."""
+    """Write a (k, j, i) int16 array as an axial CT series of 2D DICOM files, one per k.
+
+    File names run in the opposite order to the slice positions, so a reader that sorted by
+    name instead of by ImagePositionPatient would stack the slices upside down.
+    """
     import SimpleITK as sitk
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -36,7 +40,8 @@ def _write_dicom_series(folder, array_kji, series_uid, spacing=(0.8, 0.8, 2.0), 
         }
         for key, value in tags.items():
             image.SetMetaData(key, value)
-        writer.SetFileName(str(folder / f"{series_uid.rsplit('.', 1)[-1]}_{k:03d}.dcm"))
+        position_rank = array_kji.shape[0] - 1 - k
+        writer.SetFileName(str(folder / f"{series_uid.rsplit('.', 1)[-1]}_{position_rank:03d}.dcm"))
         writer.Execute(image)
 
 

@@ -13,7 +13,7 @@ def test_ingest_benchmark_reports_both_sides_and_identical_outputs(tmp_path):
     report = ingest_benchmark(shape=(12, 48, 48), repeats=1, workdir=tmp_path, warm_up=False)
     assert len(report["presets"]) == 8
     assert report["shared_s"] > 0 and report["per_model_s"] > 0
-    assert report["ratio"] == round(report["per_model_s"] / report["shared_s"], 2)
+    assert abs(report["ratio"] - report["per_model_s"] / report["shared_s"]) < 0.02
     assert "decode" in report["shared_breakdown_s"] and "Resize" in report["per_model_breakdown_s"]
     assert report["max_output_difference"] < 1e-3  # same arrays, different amount of work
     assert (tmp_path / "ct_like.nii.gz").exists()

@@ -70,6 +70,21 @@ def test_intensity_transforms_keep_volume_geometry():
         assert isinstance(out, Volume) and out.spacing == volume.spacing and out.origin == volume.origin
 
 
+@pytest.mark.parametrize("window", [(-1000, 1000), (-1350, 150), (-40000, 40000), (-150.5, 250)])
+def test_clip_on_a_volume_with_its_image_equals_numpy_clip(window):
+    from ctbench.preprocess.sitk_images import as_sitk, cached_image
+
+    rng = np.random.default_rng(3)
+    volume = Volume(rng.integers(-3000, 3000, (4, 5, 6)).astype(np.int16), (0.5, 0.6, 0.7), (1, 2, 3))
+    as_sitk(volume)  # as after loading: the reader's image is kept
+    out = ClipHU(*window)(volume)
+    assert np.array_equal(out.array, clip_hu(volume.array, *window))
+    assert out.array.dtype == clip_hu(volume.array, *window).dtype
+    assert out.spacing == volume.spacing and out.origin == volume.origin
+    if float(window[0]).is_integer():
+        assert cached_image(out) is not None  # handed on to the resampler without a copy
+
+
 def test_clip_is_shared_between_presets_with_the_same_window():
     volume = Volume(np.arange(8, dtype=np.int16).reshape(2, 2, 2))
     assert ClipHU(1, 5)(volume) is ClipHU(1, 5)(volume)

@@ -39,9 +39,16 @@ def test_nifti_round_trip_keeps_voxels_and_geometry(tmp_path, make_volume, suffi
     assert np.allclose(loaded.spacing, volume.spacing) and np.allclose(loaded.origin, volume.origin, atol=1e-4)
 
 
-def test_dicom_series_loads_sorted_with_spacing(tmp_path, write_dicom_series):
+def test_4d_nifti_with_a_single_volume_is_accepted_as_3d(tmp_path):
+    image = sitk.JoinSeries([sitk.GetImageFromArray(np.arange(60, dtype=np.int16).reshape(3, 4, 5))])
+    path = _write(tmp_path / "single.nii.gz", image)
+    volume = load(path)
+    assert volume.array.shape == (3, 4, 5) and volume.array[2, 3, 4] == 59
+
+
+def test_dicom_series_loads_sorted_by_position_with_spacing(tmp_path, write_dicom_series):
     array = (np.arange(4)[:, None, None] * 100 + np.zeros((4, 5, 6))).astype(np.int16)
-    write_dicom_series(tmp_path / "ct", array[::-1].copy()[::-1], SERIES_A, spacing=(0.8, 0.7, 2.5))
+    write_dicom_series(tmp_path / "ct", array, SERIES_A, spacing=(0.8, 0.7, 2.5))
     volume = load(tmp_path / "ct")
     assert volume.array.shape == (4, 5, 6)
     assert np.allclose(volume.spacing, (0.8, 0.7, 2.5))

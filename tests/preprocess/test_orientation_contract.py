@@ -107,3 +107,13 @@ def test_probe_volume_is_a_valid_ct_like_volume():
     probe = make_probe_volume("LPS")
     assert isinstance(probe, Volume) and probe.array.dtype == np.int16
     assert set(np.unique(probe.array)) == {-1000, -100, 20, 140}
+
+
+@pytest.mark.parametrize("name, variant", [("merlin", "authors"), ("medgemma", "authors"), ("radfm", "published")])
+def test_contract_holds_through_a_dicom_series(tmp_path, write_dicom_series, name, variant):
+    probe = make_probe_volume("LPS")  # axial DICOM slices are stored LPS
+    write_dicom_series(tmp_path / "probe", probe.array, "1.2.826.0.1.3680043.2.1125.9.1", spacing=probe.spacing)
+    loaded = load(tmp_path / "probe")
+    assert loaded.orientation == "LPS" and np.allclose(loaded.spacing, probe.spacing)
+    spec = get_spec(name, variant)
+    assert check_markers(spec, loaded, spec.apply(loaded)) == []

@@ -124,3 +124,14 @@ def test_resample_of_a_reoriented_volume_matches_resample_of_a_copy():
 def test_bad_resampling_arguments_fail_in_init(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+def test_resampled_voxels_are_a_read_only_view_that_keeps_its_image_alive():
+    import gc
+
+    out = resize_to_shape(ramp_volume(), (5, 6, 7)).array
+    gc.collect()
+    assert not out.flags.writeable
+    expected = out.copy()
+    _ = [np.ones(10_000) for _ in range(100)]  # churn the allocator: a dangling view would change
+    assert np.array_equal(out, expected)
