@@ -131,14 +131,6 @@ def choose_backend(name: str) -> tuple[Backend, str]:
     return LocalProcessBackend(), "local processes"
 
 
-def runnable_locally(spec: ServerSpec):
-    if not spec.local:
-        return "has no local-process form; it runs in its container (--backend docker)"
-    if spec.gpu:
-        return "needs a GPU container (--backend docker on a GPU host)"
-    return True
-
-
 # --- the run --------------------------------------------------------------------------------
 def run_benchmark(
     config: RunConfig,
@@ -161,7 +153,7 @@ def run_benchmark(
     else:
         registry = load_registry(config.registry)
         backend, why = choose_backend(config.backend)
-        runnable = runnable_locally if backend.name == "local" else (lambda spec: True)
+        runnable = backend.runnable
         specs, skipped = select_servers(config.servers, registry, runnable)
         if config.servers.strip() != "all":
             for spec in specs:

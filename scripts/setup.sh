@@ -24,25 +24,6 @@ done
 log() { printf '[setup] %s\n' "$*" >&2; }
 PYTHON="${PYTHON:-python3}"
 
-apt_install() {
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  if [[ $(id -u) -ne 0 ]]; then
-    log "missing system packages ${missing[*]}: install them (sudo apt-get install ${missing[*]}) or run as root"
-    return 1
-  fi
-  log "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-if [[ $want_tests == 1 ]] && command -v dpkg >/dev/null; then
-  # WordNet 3.0 for METEOR (NLTK reads it from /usr/share/wordnet; ctbench adds `lexnames`).
-  apt_install wordnet-base wordnet-sense-index
-fi
-
 if [[ ! -x .venv/bin/python ]]; then
   log "creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
@@ -51,7 +32,8 @@ fi
 if [[ $want_tests == 1 ]]; then
   log "pip install -e '.[test]' (CPU torch, metrics, judges, hub, report, vlm, grpcio-tools, hadolint)"
   .venv/bin/python -m pip install -q -e '.[test]'
-  .venv/bin/python -m ctbench.evaluation.wordnet_setup >/dev/null
+  # WordNet 3.0 for METEOR, offline, from Debian's packages (plus the `lexnames` NLTK wants).
+  PYTHON="$PWD/.venv/bin/python" bash scripts/install-wordnet.sh >/dev/null
 else
   log "pip install -e ."
   .venv/bin/python -m pip install -q -e .

@@ -48,6 +48,10 @@ class Backend(abc.ABC):
         Raises `ServerStartError` (or `PortInUse`) with the server's last log lines when it
         cannot be launched."""
 
+    def runnable(self, spec: ServerSpec) -> bool | str:
+        """True if this backend can run `spec` on this host, else the reason why not."""
+        return True
+
     @abc.abstractmethod
     def is_alive(self, name: str) -> bool: ...
 

@@ -69,6 +69,13 @@ class LocalProcessBackend(Backend):
         port = int(port_file.read_text())
         return Endpoint(spec.name, f"127.0.0.1:{port}", data_root=str(data_root))
 
+    def runnable(self, spec: ServerSpec) -> bool | str:
+        if spec.gpu:
+            return "needs a GPU container (--backend docker on a GPU host)"
+        if not spec.local:
+            return "has no local-process form; it runs in its container (--backend docker)"
+        return True
+
     def is_alive(self, name: str) -> bool:
         proc = self._procs.get(name)
         return proc is not None and proc.process.poll() is None
