@@ -235,8 +235,9 @@ class DockerBackend(Backend):
                     if "error" in chunk:
                         tail = "\n".join(lines[-20:] + [chunk["error"].strip()])
                         hint = ""
-                        if "pull access denied" in chunk["error"] or "not found" in chunk["error"]:
-                            hint = "\n(no registry is used: build the base images with scripts/docker/build-images.sh)"
+                        if any(m in chunk["error"] for m in ("pull access denied", "not found", "registry", "dial tcp")):
+                            hint = ("\n(a FROM image is neither here nor reachable: build the ctbench bases with "
+                                    "scripts/docker/build-images.sh, or `docker load` the image)")
                         raise ImageBuildError(f"building {image} from {context / dockerfile} failed:\n{tail}{hint}")
         except docker.errors.APIError as exc:
             raise ImageBuildError(f"building {image} from {context / dockerfile} failed: {exc.explanation or exc}") from exc
@@ -287,8 +288,9 @@ class DockerBackend(Backend):
         with self._lock:
             if spec.name in self._servers:
                 raise ServerStartError(f"server {spec.name} is already running in this run")
-        if not spec.image:
-            raise ServerStartError(f"server {spec.name} has no image in the registry")
+        reason = runnable_here(spec)
+        if reason is not True:
+            raise ServerStartError(f"server {spec.name} {reason}")
         check_readable_by_containers(Path(data_root))
         self.ensure_image(spec.image, spec.build)
         self.ensure_image(self.gateway_image, GATEWAY_BUILD)

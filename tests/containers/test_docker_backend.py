@@ -240,3 +240,27 @@ def test_block_host_access_closes_the_path_to_host_services(docker_client, requi
             assert out.startswith(expected), out
             with grpc.insecure_channel(endpoint.address) as channel:
                 pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=10)
+
+
+def test_cli_checks_an_image_it_starts_itself_and_stops_it(require_image, docker_client):
+    from click.testing import CliRunner
+
+    from ctbench.cli import main
+
+    require_image("ctbench/blind:latest")
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    result = CliRunner().invoke(main, ["conformance", "--image", "ctbench/blind:latest", "--check", "inline"])
+    assert result.exit_code == 0, result.output
+    assert "CONFORMS" in result.output and "ctbench/blind:latest" in result.output
+    assert {c.id for c in docker_client.containers.list(all=True)} == before
+
+
+def test_cli_image_that_never_turns_healthy_gets_a_failing_report(test_server_image, docker_client):
+    from click.testing import CliRunner
+
+    from ctbench.cli import main
+
+    result = CliRunner().invoke(main, ["conformance", "--image", test_server_image, "--model", "never-healthy",
+                                       "--health-timeout", "3"])
+    assert result.exit_code == 1, result.output
+    assert "did not turn healthy within 3s" in result.output and "DOES NOT CONFORM" in result.output

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from ctbench.errors import ServerStartError
 from ctbench.runners.backends.base import ServerSpec
 from ctbench.runners.backends.docker_backend import DockerBackend
 
@@ -61,7 +62,10 @@ def recorded(tmp_path):
     return client, backend, data
 
 
-def test_gpu_server_gets_a_gpu_device_request(recorded, tmp_path):
+def test_gpu_server_gets_a_gpu_device_request(recorded, tmp_path, monkeypatch):
+    from ctbench.runners.backends import docker_backend
+
+    monkeypatch.setattr(docker_backend, "host_has_gpu", lambda: True)
     client, backend, data = recorded
     endpoint = backend.start(ServerSpec(name="vlm", model="medgemma", image="ctbench/medgemma:latest", gpu=True,
                                         args=("--option", "weights=/weights")), data, tmp_path / "logs")
@@ -75,7 +79,10 @@ def test_gpu_server_gets_a_gpu_device_request(recorded, tmp_path):
     assert (tmp_path / "logs" / "vlm.docker.log").read_text() == "fake log\n"
 
 
-def test_gpu_server_mounts_its_weights_read_only_with_shared_memory(tmp_path):
+def test_gpu_server_mounts_its_weights_read_only_with_shared_memory(tmp_path, monkeypatch):
+    from ctbench.runners.backends import docker_backend
+
+    monkeypatch.setattr(docker_backend, "host_has_gpu", lambda: True)
     client = FakeClient()
     weights = tmp_path / "weights"
     (weights / "medgemma").mkdir(parents=True)
@@ -88,7 +95,7 @@ def test_gpu_server_mounts_its_weights_read_only_with_shared_memory(tmp_path):
     assert model["shm_size"] == "2g"
 
 
-def test_gpu_servers_are_not_runnable_on_a_host_without_gpu(monkeypatch):
+def test_gpu_servers_are_not_runnable_on_a_host_without_gpu(monkeypatch, tmp_path):
     from ctbench.runners.backends import docker_backend
 
     monkeypatch.setattr(docker_backend, "host_has_gpu", lambda: False)
@@ -96,6 +103,8 @@ def test_gpu_servers_are_not_runnable_on_a_host_without_gpu(monkeypatch):
     assert "needs a GPU" in docker_backend.runnable_here(gpu)
     assert docker_backend.runnable_here(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest")) is True
     assert "no image" in docker_backend.runnable_here(ServerSpec(name="x", model="x"))
+    with pytest.raises(ServerStartError, match="medgemma needs a GPU; this host has none"):
+        DockerBackend(FakeClient(), block_host_access=False).start(gpu, tmp_path, tmp_path / "logs")
     monkeypatch.setattr(docker_backend, "host_has_gpu", lambda: True)
     assert docker_backend.runnable_here(gpu) is True
 
