@@ -109,12 +109,14 @@ def record_dataset(dataset: Dataset, out_dir: Path) -> str:
 
 
 # --- backends -------------------------------------------------------------------------------
-def choose_backend(name: str) -> tuple[Backend, str]:
-    """The backend to use and a sentence saying why."""
+def choose_backend(name: str, registry: Path | None = None) -> tuple[Backend, str]:
+    """The backend to use and a sentence saying why. Docker resolves build contexts against the
+    registry file's folder."""
     from ctbench.runners.backends.local import LocalProcessBackend
 
     if name == "local":
         return LocalProcessBackend(), "local processes (--backend local)"
+    compose_dir = Path(registry).resolve().parent if registry is not None else None
     try:
         from ctbench.runners.backends import docker_backend
     except ImportError:
@@ -122,11 +124,11 @@ def choose_backend(name: str) -> tuple[Backend, str]:
     if name == "docker":
         if docker_backend is None:
             raise ServerStartError("the docker backend is not installed in this build of ctbench")
-        return docker_backend.DockerBackend(), "Docker containers (--backend docker)"
+        return docker_backend.DockerBackend(compose_dir=compose_dir), "Docker containers (--backend docker)"
     if docker_backend is not None:
         available, why = docker_backend.engine_available()
         if available:
-            return docker_backend.DockerBackend(), f"Docker containers ({why})"
+            return docker_backend.DockerBackend(compose_dir=compose_dir), f"Docker containers ({why})"
         return LocalProcessBackend(), f"local processes (no Docker engine: {why})"
     return LocalProcessBackend(), "local processes"
 
@@ -152,7 +154,7 @@ def run_benchmark(
         skipped: dict[str, str] = {}
     else:
         registry = load_registry(config.registry)
-        backend, why = choose_backend(config.backend)
+        backend, why = choose_backend(config.backend, config.registry)
         runnable = backend.runnable
         specs, skipped = select_servers(config.servers, registry, runnable)
         if config.servers.strip() != "all":

@@ -47,29 +47,6 @@ def test_requirements_are_pinned(name):
     assert any(line.startswith("torch==") for line in lines)
 
 
-def test_compose_has_one_gpu_service_per_model_on_loopback():
-    """compose/compose.yaml (the single registry) has one `gpu` service per VLM: weights and data
-    read-only, a GPU reservation, and a 127.0.0.1 port relayed by the gateway."""
-    services = yaml.safe_load((ROOT / "compose" / "compose.yaml").read_text())["services"]
-    gpu = {name: s for name, s in services.items() if (s.get("x-ctbench") or {}).get("gpu")}
-    assert sorted(gpu) == sorted(VLMS)
-    gateway = services["gateway"]
-    ports = set()
-    for name, service in gpu.items():
-        assert service["profiles"] == ["gpu"]
-        meta = service["x-ctbench"]
-        assert meta["model"] == name and meta["local"] is False
-        port = meta["host_port"]
-        assert f"127.0.0.1:{port}:{port}" in gateway["ports"]
-        assert f"{port}={name}:50051" in gateway["command"]
-        assert "ports" not in service  # only reachable through the gateway
-        ports.add(port)
-        mounts = {v["target"]: v for v in service["volumes"]}
-        assert mounts["/weights"]["read_only"] and mounts["/data"]["read_only"]
-        assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
-    assert len(ports) == len(gpu)
-
-
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed")
 @pytest.mark.parametrize("name", VLMS)
 def test_hadolint_passes(name):

@@ -30,7 +30,7 @@ def assert_complete_once(out: Path, server: str) -> None:
 
 def test_kill_9_of_a_server_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path, slow_registry, support_env):
     out = tmp_path / "run"
-    args = ("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--phantom-volumes", "6", "--restarts", "0", "--no-score")
+    args = ("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "local", "--phantom-volumes", "6", "--restarts", "0", "--no-score")
     proc = bench(*args, env=support_env)
     wait_for(lambda: len(ledger_lines(out, "slow")) >= 8, 60, "the first answers")
     kill9(int((out / "logs" / "slow.pid").read_text()))
@@ -50,7 +50,7 @@ def test_kill_9_of_a_server_mid_run_then_resume_loses_and_duplicates_nothing(tmp
 
 def test_a_server_that_dies_is_restarted_and_the_run_completes(tmp_path, slow_registry, support_env):
     out = tmp_path / "run"
-    proc = bench("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--phantom-volumes", "6", "--restarts", "1", "--no-score", env=support_env)
+    proc = bench("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "local", "--phantom-volumes", "6", "--restarts", "1", "--no-score", env=support_env)
     wait_for(lambda: len(ledger_lines(out, "slow")) >= 8, 60, "the first answers")
     kill9(int((out / "logs" / "slow.pid").read_text()))
     output, _ = proc.communicate(timeout=120)
@@ -61,7 +61,7 @@ def test_a_server_that_dies_is_restarted_and_the_run_completes(tmp_path, slow_re
 
 def test_kill_9_of_the_runner_then_resume_loses_and_duplicates_nothing(tmp_path, slow_registry, support_env):
     out = tmp_path / "run"
-    args = ("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--phantom-volumes", "6", "--no-score")
+    args = ("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "local", "--phantom-volumes", "6", "--no-score")
     proc = bench(*args, env=support_env)
     wait_for(lambda: len(ledger_lines(out, "slow")) >= 8, 60, "the first answers")
     server_pid = int((out / "logs" / "slow.pid").read_text())
@@ -76,7 +76,7 @@ def test_kill_9_of_the_runner_then_resume_loses_and_duplicates_nothing(tmp_path,
 
 def test_a_torn_last_ledger_line_is_cut_and_its_question_asked_again(tmp_path, slow_registry, support_env):
     out = tmp_path / "run"
-    config = RunConfig(out_dir=out, servers="slow", registry=slow_registry, phantom_volumes=2)
+    config = RunConfig(out_dir=out, backend="local", servers="slow", registry=slow_registry, phantom_volumes=2)
     run_benchmark(config)
     path = out / "predictions" / "slow.jsonl"
     lines = path.read_text().splitlines(keepends=True)
@@ -92,7 +92,7 @@ def test_a_server_crashing_at_start_is_reported_and_the_others_carry_on(tmp_path
         "geometric": {"model": "geometric"},
     })
     messages = []
-    result = run_benchmark(RunConfig(out_dir=tmp_path / "run", registry=registry, phantom_volumes=2), announce=messages.append)
+    result = run_benchmark(RunConfig(out_dir=tmp_path / "run", backend="local", registry=registry, phantom_volumes=2), announce=messages.append)
     assert result.servers["geometric"].ok == 20
     assert "exited at start with code 3" in result.servers["crashy"].failure
     errors = ledger_lines(tmp_path / "run", "crashy")
@@ -103,7 +103,7 @@ def test_a_server_crashing_at_start_is_reported_and_the_others_carry_on(tmp_path
 def test_a_server_that_never_turns_healthy_fails_within_the_bound_and_says_why(tmp_path, support_env):
     registry = write_registry(tmp_path / "registry.yaml", {"stuck": {"model": "ctbench_test_models:NeverReadyModel"}})
     started = time.monotonic()
-    result = run_benchmark(RunConfig(out_dir=tmp_path / "run", registry=registry, phantom_volumes=1, health_timeout_s=3))
+    result = run_benchmark(RunConfig(out_dir=tmp_path / "run", backend="local", registry=registry, phantom_volumes=1, health_timeout_s=3))
     assert time.monotonic() - started < 60
     failure = result.servers["stuck"].failure
     assert "did not turn healthy within 3s" in failure
@@ -114,7 +114,7 @@ def test_a_question_past_its_deadline_is_recorded_as_such(tmp_path, support_env)
     registry = write_registry(tmp_path / "registry.yaml", {
         "sleepy": {"model": "ctbench_test_models:EchoModel", "args": ["--option", "delay_ms=3000"]},
     })
-    result = run_benchmark(RunConfig(out_dir=tmp_path / "run", registry=registry, phantom_volumes=1, deadline_s=0.5))
+    result = run_benchmark(RunConfig(out_dir=tmp_path / "run", backend="local", registry=registry, phantom_volumes=1, deadline_s=0.5))
     lines = ledger_lines(tmp_path / "run", "sleepy")
     assert len(lines) == 10
     assert {l["error"]["code"] for l in lines if l["status"] == "error"} == {"DEADLINE_EXCEEDED"}
