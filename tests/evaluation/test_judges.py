@@ -12,9 +12,8 @@ from click.testing import CliRunner
 from ctbench.cli import main
 from ctbench.evaluation import score_run
 from ctbench.evaluation.judges import JudgeItem, JudgeSpec, LLMJudge, judge_run, load_prompt, parse_verdicts
-from ctbench.evaluation.judges.fake import batch_items, judge_responder, rule_verdict
+from ctbench.evaluation.judges.fake import judge_responder, rule_verdict
 from ctbench.evaluation.judges.judge import parse_judge_spec
-from ctbench.llm import ResponseCache
 from ctbench.llm.testing import FakeLLMServer, FakeReply
 
 ITEMS = [JudgeItem(f"v{i}::0", f"Which side is lesion {i}?", "left" if i % 2 else "right",

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ctbench.model_servers.registry import MODEL_MODULES, get_model_class
 

@@ -1,7 +1,6 @@
 """Bad input gets a clear error that says what and where, and the rest carries on."""
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 

@@ -2,14 +2,12 @@
 deadlines. Each ends with every question accounted for exactly once."""
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from ctbench.errors import ServerStartError
 from ctbench.runners.run import RunConfig, run_benchmark
 
 from runner_helpers import bench, dataset_ids, kill9, ledger_lines, pid_alive, wait_for, write_registry

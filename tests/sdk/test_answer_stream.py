@@ -1,10 +1,8 @@
 """The SDK through its real servicer, in-process, over a real loopback socket."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import threading
-import time
 from pathlib import Path
 
 import grpc
