@@ -178,9 +178,12 @@ def _sections(result: ScoreResult, notes: list[str]) -> list[tuple[str, list[str
     extra_cols = [c for c in ("jury_accuracy_published", "bleu", "meteor", "rougeL_f", "sbert_cosine", "alignscore")
                   if any(c in r for r in board)]
     sections = []
-    headers = ["server", f"{metric} %", "95% CI", "accuracy %", "n", "answered", "errors", "missing", *extra_cols]
+    # Plain accuracy gets its own column only when the headline is another metric (the jury).
+    also_accuracy = metric != "accuracy"
+    headers = ["server", f"{metric} %", "95% CI", *(["accuracy %"] if also_accuracy else []),
+               "n", "answered", "errors", "missing", *extra_cols]
     rows = [[r["server"], _fmt(r["headline"], True), f"{_fmt(r['ci_low'], True)}–{_fmt(r['ci_high'], True)}",
-             _fmt(r["accuracy"], True), r["n"], r["answered"], r["errors"], r["missing"],
+             *([_fmt(r["accuracy"], True)] if also_accuracy else []), r["n"], r["answered"], r["errors"], r["missing"],
              *[(_fmt(r.get(c), c.startswith("jury")) if not isinstance(r.get(c), str) else r[c]) for c in extra_cols]]
             for r in board]
     sections.append(("Leaderboard", headers, rows,
