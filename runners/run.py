@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Callable
 
 from ctbench import __version__
+from ctbench.datasets.manifest import dataset_manifest
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import CtbenchError, DatasetError, ServerStartError
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup, describe
 from ctbench.runners.health import wait_until_serving
-from ctbench.runners.ledger import Ledger, effective_records, is_settled, read_ledger
+from ctbench.runners.ledger import Ledger, is_settled, read_ledger
 from ctbench.runners.registry import load_registry, select_servers
 from ctbench.runners.volume_source import VolumeSource
 
@@ -173,8 +174,11 @@ def run_benchmark(
     run_record = {
         "ctbench_version": __version__,
         "started_at": _now(),
-        "dataset": {"name": dataset.name, "source": dataset.source, "data_root": str(dataset.data_root),
-                    "n_questions": len(dataset.items), "sha256": dataset_sha},
+        "dataset": {
+            **{k: v for k, v in dataset_manifest(dataset).items() if k != "per_volume"},
+            "data_root": str(dataset.data_root),
+            "dataset_jsonl_sha256": dataset_sha,
+        },
         "backend": why,
         "servers": {},
         "skipped": skipped,
@@ -213,10 +217,12 @@ def run_benchmark(
 def _run_server(spec, config, dataset, backend, source, result: ServerResult, progress, announce, stop) -> None:
     started = time.monotonic()
     ledger_path = config.out_dir / "predictions" / f"{spec.name}.jsonl"
-    previous = effective_records(ledger_path)
+    previous: dict[str, dict] = {}  # question_id -> its last record
     attempts: dict[str, int] = {}
     for record in read_ledger(ledger_path):
-        attempts[record.get("question_id", "")] = attempts.get(record.get("question_id", ""), 0) + 1
+        qid = record.get("question_id", "")
+        previous[qid] = record
+        attempts[qid] = attempts.get(qid, 0) + 1
     pending = [item for item in dataset.items if not (item.question_id in previous and is_settled(previous[item.question_id], config.retry_errors))]
     result.total = len(dataset.items)
     result.already_done = result.total - len(pending)
