@@ -33,6 +33,11 @@ def read_ledger(path: Path) -> Iterator[dict[str, Any]]:
                     log.warning("%s:%d: unreadable ledger line skipped", path, line_no)
 
 
+def effective_records(path: Path) -> dict[str, dict[str, Any]]:
+    """question_id -> its last record."""
+    return {record["question_id"]: record for record in read_ledger(path) if "question_id" in record}
+
+
 def is_settled(record: dict[str, Any], retry_errors: bool = False) -> bool:
     """Whether a resumed run should skip this question."""
     if record.get("status") == "ok":
