@@ -39,3 +39,12 @@ def data_root_option(func: Callable) -> Callable:
         default=None,
         help="Folder the dataset's image paths are relative to (default: the dataset file's folder).",
     )(func)
+
+
+def console(stderr: bool = False):
+    """A rich console; when output is not a terminal (CI logs, pipes) tables get 120 columns
+    instead of rich's 80, so they do not wrap mid-cell."""
+    from rich.console import Console
+
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=120)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ctbench.cli.options import data_root_option, library_errors, out_dir_option
+from ctbench.cli.options import console as make_console, data_root_option, library_errors, out_dir_option
 
 
 def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
@@ -49,13 +49,11 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
       bench run --servers geometric,blind --dataset qa_pairs.json --data-root /data/ct-rate --out runs/ct
       bench run --endpoints medgemma=gpu-host:50051 --dataset qa_pairs.json --out runs/remote
     """
-    from rich.console import Console
-
     from ctbench.runners.progress import RunProgress
     from ctbench.runners.run import RunConfig, run_benchmark
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     config = RunConfig(
         out_dir=Path(out_dir), servers=servers, dataset=dataset, data_root=Path(data_root) if data_root else None,
         backend=backend, endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
@@ -78,7 +76,7 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
 
         scores = score_run(result.out_dir)
         written = scores.write(result.out_dir)
-        Console().print(overall_table(scores))
+        make_console().print(overall_table(scores))
         console.print("scores: " + ", ".join(str(p) for p in written))
     failed = [n for n, s in result.servers.items() if s.failure]
     if failed:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ctbench.cli.options import library_errors
+from ctbench.cli.options import console as make_console, library_errors
 
 METRIC_CHOICES = ("bleu", "meteor", "rouge", "sbert", "alignscore", "offline", "all")
 
@@ -59,11 +59,9 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
       bench score runs/phantom --judge vllm:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1
       bench score --reference --metrics offline --out reference-scores/
     """
-    from rich.console import Console
-
     from ctbench.evaluation.tables import comparison_table, group_table, overall_table, text_table
 
-    console = Console()
+    console = make_console()
     metric_names = _metric_names(metric_opts)
     if reference is not None:
         from ctbench.evaluation.reference import compare_with_published, load_reference_runs, score_reference
