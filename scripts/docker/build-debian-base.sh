@@ -17,8 +17,12 @@ if [[ "${FORCE:-0}" == 1 || ! -s "$tarball" ]]; then
   rootfs="$(mktemp -d "$CTBENCH_CACHE/rootfs.XXXXXX")"
   trap 'rm -rf "$rootfs"' EXIT
   log "debootstrap $DEBIAN_SUITE from $DEBIAN_MIRROR (a few minutes, cached afterwards)"
-  debootstrap --variant=minbase --include=ca-certificates "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" \
-    > "$CTBENCH_CACHE/debootstrap.log" 2>&1 || { tail -20 "$CTBENCH_CACHE/debootstrap.log"; exit 1; }
+  bootstrap() {
+    rm -rf "${rootfs:?}"/* 2>/dev/null || true
+    debootstrap --variant=minbase --include=ca-certificates "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" \
+      > "$CTBENCH_CACHE/debootstrap.log" 2>&1 || { tail -20 "$CTBENCH_CACHE/debootstrap.log"; return 1; }
+  }
+  retry 3 bootstrap
   # Keep images small and reproducible: no apt lists or caches in the base layer.
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
   tar -C "$rootfs" --numeric-owner -cf "$tarball.tmp" .

@@ -15,3 +15,15 @@ DOCKERD_LOG="${DOCKERD_LOG:-/tmp/ctbench-dockerd.log}"
 DOCKERD_PIDFILE="${DOCKERD_PIDFILE:-/tmp/ctbench-dockerd.pid}"
 
 log() { printf '[ctbench-docker %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# retry N CMD...: run CMD up to N times, 10 s apart (mirrors and registries have bad minutes).
+retry() {
+  local tries="$1" n=1
+  shift
+  until "$@"; do
+    if (( n >= tries )); then log "failed $n times: $*"; return 1; fi
+    log "attempt $n failed: $*; retrying in 10s"
+    n=$((n + 1))
+    sleep 10
+  done
+}

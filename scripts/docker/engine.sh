@@ -16,8 +16,8 @@ case "${1:-status}" in
     fi
     log "installing docker.io and debootstrap from the Debian mirror"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends docker.io debootstrap >/dev/null
+    retry 3 apt-get update -q >/dev/null
+    retry 3 apt-get install -y -q --no-install-recommends docker.io debootstrap >/dev/null
     ;;
   start)
     if engine_up; then log "an engine already answers; leaving it alone"; exit 0; fi
