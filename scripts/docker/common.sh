@@ -18,12 +18,12 @@ log() { printf '[ctbench-docker %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # retry N CMD...: run CMD up to N times, 10 s apart (mirrors and registries have bad minutes).
 retry() {
-  local tries="$1" n=1
+  local _tries="$1" _attempt=1
   shift
   until "$@"; do
-    if (( n >= tries )); then log "failed $n times: $*"; return 1; fi
-    log "attempt $n failed: $*; retrying in 10s"
-    n=$((n + 1))
+    if (( _attempt >= _tries )); then log "failed $_attempt times: $*"; return 1; fi
+    log "attempt $_attempt failed: $*; retrying in 10s"
+    _attempt=$((_attempt + 1))
     sleep 10
   done
 }
