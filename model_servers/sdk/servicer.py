@@ -170,7 +170,11 @@ class StreamSession:
     def _on_chunk(self, chunk: pb.VolumeChunk) -> None:
         entry = self.volumes.get(chunk.volume_id)
         if entry is None or entry.upload is None:
-            self._fail_volume(chunk.volume_id, UnknownVolume(f"chunk for volume {chunk.volume_id!r} without an inline header"))
+            exc = UnknownVolume(f"chunk for volume {chunk.volume_id!r} without an inline header")
+            if entry is None:
+                self._fail_volume(chunk.volume_id, exc)
+            else:  # a by-reference volume: its future is the shared cache entry, not ours to fail
+                self._send_volume_status(chunk.volume_id, exc, 0.0, False)
             return
         if entry.failed is not None or entry.future.done():
             return

@@ -244,3 +244,14 @@ def test_concurrent_streams_share_the_batcher(echo, data_root):
     for t in threads:
         t.join(30)
     assert all(len(results[n]) == 5 and all(a.status.code == 0 for a in results[n].values()) for n in range(4))
+
+
+def test_a_stray_chunk_for_a_by_reference_volume_does_not_poison_the_shared_cache(echo, data_root):
+    _, address = echo
+    data = write_volume(data_root / "a.nii.gz")
+    header = pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid(data), path="a.nii.gz"))
+    stray = pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=vid(data), offset=0, data=b"x"))
+    exchange(address, [header, stray, question("a::0", vid(data))])
+    # A well-behaved stream for the same volume afterwards is answered.
+    answers, _ = exchange(address, [header, question("a::1", vid(data))])
+    assert answers["a::1"].status.code == 0, answers["a::1"].status
