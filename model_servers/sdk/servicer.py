@@ -122,6 +122,12 @@ class StreamSession:
         except Exception:  # a bug here must not hang the stream
             log.exception("request reader failed")
         finally:
+            # Chunks that never came will not come now: fail the questions waiting on them.
+            for vid, entry in list(self.volumes.items()):
+                upload = entry.upload
+                if upload is not None and upload.buffer and not entry.future.done():
+                    self._fail_volume(vid, InvalidVolume(
+                        f"the stream ended after {upload.received} of {upload.total} bytes of volume {vid}"))
             with self._lock:
                 self._input_done = True
                 finished = self._outstanding == 0

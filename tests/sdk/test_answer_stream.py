@@ -246,6 +246,17 @@ def test_concurrent_streams_share_the_batcher(echo, data_root):
     assert all(len(results[n]) == 5 and all(a.status.code == 0 for a in results[n].values()) for n in range(4))
 
 
+def test_an_inline_volume_left_incomplete_at_end_of_stream_fails_its_questions(echo):
+    # The client half-closes after half of the declared bytes: the questions must get an error
+    # and the stream must end (not wait for chunks that can never come).
+    data = b"0123456789" * 10
+    reqs = inline(vid(data), data, chunk=50)[:2] + [question("q0", vid(data))]
+    answers, volumes = exchange(echo[1], reqs)
+    assert answers["q0"].status.error_type == "InvalidVolume"
+    assert "50 of 100" in answers["q0"].status.message
+    assert [v.status.error_type for v in volumes] == ["InvalidVolume"]
+
+
 def test_a_stray_chunk_for_a_by_reference_volume_does_not_poison_the_shared_cache(echo, data_root):
     _, address = echo
     data = write_volume(data_root / "a.nii.gz")
