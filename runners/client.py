@@ -74,6 +74,7 @@ class ServerStream:
         self._finished = threading.Event()
         self.bytes_sent = 0
         self.broken = False
+        self._call = None
 
     # --- outcomes ---------------------------------------------------------------------------
     def _settle(self, question_id: str) -> tuple[QAItem, float] | None:
@@ -101,6 +102,9 @@ class ServerStream:
                         "code": "DEADLINE_EXCEEDED", "type": "DeadlineExceeded",
                         "message": f"no answer within the per-item deadline of {self.deadline_s:g}s",
                     }))
+        # Every question has its outcome: stop waiting for answers that may never come.
+        if self._call is not None:
+            self._call.cancel()
 
     # --- requests ---------------------------------------------------------------------------
     def _requests(self, groups: list[VolumeGroup], unsent: list[QAItem]) -> Iterator[pb.AnswerRequest]:
@@ -153,7 +157,7 @@ class ServerStream:
         watcher.start()
         broken = False
         with grpc.insecure_channel(self.address) as channel:
-            call = pb_grpc.AnswerVolumeQuestionStub(channel).Answer(self._requests(groups, unsent))
+            call = self._call = pb_grpc.AnswerVolumeQuestionStub(channel).Answer(self._requests(groups, unsent))
             try:
                 for response in call:
                     if response.WhichOneof("item") != "answer":
@@ -176,7 +180,7 @@ class ServerStream:
                     if self._finished.is_set():
                         break
             except grpc.RpcError:
-                broken = True
+                broken = not self._finished.is_set()  # cancelled by us once every question was settled
             finally:
                 self._finished.set()
                 call.cancel()
