@@ -70,3 +70,42 @@ def test_a_question_the_server_never_answers_ends_at_its_deadline_and_the_stream
     assert by_id["v::2"].error["code"] == "DEADLINE_EXCEEDED"
     assert by_id["v::0"].error is None and by_id["v::1"].error is None
     assert not stream.broken
+
+
+class WatchedStream(ServerStream):
+    """Says when its request generator has finished."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requests_done = threading.Event()
+
+    def _requests(self, groups, unsent):
+        try:
+            yield from super()._requests(groups, unsent)
+        finally:
+            self.requests_done.set()
+
+
+def test_a_broken_stream_returns_the_unanswered_questions_and_stops_sending(tmp_path):
+    model = HangOnQuestionModel()
+    server = ModelServer(model, ServerOptions(port=0, data_root=tmp_path))
+    port = server.start()
+    assert server.loaded.wait(10)
+    try:
+        outcomes: list[Outcome] = []
+        stream = WatchedStream(f"127.0.0.1:{port}", VolumeSource(), outcomes.append, use_reference=True, window=1)
+        thread, box = run_in_thread(stream, one_group(tmp_path, ["hang", "a", "b"]))
+        for _ in range(300):  # the first question is in flight, the others wait for a slot
+            if stream._outstanding:
+                break
+            threading.Event().wait(0.05)
+        server.server.stop(0).wait()  # the server goes away mid-stream
+        thread.join(30)
+        assert not thread.is_alive()
+        assert stream.broken and outcomes == []
+        assert sorted(item.question_id for item in box["left"]) == ["v::0", "v::1", "v::2"]
+        # Nothing keeps a thread blocked on a slot that will never be released.
+        assert stream.requests_done.wait(30), "the request generator is still waiting to send"
+    finally:
+        model.release.set()
+        server.stop(0)
