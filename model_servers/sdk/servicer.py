@@ -88,7 +88,10 @@ class ModelCore:
         if root is None:
             raise UnsupportedTransport("this server has no data root: send volumes inline")
         root = root.resolve()
-        path = (root / relative).resolve()
+        try:
+            path = (root / relative).resolve()
+        except (ValueError, OSError) as exc:  # a NUL byte, a symlink loop: one bad item, not a dead reader
+            raise InvalidVolume(f"{relative!r} is not a usable path: {exc}") from None
         if not path.is_relative_to(root):
             raise VolumeOutsideDataRoot(f"{relative!r} resolves outside the server's data root")
         return path

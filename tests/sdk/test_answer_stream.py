@@ -266,3 +266,12 @@ def test_a_stray_chunk_for_a_by_reference_volume_does_not_poison_the_shared_cach
     # A well-behaved stream for the same volume afterwards is answered.
     answers, _ = exchange(address, [header, question("a::1", vid(data))])
     assert answers["a::1"].status.code == 0, answers["a::1"].status
+
+
+def test_a_volume_path_with_a_nul_byte_is_one_bad_item_and_the_stream_goes_on(echo, data_root):
+    data = write_volume(data_root / "a.nii.gz")
+    reqs = [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id="sha256:bad", path="a\x00b.nii.gz")), question("bad::0", "sha256:bad"),
+            pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid(data), path="a.nii.gz")), question("a::0", vid(data))]
+    answers, _ = exchange(echo[1], reqs)
+    assert answers["bad::0"].status.error_type == "InvalidVolume"
+    assert answers["a::0"].status.code == 0
