@@ -289,17 +289,17 @@ class StreamSession:
         else:
             status = status_from_exception(TypeError(f"answer() returned {type(result).__name__}, not str"))
             text = ""
-        self.out.put(
-            pb.AnswerResponse(
-                answer=pb.Answer(
-                    question_id=item.question_id,
-                    text=text,
-                    status=status,
-                    timings=pb.Timings(**timings) if timings else None,
-                    model_version=self.core.model.version,
-                )
+        try:
+            answer = pb.Answer(
+                question_id=item.question_id,
+                text=text,
+                status=status,
+                timings=pb.Timings(**timings) if timings else None,
+                model_version=self.core.model.version,
             )
-        )
+        except Exception as exc:  # e.g. text that is not valid UTF-8: one bad item, not a dead batcher thread
+            answer = pb.Answer(question_id=item.question_id, status=status_from_exception(exc, f"question {item.question_id}"))
+        self.out.put(pb.AnswerResponse(answer=answer))
         with self._lock:
             self._outstanding -= 1
             finished = self._input_done and self._outstanding == 0

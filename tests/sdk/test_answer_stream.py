@@ -275,3 +275,23 @@ def test_a_volume_path_with_a_nul_byte_is_one_bad_item_and_the_stream_goes_on(ec
     answers, _ = exchange(echo[1], reqs)
     assert answers["bad::0"].status.error_type == "InvalidVolume"
     assert answers["a::0"].status.code == 0
+
+
+class SurrogateModel(EchoModel):
+    """Answers with a lone surrogate (not encodable as UTF-8) when asked 'surrogate'."""
+
+    def answer(self, batch):
+        return ["\ud800" if item.text == "surrogate" else "fine" for item in batch]
+
+
+def test_an_answer_protobuf_cannot_carry_is_one_internal_error_and_the_server_keeps_answering(data_root):
+    server, address = start(SurrogateModel(), data_root)
+    try:
+        data = write_volume(data_root / "a.nii.gz")
+        header = pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid(data), path="a.nii.gz"))
+        answers, _ = exchange(address, [header, question("a::0", vid(data), "surrogate")])
+        assert answers["a::0"].status.error_type == "InternalError"
+        answers, _ = exchange(address, [header, question("a::1", vid(data))])
+        assert answers["a::1"].text == "fine"
+    finally:
+        server.stop(0)
