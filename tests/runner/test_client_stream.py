@@ -109,3 +109,17 @@ def test_a_broken_stream_returns_the_unanswered_questions_and_stops_sending(tmp_
     finally:
         model.release.set()
         server.stop(0)
+
+
+def test_a_volume_the_runner_cannot_even_stat_fails_its_questions_and_the_stream_goes_on(hang_server, tmp_path):
+    _, address = hang_server
+    good = one_group(tmp_path, ["a"])
+    bad_item = QAItem(question_id="long::0", case_id="long", image_path="x" * 300 + ".nii.gz", question="q", answer="ok")
+    bad = VolumeGroup(tmp_path / bad_item.image_path, bad_item.image_path, [bad_item])  # ENAMETOOLONG
+    outcomes: list[Outcome] = []
+    stream = ServerStream(address, VolumeSource(), outcomes.append, use_reference=True, window=4)
+    left = stream.stream([bad, *good])
+    assert left == [] and not stream.broken
+    by_id = {o.item.question_id: o for o in outcomes}
+    assert by_id["long::0"].error["type"] == "InvalidVolume"
+    assert by_id["v::0"].error is None
