@@ -248,8 +248,15 @@ def write_report(result: ScoreResult, out_dir: str | Path, title: str = "", note
     for r in result.rows:
         if r["value"] is None and r.get("note", "").startswith("unavailable"):
             notes.append(f"{r['server']} {r['metric']}: {r['note']}")
+    try:
+        figures = _figures(result, out)
+    except ModuleNotFoundError as exc:
+        if exc.name != "matplotlib":
+            raise
+        # scripts/setup.sh installs ctbench without extras: the tables still make a report.
+        figures = []
+        notes.append("No figures: matplotlib is not installed (pip install 'ctbench[report]').")
     notes = list(dict.fromkeys(notes))
-    figures = _figures(result, out)
     sections = _sections(result, notes)
 
     md = [f"# {title}", "", f"{result.n_questions} questions, servers: {', '.join(result.servers)}.", ""]

@@ -74,6 +74,7 @@ class ServerStream:
         self._finished = threading.Event()
         self.bytes_sent = 0
         self.broken = False
+        self._call = None
 
     # --- outcomes ---------------------------------------------------------------------------
     def _settle(self, question_id: str) -> tuple[QAItem, float] | None:
@@ -101,6 +102,9 @@ class ServerStream:
                         "code": "DEADLINE_EXCEEDED", "type": "DeadlineExceeded",
                         "message": f"no answer within the per-item deadline of {self.deadline_s:g}s",
                     }))
+        # Every question has its outcome: stop waiting for answers that may never come.
+        if self._call is not None:
+            self._call.cancel()
 
     # --- requests ---------------------------------------------------------------------------
     def _requests(self, groups: list[VolumeGroup], unsent: list[QAItem]) -> Iterator[pb.AnswerRequest]:
@@ -108,8 +112,12 @@ class ServerStream:
             try:
                 volume = self.source.get(group.path)
             except CtbenchError as exc:
+                with self._lock:
+                    if self._finished.is_set():
+                        return  # the stream is over: stream() hands these items back
+                    for item in group.items:
+                        unsent.remove(item)
                 for item in group.items:
-                    unsent.remove(item)
                     self._fail_now(item, exc)
                 continue
             if self.use_reference and group.relative is not None:
@@ -126,13 +134,15 @@ class ServerStream:
                     yield pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=volume.volume_id, offset=offset, data=piece))
             for item in group.items:
                 while not self._slots.acquire(timeout=0.2):
-                    if self.stop.is_set():
+                    if self.stop.is_set() or self._finished.is_set():
                         return
                 if self.stop.is_set():
                     return
                 with self._lock:
+                    if self._finished.is_set():
+                        return  # the stream broke: stream() hands this item back
                     self._outstanding[item.question_id] = (item, time.monotonic())
-                unsent.remove(item)
+                    unsent.remove(item)
                 yield pb.AnswerRequest(question=pb.Question(
                     question_id=item.question_id, volume_id=volume.volume_id, text=item.question,
                     options=list(item.options), question_type=item.question_type,
@@ -153,7 +163,7 @@ class ServerStream:
         watcher.start()
         broken = False
         with grpc.insecure_channel(self.address) as channel:
-            call = pb_grpc.AnswerVolumeQuestionStub(channel).Answer(self._requests(groups, unsent))
+            call = self._call = pb_grpc.AnswerVolumeQuestionStub(channel).Answer(self._requests(groups, unsent))
             try:
                 for response in call:
                     if response.WhichOneof("item") != "answer":
@@ -176,12 +186,12 @@ class ServerStream:
                     if self._finished.is_set():
                         break
             except grpc.RpcError:
-                broken = True
+                broken = not self._finished.is_set()  # cancelled by us once every question was settled
             finally:
                 self._finished.set()
                 call.cancel()
-        with self._lock:
-            left = [item for item, _ in self._outstanding.values()]
+        with self._lock:  # _finished is set: the request generator no longer moves items
+            left = [item for item, _ in self._outstanding.values()] + list(unsent)
             self._outstanding.clear()
         self.broken = broken
-        return left + unsent  # empty unless the stream broke or the run was stopped
+        return left  # empty unless the stream broke or the run was stopped

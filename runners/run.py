@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import grpc
+
 from ctbench import __version__
 from ctbench.datasets.manifest import dataset_manifest
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
@@ -285,6 +287,10 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
         result.failure = str(exc)
         announce(f"{spec.name}: {exc}")
         record_all([item for item in pending if item.question_id not in settled_now], exc.code, exc.type_name, str(exc).splitlines()[0])
+    except Exception as exc:  # untyped: a bug; say so (exit 2) and leave the questions to a resume
+        log.exception("%s: unexpected error", spec.name)
+        result.failure = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        announce(f"{spec.name}: {result.failure}")
     finally:
         ledger.close()
         if backend is not None and spec.name in backend.running():
@@ -310,7 +316,10 @@ def _start(spec, config, dataset, backend, result: ServerResult) -> Endpoint:
     else:
         endpoint = backend.start(spec, dataset.data_root, config.out_dir / "logs")
         wait_until_serving(endpoint.address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
-    result.card = describe(endpoint.address)
+    try:
+        result.card = describe(endpoint.address)
+    except grpc.RpcError as exc:
+        raise ServerStartError(f"server {spec.name!r} is healthy but Describe failed: {exc.code().name} {exc.details()}") from None
     return endpoint
 
 

@@ -41,11 +41,11 @@ class VolumeSource:
                 if hit is not None:
                     self._cache.move_to_end(path)
                     return hit
-            if not path.is_file():
-                raise VolumeNotFound(f"{path}: no such volume file")
             try:
+                if not path.is_file():
+                    raise VolumeNotFound(f"{path}: no such volume file")
                 data = path.read_bytes()
-            except OSError as exc:
+            except OSError as exc:  # is_file() too raises some (a name too long, a folder we may not enter)
                 raise InvalidVolume(f"{path}: cannot read ({exc.strerror})") from None
             entry = VolumeBytes("sha256:" + hashlib.sha256(data).hexdigest(), path, data)
             with self._lock:

@@ -9,8 +9,17 @@ import click
 from ctbench.errors import CtbenchError
 
 
+# Optional packages -> the pyproject extra that installs them (scripts/setup.sh installs none).
+OPTIONAL_PACKAGES = {
+    "huggingface_hub": "hub", "matplotlib": "report", "openai": "judges", "google": "judges",
+    "sacrebleu": "metrics", "nltk": "metrics", "rouge_score": "metrics", "sentence_transformers": "metrics",
+    "torch": "vlm", "transformers": "vlm", "PIL": "vlm", "safetensors": "vlm",
+}
+
+
 def library_errors(func: Callable) -> Callable:
-    """Turn ctbench's typed errors into `Error: ...` and exit code 1."""
+    """Turn ctbench's typed errors into `Error: ...` and exit code 1; a missing optional
+    package says which extra installs it."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -18,6 +27,14 @@ def library_errors(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except CtbenchError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            extra = OPTIONAL_PACKAGES.get((exc.name or "").split(".")[0])
+            if extra is None:
+                raise
+            raise click.ClickException(
+                f"this needs the optional package {exc.name.split('.')[0]!r}: "
+                f".venv/bin/pip install -e '.[{extra}]' (or pip install 'ctbench[{extra}]'); "
+                "scripts/setup.sh --tests installs every extra") from exc
 
     return wrapper
 

@@ -96,9 +96,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=50051)
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--weights", help="weights folder (mounted read-only at /weights in containers)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="model option, as `bench serve` takes it (the registry passes weights=/weights)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = {"weights": args.weights} if args.weights else {}
+    options = dict(item.split("=", 1) for item in args.option if "=" in item)
+    if args.weights:
+        options["weights"] = args.weights
     serve(TemplateModel(**options), ServerOptions(host=args.host, port=args.port, data_root=args.data_root))
 
 

@@ -88,7 +88,10 @@ class ModelCore:
         if root is None:
             raise UnsupportedTransport("this server has no data root: send volumes inline")
         root = root.resolve()
-        path = (root / relative).resolve()
+        try:
+            path = (root / relative).resolve()
+        except (ValueError, OSError) as exc:  # a NUL byte, a symlink loop: one bad item, not a dead reader
+            raise InvalidVolume(f"{relative!r} is not a usable path: {exc}") from None
         if not path.is_relative_to(root):
             raise VolumeOutsideDataRoot(f"{relative!r} resolves outside the server's data root")
         return path
@@ -122,6 +125,12 @@ class StreamSession:
         except Exception:  # a bug here must not hang the stream
             log.exception("request reader failed")
         finally:
+            # Chunks that never came will not come now: fail the questions waiting on them.
+            for vid, entry in list(self.volumes.items()):
+                upload = entry.upload
+                if upload is not None and upload.buffer and not entry.future.done():
+                    self._fail_volume(vid, InvalidVolume(
+                        f"the stream ended after {upload.received} of {upload.total} bytes of volume {vid}"))
             with self._lock:
                 self._input_done = True
                 finished = self._outstanding == 0
@@ -170,7 +179,11 @@ class StreamSession:
     def _on_chunk(self, chunk: pb.VolumeChunk) -> None:
         entry = self.volumes.get(chunk.volume_id)
         if entry is None or entry.upload is None:
-            self._fail_volume(chunk.volume_id, UnknownVolume(f"chunk for volume {chunk.volume_id!r} without an inline header"))
+            exc = UnknownVolume(f"chunk for volume {chunk.volume_id!r} without an inline header")
+            if entry is None:
+                self._fail_volume(chunk.volume_id, exc)
+            else:  # a by-reference volume: its future is the shared cache entry, not ours to fail
+                self._send_volume_status(chunk.volume_id, exc, 0.0, False)
             return
         if entry.failed is not None or entry.future.done():
             return
@@ -276,17 +289,17 @@ class StreamSession:
         else:
             status = status_from_exception(TypeError(f"answer() returned {type(result).__name__}, not str"))
             text = ""
-        self.out.put(
-            pb.AnswerResponse(
-                answer=pb.Answer(
-                    question_id=item.question_id,
-                    text=text,
-                    status=status,
-                    timings=pb.Timings(**timings) if timings else None,
-                    model_version=self.core.model.version,
-                )
+        try:
+            answer = pb.Answer(
+                question_id=item.question_id,
+                text=text,
+                status=status,
+                timings=pb.Timings(**timings) if timings else None,
+                model_version=self.core.model.version,
             )
-        )
+        except Exception as exc:  # e.g. text that is not valid UTF-8: one bad item, not a dead batcher thread
+            answer = pb.Answer(question_id=item.question_id, status=status_from_exception(exc, f"question {item.question_id}"))
+        self.out.put(pb.AnswerResponse(answer=answer))
         with self._lock:
             self._outstanding -= 1
             finished = self._input_done and self._outstanding == 0

@@ -199,7 +199,9 @@ def table(results: list[BenchResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="bench perf vlm", description=__doc__.split("\n")[0],
+        epilog="example: bench perf vlm --model medgemma --size full --batch-sizes 1,4,16,32 --out medgemma.json")
     parser.add_argument("--model", choices=["medgemma", "lingshu"], required=True)
     parser.add_argument("--size", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--weights", type=Path, help="an existing weights directory instead of random weights")

@@ -244,3 +244,54 @@ def test_concurrent_streams_share_the_batcher(echo, data_root):
     for t in threads:
         t.join(30)
     assert all(len(results[n]) == 5 and all(a.status.code == 0 for a in results[n].values()) for n in range(4))
+
+
+def test_an_inline_volume_left_incomplete_at_end_of_stream_fails_its_questions(echo):
+    # The client half-closes after half of the declared bytes: the questions must get an error
+    # and the stream must end (not wait for chunks that can never come).
+    data = b"0123456789" * 10
+    reqs = inline(vid(data), data, chunk=50)[:2] + [question("q0", vid(data))]
+    answers, volumes = exchange(echo[1], reqs)
+    assert answers["q0"].status.error_type == "InvalidVolume"
+    assert "50 of 100" in answers["q0"].status.message
+    assert [v.status.error_type for v in volumes] == ["InvalidVolume"]
+
+
+def test_a_stray_chunk_for_a_by_reference_volume_does_not_poison_the_shared_cache(echo, data_root):
+    _, address = echo
+    data = write_volume(data_root / "a.nii.gz")
+    header = pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid(data), path="a.nii.gz"))
+    stray = pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=vid(data), offset=0, data=b"x"))
+    exchange(address, [header, stray, question("a::0", vid(data))])
+    # A well-behaved stream for the same volume afterwards is answered.
+    answers, _ = exchange(address, [header, question("a::1", vid(data))])
+    assert answers["a::1"].status.code == 0, answers["a::1"].status
+
+
+def test_a_volume_path_with_a_nul_byte_is_one_bad_item_and_the_stream_goes_on(echo, data_root):
+    data = write_volume(data_root / "a.nii.gz")
+    reqs = [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id="sha256:bad", path="a\x00b.nii.gz")), question("bad::0", "sha256:bad"),
+            pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid(data), path="a.nii.gz")), question("a::0", vid(data))]
+    answers, _ = exchange(echo[1], reqs)
+    assert answers["bad::0"].status.error_type == "InvalidVolume"
+    assert answers["a::0"].status.code == 0
+
+
+class SurrogateModel(EchoModel):
+    """Answers with a lone surrogate (not encodable as UTF-8) when asked 'surrogate'."""
+
+    def answer(self, batch):
+        return ["\ud800" if item.text == "surrogate" else "fine" for item in batch]
+
+
+def test_an_answer_protobuf_cannot_carry_is_one_internal_error_and_the_server_keeps_answering(data_root):
+    server, address = start(SurrogateModel(), data_root)
+    try:
+        data = write_volume(data_root / "a.nii.gz")
+        header = pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid(data), path="a.nii.gz"))
+        answers, _ = exchange(address, [header, question("a::0", vid(data), "surrogate")])
+        assert answers["a::0"].status.error_type == "InternalError"
+        answers, _ = exchange(address, [header, question("a::1", vid(data))])
+        assert answers["a::1"].text == "fine"
+    finally:
+        server.stop(0)
