@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets ctbench up on a fresh Debian/Ubuntu machine: system packages (when run as root) and a
-# virtual environment in .venv with ctbench installed in editable mode.
+# Sets ctbench up on a fresh Debian/Ubuntu machine: a virtual environment in .venv with ctbench
+# installed in editable mode (and, with --tests, Debian's WordNet packages, which need root).
 #
 #   scripts/setup.sh           the runner, the baseline servers and scoring: enough for
 #                              `bench run --servers all` on the phantom benchmark

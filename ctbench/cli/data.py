@@ -14,7 +14,13 @@ from ctbench.cli.options import library_errors
 
 @click.group()
 def data() -> None:
-    """Datasets: the phantom benchmark, CT-SpatialVQA, CT-RATE volumes, QA pipelines."""
+    """Datasets: the phantom benchmark, CT-SpatialVQA, CT-RATE volumes, QA pipelines.
+
+    \b
+    Example:
+      bench data synth --out data/phantom
+      bench data ct-spatialvqa ../shared/data/ct-spatialvqa/qa_pairs_with_categories.json --out data/ctsv
+    """
 
 
 data.add_command(synth)
@@ -90,7 +96,12 @@ def ct_spatialvqa(source, out_dir, sha256, data_root, duplicates, check_volumes)
 # --- ct-rate ----------------------------------------------------------------------------------
 @data.group("ct-rate")
 def ct_rate() -> None:
-    """CT-RATE volumes (gated on Hugging Face: needs your token)."""
+    """CT-RATE volumes (gated on Hugging Face: needs your token).
+
+    \b
+    Example:
+      HF_TOKEN=hf_... bench data ct-rate download data/ctsv/dataset.jsonl --out data/ct-rate
+    """
 
 
 @ct_rate.command("download")
@@ -136,7 +147,13 @@ def ct_rate_download(qa_file, out_dir, token, workers, metadata_csv, no_metadata
 # --- qa pipeline ------------------------------------------------------------------------------
 @data.group("qa")
 def qa() -> None:
-    """Build spatial QA sets from reports: generate, filter, categorize, validate."""
+    """Build spatial QA sets from reports: generate, filter, categorize, validate.
+
+    \b
+    Example:
+      bench data qa filter qa/qa_pairs_unfiltered.json --out qa/
+      bench data qa filter --evaluate --split heldout
+    """
 
 
 def _llm_options(func):
@@ -337,7 +354,13 @@ def qa_categorize(qa_file, out_dir, llm_spec, evaluate, as_json, published_dir, 
 
 @qa.group("validate")
 def qa_validate() -> None:
-    """Human review: export a CSV sheet, import filled sheets, agreement summary."""
+    """Human review: export a CSV sheet, import filled sheets, agreement summary.
+
+    \b
+    Example:
+      bench data qa validate export qa/qa_pairs.json --out review/dr_a.csv --sample 200 --reviewer dr_a
+      bench data qa validate import qa/qa_pairs.json review/*.csv --out qa/reviewed.jsonl
+    """
 
 
 @qa_validate.command("export")

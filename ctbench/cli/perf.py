@@ -8,7 +8,13 @@ import click
 
 @click.group()
 def perf() -> None:
-    """Performance measurements (results go into BENCHMARKS.md with the command)."""
+    """Performance measurements (results go into BENCHMARKS.md with the command).
+
+    \b
+    Example:
+      bench perf harness
+      bench perf ingest --repeats 5
+    """
 
 
 @perf.command()

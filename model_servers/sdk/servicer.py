@@ -51,9 +51,14 @@ class ServerLimits:
 
 @dataclass
 class _Upload:
+    """An inline volume arriving in chunks. The buffer grows as chunks come (a header alone
+    reserves nothing); `wanted` is False when the volume is already cached and bytes are skipped."""
+
     filename: str
     total: int
-    buffer: bytearray
+    wanted: bool = True
+    buffer: bytearray = field(default_factory=bytearray)
+    hasher: Any = field(default_factory=hashlib.sha256)
     received: int = 0
 
 
@@ -128,7 +133,7 @@ class StreamSession:
             # Chunks that never came will not come now: fail the questions waiting on them.
             for vid, entry in list(self.volumes.items()):
                 upload = entry.upload
-                if upload is not None and upload.buffer and not entry.future.done():
+                if upload is not None and upload.wanted and not entry.future.done():
                     self._fail_volume(vid, InvalidVolume(
                         f"the stream ended after {upload.received} of {upload.total} bytes of volume {vid}"))
             with self._lock:
@@ -149,7 +154,7 @@ class StreamSession:
                 if "reference" not in self.core.model.transports:
                     raise UnsupportedTransport("this server accepts volumes inline only")
                 path = self.core.resolve(header.path)
-                future, hit = self.core.cache.get(vid, lambda: self.core.prepare(lambda: load_volume(path)))
+                future, hit = self.core.cache.get(vid, lambda: self.core.prepare(lambda: _load_verified(path, vid)))
                 self.volumes[vid] = _SessionVolume(future, hit)
                 future.add_done_callback(lambda f, vid=vid: self._volume_ready(vid, f))
             elif source == "inline":
@@ -163,11 +168,11 @@ class StreamSession:
                 cached = self.core.cache.peek(vid)
                 if cached is not None:
                     # Already prepared from an earlier stream: skip the bytes, reuse the entry.
-                    self.volumes[vid] = _SessionVolume(cached, True, upload=_Upload(header.inline.filename, total, bytearray()))
+                    self.volumes[vid] = _SessionVolume(cached, True, upload=_Upload(header.inline.filename, total, wanted=False))
                     future = cached
                     future.add_done_callback(lambda f, vid=vid: self._volume_ready(vid, f))
                 else:
-                    upload = _Upload(header.inline.filename or "volume.nii.gz", total, bytearray(total))
+                    upload = _Upload(header.inline.filename or "volume.nii.gz", total)
                     self.volumes[vid] = _SessionVolume(Future(), False, upload=upload)
                     if total == 0:
                         self._finish_upload(vid)
@@ -188,7 +193,7 @@ class StreamSession:
         if entry.failed is not None or entry.future.done():
             return
         upload = entry.upload
-        if not upload.buffer:  # cache hit: bytes not needed
+        if not upload.wanted:  # cache hit, or already complete: bytes not needed
             return
         try:
             if len(chunk.data) > self.core.limits.max_chunk_bytes:
@@ -198,7 +203,8 @@ class StreamSession:
             end = upload.received + len(chunk.data)
             if end > upload.total:
                 raise InvalidVolume(f"chunks run past the declared {upload.total} bytes")
-            upload.buffer[upload.received:end] = chunk.data
+            upload.buffer += chunk.data
+            upload.hasher.update(chunk.data)
             upload.received = end
         except CtbenchError as exc:
             self._fail_volume(chunk.volume_id, exc)
@@ -208,9 +214,10 @@ class StreamSession:
 
     def _finish_upload(self, vid: str) -> None:
         entry = self.volumes[vid]
-        data = bytes(entry.upload.buffer)
-        entry.upload.buffer = bytearray()
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        upload = entry.upload
+        data = bytes(upload.buffer)
+        upload.buffer, upload.wanted = bytearray(), False
+        digest = "sha256:" + upload.hasher.hexdigest()
         if digest != vid:
             self._fail_volume(vid, InvalidVolume(f"volume bytes hash to {digest}, not the declared {vid}"))
             return
@@ -318,6 +325,23 @@ class StreamSession:
         self.out.put(_END)
 
 
+def _load_verified(path: Path, volume_id: str):
+    """Load a by-reference volume after checking its bytes hash to the id the client declared:
+    the id keys a cache shared by every stream, so a wrong one must not cache the wrong voxels."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+    except FileNotFoundError:
+        return load_volume(path)  # raises VolumeNotFound with the usual message
+    except OSError as exc:
+        raise InvalidVolume(f"{path}: cannot read ({exc.strerror})") from None
+    if "sha256:" + digest.hexdigest() != volume_id:
+        raise InvalidVolume(f"{path.name}: the file's bytes hash to sha256:{digest.hexdigest()}, not the declared {volume_id}")
+    return load_volume(path)
+
+
 def _chain(source: Future, target: Future) -> None:
     if target.done():
         return
@@ -332,7 +356,11 @@ class AnswerVolumeQuestionServicer(pb_grpc.AnswerVolumeQuestionServicer):
         self.core = core
 
     def Describe(self, request: pb.DescribeRequest, context: grpc.ServicerContext) -> pb.ModelCard:
-        return card_to_proto(self.core.model.card(), self.core.limits)
+        try:
+            return card_to_proto(self.core.model.card(), self.core.limits)
+        except Exception:  # a bug in the card: generic message out, traceback in the log
+            log.exception("Describe failed")
+            context.abort(grpc.StatusCode.INTERNAL, "internal error building the model card; the server log has the traceback")
 
     def Answer(self, request_iterator, context: grpc.ServicerContext):
         session = StreamSession(self.core, context)

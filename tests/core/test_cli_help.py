@@ -30,3 +30,4 @@ def test_command_has_help(path):
     for name in path:
         command = command.get_command(click.Context(command), name)
     assert (command.help or "").strip(), f"bench {' '.join(path)} has no help text"
+    assert "example" in result.output.lower(), f"bench {' '.join(path)} --help shows no example"

@@ -295,3 +295,34 @@ def test_an_answer_protobuf_cannot_carry_is_one_internal_error_and_the_server_ke
         assert answers["a::1"].text == "fine"
     finally:
         server.stop(0)
+
+
+def test_a_by_reference_volume_whose_bytes_do_not_match_its_id_is_refused(echo, data_root):
+    """The id keys a cache every stream shares: a wrong one must not cache the wrong voxels."""
+    _, address = echo
+    data = write_volume(data_root / "a.nii.gz")
+    other = write_volume(data_root / "b.nii.gz", fill=2)
+    wrong = [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=vid(other), path="a.nii.gz")), question("x::0", vid(other))]
+    answers, _ = exchange(address, wrong)
+    assert answers["x::0"].status.error_type == "InvalidVolume"
+    assert "hash to" in answers["x::0"].status.message
+    # the real owner of that id still loads from its own bytes
+    answers, _ = exchange(address, inline(vid(other), other) + [question("b::0", vid(other))])
+    assert answers["b::0"].status.code == 0 and answers["b::0"].text.endswith("|240")
+    assert vid(data) != vid(other)
+
+
+def test_a_broken_model_card_is_internal_without_details(data_root):
+    class BadCard(EchoModel):
+        def card(self):
+            raise RuntimeError("secret card detail")
+
+    server, address = start(BadCard(), data_root)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            with pytest.raises(grpc.RpcError) as info:
+                pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=5)
+        assert info.value.code() == grpc.StatusCode.INTERNAL
+        assert "secret" not in info.value.details()
+    finally:
+        server.stop(0)
