@@ -184,11 +184,10 @@ class StreamSession:
     def _on_chunk(self, chunk: pb.VolumeChunk) -> None:
         entry = self.volumes.get(chunk.volume_id)
         if entry is None or entry.upload is None:
+            # Reported and dropped, never recorded: a header that comes later still works, and a
+            # by-reference volume's future is the shared cache entry, not ours to fail.
             exc = UnknownVolume(f"chunk for volume {chunk.volume_id!r} without an inline header")
-            if entry is None:
-                self._fail_volume(chunk.volume_id, exc)
-            else:  # a by-reference volume: its future is the shared cache entry, not ours to fail
-                self._send_volume_status(chunk.volume_id, exc, 0.0, False)
+            self._send_volume_status(chunk.volume_id, exc, 0.0, False)
             return
         if entry.failed is not None or entry.future.done():
             return

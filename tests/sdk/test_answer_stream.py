@@ -326,3 +326,12 @@ def test_a_broken_model_card_is_internal_without_details(data_root):
         assert "secret" not in info.value.details()
     finally:
         server.stop(0)
+
+
+def test_a_chunk_before_its_header_is_reported_and_does_not_poison_the_volume(echo, data_root):
+    _, address = echo
+    data = write_volume(data_root / "a.nii.gz")
+    stray = pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=vid(data), offset=0, data=data[:10]))
+    answers, volumes = exchange(address, [stray] + inline(vid(data), data) + [question("a::0", vid(data))])
+    assert answers["a::0"].status.code == 0, answers["a::0"].status
+    assert [v.status.error_type for v in volumes] == ["UnknownVolume", ""]
