@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -280,7 +280,3 @@ def aggregate(items: list[ItemScore], servers: Sequence[str]) -> list[dict[str, 
                                  [it.correct for it in with_options]))
     return rows
 
-
-def item_rows(result: ScoreResult) -> list[dict[str, Any]]:
-    """Per-item scores as plain dicts (for a correctness matrix or a CSV)."""
-    return [asdict(it) for it in result.items]

@@ -10,11 +10,7 @@ from ctbench.datasets.qa_items import Dataset
 from ctbench.evaluation.categories import canonical_categories
 from ctbench.evaluation.intervals import clustered_mean_ci
 from ctbench.evaluation.ledger import ServerPredictions
-from ctbench.evaluation.text_metrics import TextMetric, TextProtocol, metrics
-
-
-def build_metrics(names: Sequence[str]) -> list[TextMetric]:
-    return [metrics.get(name)() for name in names]
+from ctbench.evaluation.text_metrics import TextMetric, TextProtocol
 
 
 def text_metric_rows(

@@ -9,7 +9,6 @@ resume retries. Teardown happens whatever happens.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -92,14 +91,12 @@ def resolve_dataset(config: RunConfig) -> Dataset:
     return load_dataset(config.dataset, config.data_root)
 
 
-def record_dataset(dataset: Dataset, out_dir: Path) -> str:
+def record_dataset(dataset: Dataset, out_dir: Path) -> None:
     """Write RUN/dataset.jsonl (the denominator); refuse a run folder made for other questions."""
     lines = "".join(json.dumps(item.to_json(), ensure_ascii=False) + "\n" for item in dataset.items)
-    digest = hashlib.sha256(lines.encode()).hexdigest()
     path = out_dir / "dataset.jsonl"
     if path.is_file():
-        existing = hashlib.sha256(path.read_bytes()).hexdigest()
-        if existing != digest:
+        if path.read_text(encoding="utf-8") != lines:
             raise DatasetError(
                 "this run folder was made for a different dataset; resume with the same dataset or use a new --out",
                 path,
@@ -108,7 +105,6 @@ def record_dataset(dataset: Dataset, out_dir: Path) -> str:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(lines, encoding="utf-8")
         tmp.replace(path)
-    return digest
 
 
 # --- backends -------------------------------------------------------------------------------
@@ -149,7 +145,7 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     stop = stop or threading.Event()
     dataset = resolve_dataset(config)
-    dataset_sha = record_dataset(dataset, out)
+    record_dataset(dataset, out)
 
     if config.endpoints:
         backend, why = None, "already-running endpoints (--endpoints)"
@@ -179,7 +175,6 @@ def run_benchmark(
         "dataset": {
             **{k: v for k, v in dataset_manifest(dataset).items() if k != "per_volume"},
             "data_root": str(dataset.data_root),
-            "dataset_jsonl_sha256": dataset_sha,
         },
         "backend": why,
         "servers": {},

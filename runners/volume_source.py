@@ -26,11 +26,9 @@ class VolumeSource:
     def __init__(self, max_bytes: int = 4 << 30):
         self.max_bytes = max_bytes
         self._cache: OrderedDict[Path, VolumeBytes] = OrderedDict()
-        self._ids: dict[Path, str] = {}
         self._locks: dict[Path, threading.Lock] = {}
         self._lock = threading.Lock()
         self.reads = 0
-        self.bytes_read = 0
 
     def get(self, path: Path) -> VolumeBytes:
         with self._lock:
@@ -50,8 +48,6 @@ class VolumeSource:
             entry = VolumeBytes("sha256:" + hashlib.sha256(data).hexdigest(), path, data)
             with self._lock:
                 self.reads += 1
-                self.bytes_read += len(data)
-                self._ids[path] = entry.volume_id
                 self._cache[path] = entry
                 total = sum(len(v.data) for v in self._cache.values())
                 while total > self.max_bytes and len(self._cache) > 1:

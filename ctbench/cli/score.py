@@ -7,9 +7,6 @@ import click
 
 from ctbench.cli.options import console as make_console, library_errors
 
-METRIC_CHOICES = ("bleu", "meteor", "rouge", "sbert", "alignscore", "offline", "all")
-
-
 def _metric_names(values: tuple[str, ...]) -> list[str]:
     from ctbench.evaluation.text_metrics import ALL_TEXT_METRICS, OFFLINE_TEXT_METRICS
 

@@ -58,8 +58,6 @@ class VolumeCache:
         self._executor = executor
         self._entries: OrderedDict[str, Future] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.loads = 0
 
     def get(self, volume_id: str, load: Callable[[], tuple[Any, Any]]) -> tuple[Future, bool]:
         """The future of `volume_id`'s prepared volume, and whether it was already cached.
@@ -69,11 +67,9 @@ class VolumeCache:
             future = self._entries.get(volume_id)
             if future is not None:
                 self._entries.move_to_end(volume_id)
-                self.hits += 1
                 return future, True
             future = Future()
             self._entries[volume_id] = future
-            self.loads += 1
         self._executor.submit(self._run, volume_id, load, future)
         return future, False
 
@@ -105,16 +101,9 @@ class VolumeCache:
                     del self._entries[key]
 
     def peek(self, volume_id: str) -> Future | None:
-        """The cached future for `volume_id` (counted as a hit), or None. Never loads."""
+        """The cached future for `volume_id`, or None. Never loads."""
         with self._lock:
             future = self._entries.get(volume_id)
             if future is not None:
                 self._entries.move_to_end(volume_id)
-                self.hits += 1
             return future
-
-    def __contains__(self, volume_id: str) -> bool:
-        return volume_id in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
