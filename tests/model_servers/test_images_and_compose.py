@@ -4,13 +4,13 @@ hadolint runs on every Dockerfile when it is installed."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from ctbench.model_servers.registry import MODEL_MODULES, get_model_class
+from tools import find_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 VLMS = ["med3dvlm", "m3d-lamed", "radfm", "ct-chat", "medgemma", "merlin", "vila-m3", "lingshu"]
@@ -46,9 +46,9 @@ def test_requirements_are_pinned(name):
     assert any(line.startswith("torch==") for line in lines)
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed")
+@pytest.mark.skipif(find_tool("hadolint") is None, reason="hadolint not installed")
 @pytest.mark.parametrize("name", VLMS)
 def test_hadolint_passes(name):
-    result = subprocess.run(["hadolint", str(ROOT / "dockerfiles" / f"{name}.Dockerfile")],
+    result = subprocess.run([find_tool("hadolint"), str(ROOT / "dockerfiles" / f"{name}.Dockerfile")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
