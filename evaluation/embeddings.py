@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ctbench.errors import CtbenchError
+from ctbench.evaluation import progress
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -100,10 +101,16 @@ class SentenceEncoder:
         found = self.cache.get_many(MODEL_ID, keys) if self.cache is not None else {}
         todo = [(t, k) for t, k in zip(unique, keys) if k not in found]
         if todo:
-            vectors = self.model().encode([t for t, _ in todo], batch_size=self.batch_size,
-                                          convert_to_numpy=True, normalize_embeddings=True,
-                                          show_progress_bar=False)
-            new = {k: np.asarray(v, np.float32) for (_, k), v in zip(todo, vectors)}
+            # In steps of a few batches, so that a cold encoding (minutes on a CPU) shows progress.
+            step = self.batch_size * 8
+            new = {}
+            for start in range(0, len(todo), step):
+                part = todo[start:start + step]
+                vectors = self.model().encode([t for t, _ in part], batch_size=self.batch_size,
+                                              convert_to_numpy=True, normalize_embeddings=True,
+                                              show_progress_bar=False)
+                new.update({k: np.asarray(v, np.float32) for (_, k), v in zip(part, vectors)})
+                progress.report("sbert encoding", len(new), len(todo))
             self.encoded += len(new)
             found.update(new)
             if self.cache is not None:

@@ -98,8 +98,10 @@ def compare_with_published(result: ScoreResult, ref: ReferenceRuns) -> list[dict
 
     def add(model, figure, ours, published, tol, note=""):
         diff = None if ours is None else abs(ours - published)
+        # A metric this installation cannot compute is not checked (ok None), not a failed figure.
+        ok = None if note.startswith(UNAVAILABLE) else diff is not None and diff <= tol
         out.append({"model": model, "figure": figure, "ours": ours, "published": published,
-                    "abs_diff": diff, "tolerance": tol, "ok": diff is not None and diff <= tol, "note": note})
+                    "abs_diff": diff, "tolerance": tol, "ok": ok, "note": note})
 
     text = ref.published.get("text_metrics", {})
     for model, row in text.items():
@@ -135,3 +137,41 @@ def compare_with_published(result: ScoreResult, ref: ReferenceRuns) -> list[dict
                 continue
             add(model, f"category % (as published): {category}", 100 * mine["value"], float(row[model]), 0.1)
     return out
+
+
+UNAVAILABLE = "unavailable: "
+
+
+@dataclass
+class Verdict:
+    """The reproduction's outcome over the figures that have a tolerance."""
+
+    reproduced: int
+    failed: int
+    not_checked: list[str]  # why figures could not be computed here (missing extras)
+
+    @property
+    def checked(self) -> int:
+        return self.reproduced + self.failed
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def line(self) -> str:
+        total = self.checked + len(self.not_checked)
+        text = f"{self.reproduced} of {self.checked} published figures reproduced"
+        if self.failed:
+            text += f" ({self.failed} not reproduced: see reproduction.csv)"
+        if self.not_checked:
+            reasons = "; ".join(sorted(set(self.not_checked)))
+            text += (f"; {len(self.not_checked)} of {total} not checked here: install ctbench[metrics] "
+                     f"(and WordNet: scripts/install-wordnet.sh) to compute them ({reasons})")
+        return text
+
+
+def reproduction_verdict(checks: list[dict[str, Any]]) -> Verdict:
+    graded = [c for c in checks if c["tolerance"] is not None]
+    missing = [c["note"][len(UNAVAILABLE):] for c in graded if c["ok"] is None and c["note"].startswith(UNAVAILABLE)]
+    return Verdict(reproduced=sum(c["ok"] is True for c in graded), failed=sum(c["ok"] is False for c in graded),
+                   not_checked=missing)

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ctbench.datasets.qa_items import Dataset
+from ctbench.evaluation import progress
 from ctbench.evaluation.categories import canonical_categories
 from ctbench.evaluation.intervals import clustered_mean_ci
 from ctbench.evaluation.ledger import ServerPredictions
@@ -37,6 +38,7 @@ def text_metric_rows(
             refs.append(protocol.prepare(item.answer))
         groups = _groups(dataset, scored)
         for metric in instances:
+            progress.report(f"{preds.server} text metrics", instances.index(metric), len(instances))
             reason = metric.unavailable()
             if reason:
                 for name in metric.outputs:

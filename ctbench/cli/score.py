@@ -61,11 +61,13 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
     console = make_console()
     metric_names = _metric_names(metric_opts)
     if reference is not None:
-        from ctbench.evaluation.reference import compare_with_published, load_reference_runs, score_reference
+        from ctbench.evaluation.reference import (compare_with_published, load_reference_runs,
+                                                  reproduction_verdict, score_reference)
         from ctbench.evaluation.text_metrics import OFFLINE_TEXT_METRICS
 
         ref = load_reference_runs(reference or None)
-        result = score_reference(ref, metric_names or OFFLINE_TEXT_METRICS)
+        with _progress_bars(console):
+            result = score_reference(ref, metric_names or OFFLINE_TEXT_METRICS)
         target = Path(out_dir or "reference-scores")
         written = result.write(target)
         checks = compare_with_published(result, ref)
@@ -77,9 +79,10 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
                 if not a["positional_ok"]:
                     console.print(f"[yellow]misaligned verdict file[/yellow] {a['summary']}")
         console.print("wrote " + ", ".join(str(p) for p in [*written, target / "reproduction.csv"]))
-        failed = [c for c in checks if c["ok"] is False]
-        if failed:
-            raise click.ClickException(f"{len(failed)} published figure(s) not reproduced")
+        verdict = reproduction_verdict(checks)
+        console.print(("[green]" if verdict.ok else "[red]") + verdict.line() + ("[/green]" if verdict.ok else "[/red]"))
+        if not verdict.ok:
+            raise SystemExit(1)
         return
 
     if not paths:
@@ -104,13 +107,15 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
             raise click.UsageError(str(exc)) from exc
         judges = [LLMJudge.create(spec, prompt, allow_external=allow_external, batch_size=judge_batch,
                                   concurrency=judge_concurrency) for spec in specs]
-        report = judge_run(run_dir, judges)
+        with _progress_bars(console):
+            report = judge_run(run_dir, judges)
         for tag, n in report.judged.items():
             console.print(f"judged {tag}: {n} new, {report.skipped[tag]} already judged, "
                           f"{report.failures[tag]} judge failures")
     from ctbench.evaluation import score_run
 
-    result = score_run(run_dir, files, dataset=dataset, text_metrics=metric_names)
+    with _progress_bars(console):
+        result = score_run(run_dir, files, dataset=dataset, text_metrics=metric_names)
     target = Path(out_dir) if out_dir else (run_dir or Path("."))
     written = result.write(target)
     console.print(overall_table(result))
@@ -126,6 +131,19 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
         if problems:
             console.print(f"[yellow]{server}: ledger issues {problems}[/yellow]")
     console.print("wrote " + ", ".join(str(p) for p in written))
+
+
+def _progress_bars(console):
+    """Bars for the long steps (encoding, each judge, each server's metrics), like `bench run`'s."""
+    import contextlib
+
+    from ctbench.evaluation.progress import reporting_to
+    from ctbench.runners.progress import RunProgress
+
+    stack = contextlib.ExitStack()
+    bars = stack.enter_context(RunProgress(console))
+    stack.enter_context(reporting_to(bars.update))
+    return stack
 
 
 def _write_checks(path: Path, checks: list[dict]) -> None:

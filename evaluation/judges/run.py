@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from ctbench.evaluation import progress
 from ctbench.evaluation.judges.judge import JudgeItem, LLMJudge
 from ctbench.evaluation.ledger import load_run_dataset, read_ledger, run_ledgers
 
@@ -65,5 +66,6 @@ def judge_run(run_dir: str | Path, judge_list: Sequence[LLMJudge], servers: Sequ
                         report.judged[tag] += 1
                         report.failures[tag] += verdict.is_correct is None
                     handle.flush()
+                    progress.report(f"judge {tag}", min(start + chunk, len(todo)), len(todo))
             report.stats[judge.spec.name] = judge.stats.to_json() | {"llm": judge.client.stats.to_json()}
     return report

@@ -80,3 +80,47 @@ def test_correctly_aligned_jury_differs_where_files_are_misaligned(reproduction)
         published = result.value(model, "jury_accuracy_published")
         assert aligned["value"] > published["value"] and aligned["n"] == 9077
     assert result.value("radfm", "jury_accuracy")["value"] == result.value("radfm", "jury_accuracy_published")["value"]
+
+
+def test_the_reproduction_ends_with_a_verdict_on_every_figure(reproduction):
+    from ctbench.evaluation.reference import reproduction_verdict
+
+    _, _, checks = reproduction
+    verdict = reproduction_verdict(checks)
+    graded = [c for c in checks if c["tolerance"] is not None]
+    assert verdict.ok and verdict.not_checked == [] and verdict.checked == len(graded) > 0
+    assert verdict.line() == f"{len(graded)} of {len(graded)} published figures reproduced"
+
+
+from ctbench.evaluation.text_metrics import Bleu  # noqa: E402
+
+
+class _NotInstalledBleu(Bleu):
+    """BLEU as an installation without sacrebleu sees it."""
+
+    def unavailable(self):
+        return "python package 'sacrebleu' is not installed"
+
+
+def test_a_missing_extra_is_not_a_failed_reproduction():
+    from ctbench.evaluation.reference import reproduction_verdict
+
+    ref = load_reference_runs(ROOT)
+    result = score_reference(ref, [_NotInstalledBleu()])
+    checks = compare_with_published(result, ref)
+    bleu = [c for c in checks if c["figure"] == "bleu"]
+    assert bleu and all(c["ok"] is None for c in bleu)
+    verdict = reproduction_verdict(checks)
+    assert verdict.failed == 0 and verdict.ok
+    assert len(verdict.not_checked) == len(bleu)
+    assert "install ctbench[metrics]" in verdict.line() and "not reproduced" not in verdict.line()
+
+
+def test_bench_score_reference_prints_the_verdict_and_exits_by_it(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ctbench.cli import main
+
+    result = CliRunner().invoke(main, ["score", "--reference", str(ROOT), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output[-3000:]
+    assert result.output.rstrip().splitlines()[-1].endswith("published figures reproduced")
