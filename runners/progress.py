@@ -32,4 +32,4 @@ class RunProgress:
             self._progress.update(self._tasks[server], completed=done, total=total)
 
     def announce(self, message: str) -> None:
-        self._progress.console.print(message)
+        self._progress.console.print(message, soft_wrap=True)  # a status line never wraps in a log

@@ -162,8 +162,8 @@ def run_benchmark(
                 if reason is not True:
                     raise ServerStartError(f"server {spec.name!r} {reason}")
     announce(f"backend: {why}")
-    for name, reason in skipped.items():
-        announce(f"skipping {name}: {reason}")
+    for reason, names in _by_reason(skipped).items():
+        announce(f"skipping {', '.join(names)}: {reason}")
     if not specs:
         raise ServerStartError("no server to run: none selected can run with this backend")
 
@@ -291,6 +291,14 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
         if backend is not None and spec.name in backend.running():
             backend.stop(spec.name)
         result.seconds = time.monotonic() - started
+
+
+def _by_reason(skipped: dict[str, str]) -> dict[str, list[str]]:
+    """One line per reason: eight VLMs that all need a GPU are one line, not eight."""
+    out: dict[str, list[str]] = {}
+    for name, reason in skipped.items():
+        out.setdefault(reason, []).append(name)
+    return out
 
 
 def _exits_within(backend: Backend, name: str, seconds: float) -> bool:

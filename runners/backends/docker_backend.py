@@ -79,9 +79,9 @@ def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     if "Permission denied" in str(exc):
-        return f"permission denied on the engine socket ({first})"
+        return "permission denied on the engine socket"
     if "FileNotFoundError" in str(exc) or "No such file" in str(exc) or "Connection refused" in str(exc):
-        return f"nothing listens there ({first})"
+        return "nothing listens there"
     return first[:300]
 
 

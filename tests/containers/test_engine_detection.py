@@ -51,6 +51,7 @@ def test_no_engine_is_reported_not_raised(tmp_path, monkeypatch):
     ok, why = engine_available()
     assert ok is False
     assert f"{tmp_path}/absent.sock" in why and "nothing listens" in why
+    assert "Error while fetching" not in why and "\n" not in why, "one plain line, no exception text"
 
 
 def test_engine_refusing_is_reported_with_its_reason(refusing_engine):

@@ -68,6 +68,12 @@ def test_installed_wheel_runs_the_main_job_from_an_empty_folder(installed):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "server registry not found" not in output
+    # Quiet: one line says why there are no containers, one line which servers are skipped and why.
+    lines = output.splitlines()
+    assert [l for l in lines if l.startswith("skipping ")] == [
+        "skipping med3dvlm, m3d-lamed, radfm, ct-chat, medgemma, merlin, vila-m3, lingshu: "
+        "needs a GPU container (--backend docker on a GPU host)"]
+    assert lines[0].startswith("backend: local processes") and "Error" not in lines[0]
     rows = {m.group(1): float(m.group(2)) for m in re.finditer(r"│ (chance|blind|geometric)\s+│\s+([\d.]+)", output)}
     assert set(rows) == {"chance", "blind", "geometric"}, output[-4000:]
     assert rows["geometric"] == 100.0
