@@ -69,7 +69,7 @@ def test_installed_wheel_runs_the_main_job_from_an_empty_folder(installed):
     assert result.returncode == 0, output[-4000:]
     assert "server registry not found" not in output
     # Quiet: one line says why there are no containers, one line which servers are skipped and why.
-    lines = output.splitlines()
+    lines = result.stderr.splitlines()  # status lines go to stderr, the table to stdout
     assert [l for l in lines if l.startswith("skipping ")] == [
         "skipping med3dvlm, m3d-lamed, radfm, ct-chat, medgemma, merlin, vila-m3, lingshu: "
         "needs a GPU container (--backend docker on a GPU host)"]
