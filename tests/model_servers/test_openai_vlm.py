@@ -261,3 +261,13 @@ def test_png_round_trips_through_an_independent_decoder(shape):
 def test_png_refuses_what_is_not_rgb_uint8(bad):
     with pytest.raises(ValueError, match="uint8"):
         encode_png(bad)
+
+
+def test_passes_every_conformance_check(tmp_path):
+    from ctbench.runners.conformance import CHECKS, ConformanceOptions, run_conformance
+
+    with FakeLLMServer(lambda request: FakeReply("left")) as fake:
+        with serving(make_model(fake.openai_base_url, timeout_s="30"), tmp_path) as (address, _):
+            report = run_conformance(address, ConformanceOptions(data_root=tmp_path, timeout_s=60))
+    assert {r.name: r.status for r in report.results} == dict.fromkeys(CHECKS, "pass"), report.to_text()
+    assert report.model["name"] == "openai-vlm"
