@@ -35,7 +35,7 @@ from ctbench.model_servers.vlm_common.slice_prompt import INSTRUCTION, SUFFIX
 from ctbench.preprocess.input_spec import InputSpec, preset_names
 from ctbench.preprocess.volume import Volume
 
-OPTIONS = ("base_url", "model", "preset", "variant", "num_slices", "slice_size", "api_key_env", "allow_external",
+OPTIONS = ("base_url", "model", "name", "preset", "variant", "num_slices", "slice_size", "api_key_env", "allow_external",
            "concurrency", "max_tokens", "temperature", "timeout_s", "max_retries", "backoff_s", "max_batch_size")
 DEFAULTS = {"preset": "lingshu", "variant": "authors", "api_key_env": "OPENAI_API_KEY", "allow_external": "false",
             "concurrency": "4", "max_tokens": "512", "temperature": "0", "timeout_s": "120", "max_retries": "4",
@@ -87,6 +87,8 @@ class OpenAIVLM(Model):
             raise InvalidOption(f"openai-vlm: option(s) {', '.join(missing)} required, e.g. "
                                 "--option base_url=http://127.0.0.1:8000/v1 --option model=NAME")
         opts = {**DEFAULTS, **options}
+        if opts.get("name"):  # several endpoints side by side, each under its own name (`--endpoints NAME=...`)
+            self.name = opts["name"]
         self.base_url = opts["base_url"]
         self.model_name = opts["model"]
         self.spec = _slice_spec(opts)
