@@ -78,7 +78,8 @@ def test_wandb_offline_run_gets_config_summary_table_and_artifacts(tracked_run, 
     pytest.importorskip("wandb", reason="needs wandb: pip install -e .[wandb]")
     from wandb_offline import offline_run
 
-    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true", "WANDB_PROJECT": "ctbench-test"}
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true", "WANDB_PROJECT": "ctbench-test",
+           **{f"WANDB_{kind}_DIR": str(tmp_path / kind.lower()) for kind in ("CACHE", "DATA", "CONFIG", "ARTIFACT")}}
     process = bench("score", str(tracked_run), "--log", "wandb", env=env, cwd=tmp_path)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
