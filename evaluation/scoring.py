@@ -47,6 +47,8 @@ class ItemScore:
     has_options: bool
     categories: tuple[str, ...]
     question_type: str
+    prediction: str | None = None  # the effective prediction (None: missing or failed)
+    error_type: str = ""  # the ledger's error type for failed items
 
 
 @dataclass
@@ -126,8 +128,9 @@ def score_item(item: QAItem, record: PredictionRecord | None, server: str) -> It
     cats = canonical_categories(item.categories)
     if record is None or record.status != "ok" or record.prediction is None:
         status = "missing" if record is None else "error"
+        error_type = str((record.error or {}).get("type") or "") if record is not None else ""
         return ItemScore(server, item.question_id, item.case_id, status, False, False, None,
-                         bool(item.options), cats, item.question_type)
+                         bool(item.options), cats, item.question_type, error_type=error_type)
     exact = exact_match(record.prediction, item.answer)
     option = match_option(record.prediction, item.options) if item.options else None
     answer_index = match_option(item.answer, item.options) if item.options else None
@@ -136,7 +139,7 @@ def score_item(item: QAItem, record: PredictionRecord | None, server: str) -> It
     else:  # no options, or an answer that is none of them: fall back to exact match
         correct = exact
     return ItemScore(server, item.question_id, item.case_id, "ok", correct, exact, option,
-                     bool(item.options), cats, item.question_type)
+                     bool(item.options), cats, item.question_type, prediction=record.prediction)
 
 
 def score_predictions(

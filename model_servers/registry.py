@@ -26,6 +26,7 @@ MODEL_MODULES = {
     "merlin": "ctbench.model_servers.merlin.server",
     "vila-m3": "ctbench.model_servers.vila_m3.server",
     "lingshu": "ctbench.model_servers.lingshu.server",
+    "openai-vlm": "ctbench.model_servers.openai_vlm.server",
 }
 
 

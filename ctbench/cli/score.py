@@ -39,9 +39,12 @@ def _metric_names(values: tuple[str, ...]) -> list[str]:
 @click.option("--reference", "reference", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Score the published CT-SpatialVQA reference runs and compare with the published table "
                    "(DIR: the ct-spatialvqa folder; default: ../shared/data/ct-spatialvqa or $CTBENCH_SHARED).")
+@click.option("--log", "trackers", multiple=True, type=click.Choice(["mlflow", "wandb"]),
+              help="Also record the run's config, summary metrics and per-question table in MLflow or "
+                   "W&B (repeatable; needs ctbench[mlflow] / ctbench[wandb]; their own env settings apply).")
 @library_errors
 def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, judge_batch, judge_concurrency,
-          prompt_name, reference) -> None:
+          prompt_name, reference, trackers) -> None:
     """Score predictions: exact/option match, text metrics, LLM jury, per server/category/question type.
 
     PATHS is a run folder (its predictions/*.jsonl are scored against its dataset.jsonl, and its
@@ -55,11 +58,14 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
       bench score runs/phantom --metrics offline
       bench score runs/phantom --judge vllm:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1
       bench score --reference --metrics offline --out reference-scores/
+      MLFLOW_TRACKING_URI=file:$PWD/mlruns bench score runs/phantom --log mlflow
     """
     from ctbench.evaluation.tables import comparison_table, group_table, overall_table, text_table
 
     console = make_console()
     metric_names = _metric_names(metric_opts)
+    if reference is not None and trackers:
+        raise click.UsageError("--log records a run folder's scores; it does not apply to --reference")
     if reference is not None:
         from ctbench.evaluation.reference import (compare_with_published, load_reference_runs,
                                                   reproduction_verdict, score_reference)
@@ -94,6 +100,11 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
     run_dir = dirs[0] if dirs else None
     if run_dir is None and dataset is None:
         raise click.UsageError("loose prediction files need --dataset")
+    if trackers:
+        from ctbench.evaluation.tracking import check_tracker
+
+        for tracker in trackers:
+            check_tracker(tracker)
     if judge_specs:
         if run_dir is None:
             raise click.UsageError("--judge needs a run folder (verdicts are written to RUN/judges/)")
@@ -131,6 +142,11 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
         if problems:
             console.print(f"[yellow]{server}: ledger issues {problems}[/yellow]")
     console.print("wrote " + ", ".join(str(p) for p in written))
+    if trackers:
+        from ctbench.evaluation.tracking import log_scores
+
+        for line in log_scores(trackers, result, run_dir, dataset, written, target):
+            console.print(f"logged to {line}")
 
 
 def _progress_bars(console):

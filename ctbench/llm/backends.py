@@ -1,17 +1,22 @@
 """The two wire backends, each a thin wrapper over its maintained SDK, plus error classification.
 
 Both SDKs' own retries are switched off: `ctbench.llm.client` retries, so attempts are counted
-and bounded in one place.
+and bounded in one place. A reply that is a refusal, a content-filter stop or empty raises its
+`UnusableReply` type here, so no caller mistakes it for an answer (and none is cached).
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, Sequence, Union
 
 from ctbench.llm.config import LLMConfig
+from ctbench.llm.errors import ContentFiltered, EmptyReply, Refused
+
+#: A user turn: text, or OpenAI content parts ({"type": "text", ...}, {"type": "image_url", ...}).
+UserContent = Union[str, Sequence[dict[str, Any]]]
 
 
 class ChatBackend(Protocol):
-    def complete(self, system: str, user: str) -> str: ...
+    def complete(self, system: str, user: UserContent) -> str: ...
 
 
 class OpenAIBackend:
@@ -24,18 +29,37 @@ class OpenAIBackend:
         self._client = openai.OpenAI(api_key=config.resolved_api_key(), base_url=config.base_url,
                                      timeout=config.timeout_s, max_retries=0)
 
-    def complete(self, system: str, user: str) -> str:
+    def complete(self, system: str, user: UserContent) -> str:
         kwargs = {}
         if self.config.json_mode:
             kwargs["response_format"] = {"type": "json_object"}
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": user if isinstance(user, str) else list(user)})
         reply = self._client.chat.completions.create(
             model=self.config.model,
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            messages=messages,
             temperature=self.config.temperature,
             max_tokens=self.config.max_output_tokens,
             **kwargs,
         )
-        return reply.choices[0].message.content or ""
+        return openai_reply_text(reply)
+
+
+def openai_reply_text(reply) -> str:
+    """The answer in a chat completion, or the `UnusableReply` that says why there is none."""
+    if not reply.choices:
+        raise EmptyReply("the reply has no choices")
+    choice = reply.choices[0]
+    refusal = getattr(choice.message, "refusal", None)
+    if refusal:
+        raise Refused(f"the model refused: {refusal[:200]}")
+    if choice.finish_reason == "content_filter":
+        raise ContentFiltered("the provider's content filter stopped the reply (finish_reason content_filter)")
+    text = choice.message.content or ""
+    if not text.strip():
+        raise EmptyReply(f"empty reply (finish_reason {choice.finish_reason!r}; 'length' means the token budget "
+                         "ran out first)")
+    return text
 
 
 class GeminiBackend:
@@ -51,7 +75,9 @@ class GeminiBackend:
                                  retry_options=types.HttpRetryOptions(attempts=1))
         self._client = genai.Client(api_key=config.resolved_api_key(), http_options=http)
 
-    def complete(self, system: str, user: str) -> str:
+    def complete(self, system: str, user: UserContent) -> str:
+        if not isinstance(user, str):
+            raise ValueError("the gemini backend sends text only")
         types = self._types
         cfg = types.GenerateContentConfig(
             system_instruction=system,
@@ -60,11 +86,22 @@ class GeminiBackend:
             response_mime_type="application/json" if self.config.json_mode else None,
         )
         reply = self._client.models.generate_content(model=self.config.model, contents=user, config=cfg)
-        return reply.text or ""
+        text = reply.text or ""
+        if not text.strip():
+            reason = str(getattr((reply.candidates or [None])[0], "finish_reason", "") or "")
+            if any(word in reason for word in ("SAFETY", "PROHIBITED", "BLOCKLIST")):
+                raise ContentFiltered(f"the provider's content filter stopped the reply ({reason})")
+            raise EmptyReply(f"empty reply (finish_reason {reason or 'none'})")
+        return text
 
 
 def make_backend(config: LLMConfig) -> ChatBackend:
     return OpenAIBackend(config) if config.backend == "openai" else GeminiBackend(config)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """The SDKs' timeouts (openai.APITimeoutError, httpx/httpcore timeouts, ...)."""
+    return "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower()
 
 
 def classify_error(exc: BaseException) -> tuple[bool, float | None, str]:

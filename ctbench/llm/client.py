@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ctbench.llm.backends import ChatBackend, classify_error, make_backend
+from ctbench.llm.backends import ChatBackend, UserContent, classify_error, is_timeout, make_backend
 from ctbench.llm.cache import ResponseCache, cache_key
-from ctbench.llm.config import LLMConfig, LLMError, check_endpoint, default_cache_path
+from ctbench.llm.config import LLMConfig, check_endpoint, default_cache_path
+from ctbench.llm.errors import LLMError, LLMTimeout, UnusableReply
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,7 @@ class LLMClient:
                  cache: ResponseCache | bool = True, sleep=time.sleep):
         check_endpoint(config)
         if backend is None and not config.resolved_api_key():
-            from ctbench.llm.config import DEFAULT_KEY_ENV
-
-            raise LLMError(f"no API key for {config.backend}:{config.model}: set ${DEFAULT_KEY_ENV[config.backend]} "
-                           "(or pass api_key)")
+            raise LLMError(f"no API key for {config.backend}:{config.model}: set ${config.key_env}")
         self.config = config
         self._backend = backend
         self._backend_lock = threading.Lock()
@@ -63,11 +61,13 @@ class LLMClient:
                 self._backend = make_backend(self.config)
             return self._backend
 
-    def key(self, system: str, user: str) -> str:
+    def key(self, system: str, user: UserContent) -> str:
         return cache_key(self.config.identity(), system, user)
 
-    def complete(self, system: str, user: str) -> Completion:
-        """One reply; cached replies are returned without a call. Raises LLMError after retries."""
+    def complete(self, system: str, user: UserContent) -> Completion:
+        """One reply; cached replies are returned without a call. `user` is text or OpenAI content
+        parts (text and images). Raises `UnusableReply` (refused, filtered, empty) at once,
+        `LLMTimeout` when every attempt timed out, `LLMError` for other failures after retries."""
         self.stats.add(requests=1)
         key = self.key(system, user)
         if self.cache is not None:
@@ -81,12 +81,16 @@ class LLMClient:
             self.stats.add(calls=1)
             try:
                 text = self.backend.complete(system, user)
+            except UnusableReply as exc:
+                self.stats.add(failures=1)
+                raise type(exc)(f"{self.config.backend}:{self.config.model}: {exc}") from exc
             except Exception as exc:  # noqa: BLE001 - classified below
                 retryable, suggested, last = classify_error(exc)
                 if not retryable or attempt > self.config.max_retries:
                     self.stats.add(failures=1)
-                    raise LLMError(f"{self.config.backend}:{self.config.model} failed after {attempt} "
-                                   f"attempt(s): {last}") from exc
+                    error = LLMTimeout if is_timeout(exc) else LLMError
+                    raise error(f"{self.config.backend}:{self.config.model} failed after {attempt} "
+                                f"attempt(s): {last}") from exc
                 self.stats.add(retries=1)
                 wait = suggested if suggested is not None else delay * (0.5 + random.random())
                 self._sleep(min(wait, self.config.max_backoff_s))
@@ -97,9 +101,9 @@ class LLMClient:
             return Completion(text, False, attempt)
         raise LLMError(f"unreachable: {last}")  # pragma: no cover
 
-    def complete_many(self, requests: Sequence[tuple[str, str]]) -> list[Completion | LLMError]:
+    def complete_many(self, requests: Sequence[tuple[str, UserContent]]) -> list[Completion | LLMError]:
         """Replies in request order; at most `config.concurrency` calls in flight; failures returned."""
-        def one(req: tuple[str, str]) -> Completion | LLMError:
+        def one(req: tuple[str, UserContent]) -> Completion | LLMError:
             try:
                 return self.complete(*req)
             except LLMError as exc:

@@ -7,22 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ctbench.errors import CtbenchError
+from ctbench.llm.errors import ExternalCallRefused, LLMError  # noqa: F401  (re-exported)
 
 BACKENDS = ("openai", "gemini")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
-
-
-class LLMError(CtbenchError):
-    """A call failed for good (after retries), or the reply was unusable."""
-
-    code = "UNAVAILABLE"
-
-
-class ExternalCallRefused(CtbenchError):
-    """A call would leave this machine and `allow_external` was not given."""
-
-    code = "PERMISSION_DENIED"
 
 
 @dataclass(frozen=True)
@@ -30,7 +18,8 @@ class LLMConfig:
     backend: str  # "openai" (any OpenAI-compatible endpoint) | "gemini"
     model: str
     base_url: str | None = None  # None: the provider's public API (external)
-    api_key: str | None = None  # default: $OPENAI_API_KEY / $GEMINI_API_KEY (or a dummy for loopback)
+    api_key: str | None = None  # default: $api_key_env (or a dummy for loopback)
+    api_key_env: str | None = None  # None: OPENAI_API_KEY / GEMINI_API_KEY
     temperature: float = 0.0
     max_output_tokens: int = 2048
     json_mode: bool = True
@@ -48,8 +37,13 @@ class LLMConfig:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
 
+    @property
+    def key_env(self) -> str:
+        """The environment variable the API key is read from."""
+        return self.api_key_env or DEFAULT_KEY_ENV[self.backend]
+
     def resolved_api_key(self) -> str:
-        key = self.api_key or os.environ.get(DEFAULT_KEY_ENV[self.backend], "")
+        key = self.api_key or os.environ.get(self.key_env, "")
         if not key and is_loopback(self.base_url):
             key = "local"  # local servers (vLLM, tests) ignore it; the SDKs insist on one
         return key
@@ -78,8 +72,8 @@ def check_endpoint(config: LLMConfig) -> None:
         return
     where = config.base_url or f"the public {config.backend} API"
     raise ExternalCallRefused(
-        f"refusing to send data to {where} (model {config.model!r}): report-derived text may only leave "
-        "this machine with an explicit allow_external / --allow-external; loopback endpoints are always allowed")
+        f"refusing to send data to {where} (model {config.model!r}): report-derived text and images may only "
+        "leave this machine with an explicit allow_external / --allow-external; loopback endpoints are always allowed")
 
 
 def default_cache_path() -> Path:

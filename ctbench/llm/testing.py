@@ -5,11 +5,13 @@ formats, so the real SDK clients can be tested (and judge throughput measured) o
         LLMConfig(backend="openai", model="m", base_url=server.openai_base_url)
         LLMConfig(backend="gemini", model="m", base_url=server.gemini_base_url)
 
-`responder(request)` gets a `FakeRequest` (api, model, system, user, n) and returns a `FakeReply`
-(status, text, delay_s, retry_after). Binds 127.0.0.1 only.
+`responder(request)` gets a `FakeRequest` (api, model, system, user, n, and for OpenAI the image
+parts and bearer key) and returns a `FakeReply` (status, text, delay_s, retry_after, and the
+finish_reason / refusal a provider sets). Binds 127.0.0.1 only.
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -26,6 +28,18 @@ class FakeRequest:
     system: str
     user: str
     n: int  # 1-based arrival number
+    image_urls: tuple[str, ...] = ()  # OpenAI image_url parts, in message order
+    api_key: str = ""  # the bearer token sent
+
+    def images(self) -> list[tuple[str, bytes]]:
+        """(media type, bytes) of each image, decoded from its data: URI (ValueError for any other URL)."""
+        decoded = []
+        for url in self.image_urls:
+            head, sep, payload = url.partition(",")
+            if not (sep and head.startswith("data:") and head.endswith(";base64")):
+                raise ValueError(f"image_url is not a base64 data: URI: {url[:60]!r}")
+            decoded.append((head[len("data:"):-len(";base64")], base64.b64decode(payload, validate=True)))
+        return decoded
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,8 @@ class FakeReply:
     status: int = 200
     delay_s: float = 0.0
     retry_after: float | None = None
+    finish_reason: str = "stop"
+    refusal: str | None = None  # OpenAI: the message's refusal (its content is then null)
 
 
 Responder = Callable[[FakeRequest], FakeReply]
@@ -62,7 +78,9 @@ class FakeLLMServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 path = self.path.split("?", 1)[0]
                 if path.endswith("/chat/completions"):
-                    req = server._record("openai", body.get("model", ""), *_openai_text(body))
+                    key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                    req = server._record("openai", body.get("model", ""), *_openai_text(body),
+                                         image_urls=_openai_images(body), api_key=key)
                 elif (m := _GEMINI_PATH.match(path)) is not None:
                     req = server._record("gemini", m["model"], *_gemini_text(body))
                 else:
@@ -77,8 +95,9 @@ class FakeLLMServer:
                     return self._send(reply.status, payload, headers)
                 if req.api == "openai":
                     payload = {"id": f"chatcmpl-{req.n}", "object": "chat.completion", "created": 0,
-                               "model": req.model, "choices": [{"index": 0, "finish_reason": "stop",
-                               "message": {"role": "assistant", "content": reply.text}}],
+                               "model": req.model, "choices": [{"index": 0, "finish_reason": reply.finish_reason,
+                               "message": {"role": "assistant", "refusal": reply.refusal,
+                                           "content": None if reply.refusal else reply.text}}],
                                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
                 else:
                     payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": reply.text}]},
@@ -105,9 +124,9 @@ class FakeLLMServer:
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
-    def _record(self, api: str, model: str, system: str, user: str) -> FakeRequest:
+    def _record(self, api: str, model: str, system: str, user: str, **extra) -> FakeRequest:
         with self._lock:
-            req = FakeRequest(api, model, system, user, len(self.requests) + 1)
+            req = FakeRequest(api, model, system, user, len(self.requests) + 1, **extra)
             self.requests.append(req)
         return req
 
@@ -136,6 +155,18 @@ def _openai_text(body: dict) -> tuple[str, str]:
             content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
         (system if msg.get("role") == "system" else user).append(str(content or ""))
     return "\n".join(system), "\n".join(user)
+
+
+def _openai_images(body: dict) -> tuple[str, ...]:
+    urls = []
+    for msg in body.get("messages", []):
+        content = msg.get("content")
+        if isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    image = part.get("image_url")
+                    urls.append(image.get("url", "") if isinstance(image, dict) else str(image))
+    return tuple(urls)
 
 
 def _gemini_text(body: dict) -> tuple[str, str]:

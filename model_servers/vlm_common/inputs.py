@@ -33,3 +33,23 @@ def slice_pipeline(spec: InputSpec, num_slices: int, size: tuple[int, int] | Non
     if size is not None:
         steps.append(ResizeSlices(size, order=1))
     return Compose(steps)
+
+
+def sized_slice_spec(spec: InputSpec, num_slices: int | None = None,
+                     size: tuple[int, int] | None | str = "preset") -> InputSpec:
+    """`spec` with another slice count and/or size (`size="preset"` keeps the preset's, None is
+    native): the same declaration and transforms via `slice_pipeline`, so the card and the
+    orientation contract describe exactly what is fed. Raises ValueError for presets
+    `slice_pipeline` cannot rebuild (not three windows)."""
+    import dataclasses
+
+    count = spec.num_slices if num_slices is None else num_slices
+    slice_size = spec.slice_size if size == "preset" else size
+    if count == spec.num_slices and slice_size == spec.slice_size:
+        return spec
+    slice_pipeline(spec, count, slice_size)  # validates now, not at the first volume
+    details = dict(spec.details)
+    details["slice_size"] = "native" if slice_size is None else f"{slice_size[0]}x{slice_size[1]}"
+    shape = (count, *slice_size) if slice_size else ((count, *spec.target_shape[1:]) if spec.target_shape else ())
+    return dataclasses.replace(spec, num_slices=count, target_shape=shape, details=details,
+                               build=lambda: slice_pipeline(spec, count, slice_size))

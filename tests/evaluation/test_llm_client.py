@@ -112,3 +112,37 @@ def test_external_endpoint_without_a_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("GEMINI_API_KEY", raising=False)
     with pytest.raises(LLMError, match="GEMINI_API_KEY"):
         LLMClient(LLMConfig(backend="gemini", model="g", allow_external=True), cache=False)
+
+
+@pytest.mark.parametrize("reply, error", [
+    (FakeReply(refusal="I can't help with that."), "Refused"),
+    (FakeReply("partial", finish_reason="content_filter"), "ContentFiltered"),
+    (FakeReply("", finish_reason="length"), "EmptyReply"),
+])
+def test_unusable_replies_are_typed_errors_never_retried_nor_cached(reply, error, tmp_path):
+    with FakeLLMServer(lambda r: reply) as server:
+        client = LLMClient(config(server, "openai"), cache=ResponseCache(tmp_path / "c.sqlite"))
+        for _ in range(2):
+            with pytest.raises(LLMError) as caught:
+                client.complete("s", "u")
+            assert type(caught.value).__name__ == error
+    assert len(server.requests) == 2 and len(client.cache) == 0
+
+
+def test_every_attempt_timing_out_is_an_llm_timeout():
+    from ctbench.llm import LLMTimeout
+
+    with FakeLLMServer(lambda r: FakeReply("late", delay_s=1.5)) as server:
+        with pytest.raises(LLMTimeout, match="2 attempt"):
+            LLMClient(config(server, "openai", timeout_s=0.3, max_retries=1), cache=False).complete("s", "u")
+
+
+def test_images_travel_as_content_parts_and_the_key_comes_from_the_named_variable(monkeypatch):
+    monkeypatch.setenv("CTBENCH_TEST_JUDGE_KEY", "sk-named")
+    parts = [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}}]
+    with FakeLLMServer(lambda r: FakeReply("seen")) as server:
+        client = LLMClient(config(server, "openai", api_key_env="CTBENCH_TEST_JUDGE_KEY"), cache=False)
+        assert client.complete("", parts).text == "seen"
+    (request,) = server.requests
+    assert (request.user, request.image_urls, request.api_key) == ("look", ("data:image/png;base64,iVBO",), "sk-named")
+    assert request.system == ""  # an empty system prompt sends no system message

@@ -1,0 +1,1 @@
+"""Any OpenAI-compatible multimodal chat endpoint (OpenAI, vLLM, SGLang, ...) as a model server."""
