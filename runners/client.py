@@ -19,6 +19,7 @@ from google.protobuf.json_format import MessageToDict
 
 from ctbench.datasets.qa_items import QAItem
 from ctbench.errors import CtbenchError
+from ctbench.runners.ledger import PredictionRecord
 from ctbench.runners.volume_source import VolumeSource
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
@@ -34,6 +35,22 @@ class Outcome:
     error: dict | None  # {"code", "type", "message"} or None
     timings: dict = field(default_factory=dict)
     model_version: str = ""
+
+    def to_record(self, server: str, attempt: int) -> PredictionRecord:
+        """The ledger record of this outcome (the published fields plus timings and provenance)."""
+        item = self.item
+        return PredictionRecord(
+            question_id=item.question_id,
+            prediction=self.prediction if self.error is None else None,
+            status="ok" if self.error is None else "error",
+            error=self.error,
+            extra={
+                "case_id": item.case_id, "image_path": item.image_path, "question": item.question,
+                "answer": item.answer, "timings": self.timings, "server": server,
+                "model_version": self.model_version, "options": list(item.options),
+                "question_type": item.question_type, "categories": list(item.categories), "attempt": attempt,
+            },
+        )
 
 
 @dataclass
