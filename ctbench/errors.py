@@ -53,6 +53,12 @@ class UnsupportedQuestion(CtbenchError):
     code = "INVALID_ARGUMENT"
 
 
+class QuestionTooLarge(CtbenchError):
+    """A question too large for one gRPC message: it is failed alone, never sent."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
 class ModelNotReady(CtbenchError):
     code = "UNAVAILABLE"
 

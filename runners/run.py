@@ -32,7 +32,7 @@ from ctbench.runners.preflight import Selection, check_identity, select_question
 from ctbench.runners.registry import load_registry, select_servers
 from ctbench.runners.run_lock import RunFolderLock
 from ctbench.runners.run_record import RunRecord
-from ctbench.runners.volume_source import VolumeSource
+from ctbench.runners.volume_source import DEFAULT_INLINE_BUFFER_BYTES, VolumeSource
 
 log = logging.getLogger("ctbench.runner")
 
@@ -57,6 +57,7 @@ class RunConfig:
     limit: int | None = None  # only the first N volumes' questions (dataset order)
     skip_missing_volumes: bool = False  # run the questions whose volumes can be read, record the subset
     command: list[str] | None = None  # recorded in run.json (default: this process's command line)
+    inline_buffer_bytes: int = DEFAULT_INLINE_BUFFER_BYTES  # volume bytes the runner keeps for inline uploads
 
 
 @dataclass
@@ -184,7 +185,7 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
     if not specs:
         raise ServerStartError("no server to run: none selected can run with this backend")
 
-    source = VolumeSource()
+    source = VolumeSource(config.inline_buffer_bytes)
     results = {spec.name: ServerResult(spec.name) for spec in specs}
     manifest = {k: v for k, v in dataset_manifest(full).items() if k != "per_volume"}
     record = RunRecord(out / "run.json", {**manifest, "data_root": str(full.data_root)}, selection.to_json(), skipped)
@@ -365,13 +366,19 @@ def _use_reference(config: RunConfig, endpoint: Endpoint, card: dict) -> bool:
 
 
 def _groups(items: list[QAItem], dataset: Dataset) -> list[VolumeGroup]:
+    """Questions grouped by volume. A path that cannot even be resolved (a symlink loop, a NUL
+    byte) still makes a group: reading it fails its own questions, not the server's run."""
     groups: dict[str, VolumeGroup] = {}
     root = dataset.data_root.resolve()
     for item in items:
         group = groups.get(item.image_path)
         if group is None:
-            path = dataset.volume_path(item.image_path).resolve()
-            relative = str(path.relative_to(root)) if path.is_relative_to(root) else None
+            path = dataset.volume_path(item.image_path)
+            try:
+                path = path.resolve()
+                relative = str(path.relative_to(root)) if path.is_relative_to(root) else None
+            except (OSError, RuntimeError, ValueError):
+                relative = None
             group = groups[item.image_path] = VolumeGroup(path, relative, [])
         group.items.append(item)
     return list(groups.values())

@@ -38,9 +38,10 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--phantom-size", type=click.Choice(["small", "ct-rate"]), default="small", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Only the first N volumes' questions (dataset order): a quick trial run, labelled as a subset.")
 @click.option("--skip-missing-volumes", is_flag=True, help="Run only the questions whose volumes exist and can be read (default: stop and list what is missing).")
+@click.option("--inline-buffer-mib", type=click.IntRange(min=1), default=1024, show_default=True, help="Volume bytes the runner keeps in memory to share one read among inline uploads (MiB).")
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -63,6 +64,7 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
         deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
         phantom_volumes=phantom_volumes, phantom_size=phantom_size, limit=limit,
         skip_missing_volumes=skip_missing_volumes, command=["bench", *sys.argv[1:]],
+        inline_buffer_bytes=inline_buffer_mib << 20,
     )
     with RunProgress(console) as bars:
         result = run_benchmark(config, progress=bars.update, announce=bars.announce)
