@@ -154,7 +154,7 @@ def read_ledger(path: Path, resolve_id: Callable[[dict], str | None] | None = No
         except BadLine as exc:
             contents.bad_lines.append((line_no, str(exc)))
             continue
-        if record.error is not None and record.error.get("type") == "InvalidPrediction" and record.error.get("code") == "DATA_LOSS":
+        if record.status == "error" and row.get("status", "ok") == "ok":  # ok without a string prediction
             contents.invalid_predictions += 1
         if record.question_id in contents.records:
             contents.duplicates += 1

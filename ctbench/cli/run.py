@@ -27,7 +27,7 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @out_dir_option
 @data_root_option
 @click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes.")
-@click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any.")
+@click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any; NAME must be the name the server's card reports.")
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
 @click.option("--transport", type=click.Choice(["auto", "inline", "reference"]), default="auto", show_default=True, help="How volumes travel: by reference when the server mounts the data, else inline.")
 @click.option("--deadline", "deadline_s", default=600.0, show_default=True, help="Per-question deadline in seconds.")
