@@ -4,7 +4,8 @@ An attempt is one `bench run` on the folder: when it started and finished, the c
 ctbench's version and git commit (from a checkout), the host, Python and key package versions,
 the backend, and per server its counts and the model card it reported. Resuming appends an
 attempt and never rewrites an earlier one, so the first attempt's cards survive every resume.
-The top level keeps the latest known card and counts per server for readers that want one view.
+The top level keeps the latest backend, and per server the latest known card and counts, for
+readers that want one view.
 """
 from __future__ import annotations
 
@@ -93,6 +94,7 @@ class RunRecord:
     def begin(self, backend: str, command: list[str] | None = None) -> dict[str, Any]:
         attempt = new_attempt(backend, command)
         self.attempts.append(attempt)
+        self.data["backend"] = backend  # the latest attempt's, for readers that want one view
         self.write()
         return attempt
 

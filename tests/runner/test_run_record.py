@@ -36,7 +36,7 @@ def test_a_resume_appends_an_attempt_and_keeps_the_first_ones_cards(tmp_path, ch
     assert one["host"] == socket.gethostname() and one["python"] == platform.python_version()
     assert {"grpcio", "protobuf", "numpy"} <= set(one["packages"])
     assert one["started_at"] <= one["finished_at"] <= record["attempts"][1]["started_at"]
-    assert one["backend"] == "already-running endpoints (--endpoints)"
+    assert one["backend"] == record["backend"] == "already-running endpoints (--endpoints)"
     assert "dataset" not in one and record["dataset"]["n_questions"] == 4  # the manifest, once
 
 
