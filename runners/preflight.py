@@ -43,6 +43,7 @@ class Selection:
     of_volumes: int
     limit: int | None = None
     left_out_volumes: list[str] = field(default_factory=list)  # unreadable volumes skipped
+    left_out_questions: int = 0  # their questions
 
     @property
     def is_subset(self) -> bool:
@@ -56,7 +57,8 @@ class Selection:
         lines = []
         if self.left_out_volumes:
             lines.append(f"--skip-missing-volumes: left out {len(self.left_out_volumes)} of {self.of_volumes} volumes "
-                         f"that cannot be read, first: {', '.join(self.left_out_volumes[:SHOWN])}")
+                         f"({self.left_out_questions} questions) that cannot be read, first: "
+                         f"{', '.join(self.left_out_volumes[:SHOWN])}")
         if self.limit is not None:
             lines.append(f"--limit {self.limit}: the first {self.limit} volumes' questions")
         if self.is_subset:
@@ -74,6 +76,7 @@ class Selection:
             "of_volumes": self.of_volumes,
             "limit": self.limit,
             "skipped_unreadable_volumes": len(self.left_out_volumes),
+            "skipped_questions": self.left_out_questions,
             "skipped_examples": self.left_out_volumes[:SHOWN],
         }
 
@@ -130,13 +133,18 @@ def select_questions(dataset: Dataset, limit: int | None = None, skip_missing: b
     problems = check_volumes(dataset, wanted)
     if problems.bad and not skip_missing:
         raise PreflightError(_report(dataset, problems, len(dataset.items)))
-    keep = [path for path in wanted if path not in problems.bad][:limit]
-    kept = set(keep)
+    keep: list[str] = []
+    left_out: list[str] = []  # unreadable volumes passed over to take the volumes kept
+    for path in wanted:
+        if limit is not None and len(keep) == limit:
+            break
+        (left_out if path in problems.bad else keep).append(path)
     if not keep:
         raise PreflightError(_report(dataset, problems, len(dataset.items), "no volume left to run"))
+    kept = set(keep)
     subset = replace(dataset, items=[item for item in dataset.items if item.image_path in kept])
-    left_out = [path for path in wanted if path in problems.bad]
-    return Selection(subset, len(dataset.items), len(volumes), limit, left_out)
+    by_volume = dataset.by_volume()
+    return Selection(subset, len(dataset.items), len(volumes), limit, left_out, sum(len(by_volume[p]) for p in left_out))
 
 
 def _report(dataset: Dataset, problems: VolumeProblems, n_questions: int, verdict: str = "") -> str:

@@ -43,11 +43,11 @@ def test_skip_missing_volumes_runs_the_rest_and_scores_a_labelled_subset(tmp_pat
     result = invoke("run", "--dataset", str(dataset), "--endpoints", f"chance={chance_endpoint}", "--out", str(out),
                     "--skip-missing-volumes")
     assert result.exit_code == 0, result.output
-    assert "left out 1 of 3 volumes" in result.output and "v1.nii.gz" in result.output
+    assert "left out 1 of 3 volumes (2 questions) that cannot be read" in result.output and "v1.nii.gz" in result.output
     assert "subset: 4 of 6 questions" in result.output
     assert {line["question_id"] for line in ledger_lines(out, "chance")} == {"v0::0", "v0::1", "v2::0", "v2::1"}
     subset = json.loads((out / "run.json").read_text())["subset"]
-    assert (subset["questions"], subset["of_questions"], subset["skipped_unreadable_volumes"]) == (4, 6, 1)
+    assert (subset["questions"], subset["of_questions"], subset["skipped_unreadable_volumes"], subset["skipped_questions"]) == (4, 6, 1, 2)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["subset"]["label"] == "subset: 4 of 6 questions" and summary["n_questions"] == 4
     assert all("subset: 4 of 6 questions" in row["note"] for row in summary["rows"])
@@ -65,11 +65,13 @@ def test_limit_takes_the_first_volumes_questions_in_dataset_order(tmp_path, chan
 
 
 def test_limit_with_skip_missing_volumes_counts_only_volumes_that_exist(tmp_path, chance_endpoint):
-    dataset = write_qa(tmp_path / "data", ["v0", "v1", "v2"], present={"v0", "v2"})
+    dataset = write_qa(tmp_path / "data", ["v0", "v1", "v2", "v3"], present={"v0", "v2"})
     out = tmp_path / "run"
-    run_benchmark(RunConfig(out_dir=out, dataset=str(dataset), endpoints={"chance": chance_endpoint}, limit=2,
-                            skip_missing_volumes=True))
+    result = run_benchmark(RunConfig(out_dir=out, dataset=str(dataset), endpoints={"chance": chance_endpoint}, limit=2,
+                                     skip_missing_volumes=True))
     assert {line["question_id"] for line in ledger_lines(out, "chance")} == {"v0::0", "v0::1", "v2::0", "v2::1"}
+    assert result.selection.left_out_volumes == ["v1.nii.gz"]  # v3 lies past the limit: not passed over
+    assert result.selection.label == "subset: 4 of 8 questions"
 
 
 def test_a_full_run_is_not_labelled_a_subset(tmp_path, chance_endpoint):
