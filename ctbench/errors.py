@@ -53,6 +53,12 @@ class UnsupportedQuestion(CtbenchError):
     code = "INVALID_ARGUMENT"
 
 
+class QuestionTooLarge(CtbenchError):
+    """A question too large for one gRPC message: it is failed alone, never sent."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
 class ModelNotReady(CtbenchError):
     code = "UNAVAILABLE"
 
@@ -96,3 +102,19 @@ class ServerStartError(CtbenchError):
 
 class PortInUse(ServerStartError):
     pass
+
+
+class WrongServer(ServerStartError):
+    """An endpoint answers, but as another server than the one asked for (a stranger on the port)."""
+
+
+class PreflightError(CtbenchError):
+    """What a run needs before it streams (volumes, a valid dataset) is not there."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class RunFolderLocked(CtbenchError):
+    """Another runner is using this run folder."""
+
+    code = "FAILED_PRECONDITION"

@@ -5,7 +5,8 @@ line with its question_id (resumed runs append). Lines without a question_id (th
 `{"image_path", "question", "answer", "prediction"}` subset) are joined to the dataset by
 identity: volume name + question text, the k-th such line to the k-th such question. Nothing is
 dropped silently: duplicates, unknown ids, unreadable lines and invalid predictions are counted
-and kept in `LedgerIssues`.
+and kept in `LedgerIssues`. Lines are parsed by the runner's reader (`ctbench.runners.ledger`),
+so scoring and resume agree on every line.
 """
 from __future__ import annotations
 
@@ -18,22 +19,14 @@ from typing import Any, Iterable
 
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import DatasetError
+from ctbench.runners import ledger as run_ledger
+from ctbench.runners.ledger import PredictionRecord
 
 _VOLUME_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.npy|\.npz|\.mha|\.mhd|\.nrrd|\.pt)$", re.I)
 
 
 class PredictionsError(DatasetError):
     """A predictions file cannot be used at all (missing, not JSONL, no usable line)."""
-
-
-@dataclass(frozen=True)
-class PredictionRecord:
-    question_id: str
-    prediction: str | None  # None when the item failed or the prediction is not a string
-    status: str  # "ok" | "error"
-    error: dict[str, Any] | None = None
-    line: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
@@ -113,74 +106,63 @@ def load_run_dataset(run_dir: str | Path) -> Dataset:
             path,
         )
     dataset = load_dataset(path)
-    record = Path(run_dir) / "run.json"
-    try:
-        name = json.loads(record.read_text(encoding="utf-8")).get("dataset", {}).get("name")
-    except (OSError, ValueError, AttributeError):
-        name = None
+    record = _run_record(Path(run_dir) / "run.json")
+    name = record.get("dataset", {}).get("name") if isinstance(record.get("dataset"), dict) else None
     dataset.name = name if isinstance(name, str) and name else Path(run_dir).resolve().name
+    if isinstance(record.get("subset"), dict):
+        dataset.extra["subset"] = record["subset"]
+    if isinstance(record.get("attempts"), list):
+        dataset.extra["attempts"] = [a for a in record["attempts"] if isinstance(a, dict)]
     return dataset
 
 
+def _run_record(path: Path) -> dict[str, Any]:
+    """run.json, or {} when there is none or it cannot be read (scoring still works)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def read_ledger(path: str | Path, dataset: Dataset, server: str | None = None) -> ServerPredictions:
-    """Read one predictions file (ledger or published subset) against `dataset`."""
+    """Read one predictions file (ledger or published subset) against `dataset`, with the
+    runner's reader (`ctbench.runners.ledger.read_ledger`): the same lines count as on resume."""
     path = Path(path)
     if not path.is_file():
         raise PredictionsError("predictions file not found", path)
     known = {item.question_id for item in dataset.items}
     cursor = IdentityIndex(dataset.items).new_cursor()
-    issues = LedgerIssues()
+
+    def resolve(row: dict) -> str | None:
+        image, question = row.get("image_path") or row.get("case_id"), row.get("question")
+        if not isinstance(image, str) or not isinstance(question, str):
+            return None
+        return cursor.resolve(image, question)
+
+    contents = run_ledger.read_ledger(path, resolve)
+    issues = LedgerIssues(duplicates=contents.duplicates, unreadable=list(contents.bad_lines),
+                          invalid_predictions=contents.invalid_predictions)
+    for line_no, what in contents.unjoined:
+        if what.startswith("no 'question_id'"):
+            issues.unreadable.append((line_no, what))
+        else:
+            issues.unknown_ids.append(what)
     records: dict[str, PredictionRecord] = {}
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                issues.unreadable.append((line_no, f"malformed JSON ({exc.msg})"))
-                continue
-            if not isinstance(row, dict):
-                issues.unreadable.append((line_no, f"expected an object, got {type(row).__name__}"))
-                continue
-            qid = row.get("question_id")
-            if not isinstance(qid, str) or not qid:
-                image, question = row.get("image_path") or row.get("case_id"), row.get("question")
-                if not isinstance(image, str) or not isinstance(question, str):
-                    issues.unreadable.append((line_no, "no 'question_id', and no 'image_path' + 'question' to join on"))
-                    continue
-                qid = cursor.resolve(image, question)
-                if qid is None:
-                    issues.unknown_ids.append(f"{volume_key(image)}: {question[:60]}")
-                    continue
-            if qid not in known:
-                issues.unknown_ids.append(qid)
-                continue
-            if qid in records:
-                issues.duplicates += 1
-            records[qid] = _record(qid, row, line_no, issues)
+    for qid, record in contents.records.items():
+        if qid in known:
+            records[qid] = record
+        else:
+            issues.unknown_ids.append(qid)
+    issues.unreadable.sort()
     if not records and (issues.unreadable or issues.unknown_ids):
-        first = issues.unreadable[0] if issues.unreadable else (0, f"unknown question {issues.unknown_ids[0]!r}")
-        raise PredictionsError(f"no usable prediction line (first problem: {first[1]})", path, first[0] or None)
+        if issues.unreadable:
+            line, why = issues.unreadable[0]
+        else:
+            line, why = None, f"unknown question {issues.unknown_ids[0]!r}"
+        raise PredictionsError(f"no usable prediction line (first problem: {why})", path, line)
     name = server or _server_name(path)
     return ServerPredictions(server=name, source=str(path), records=records, issues=issues)
-
-
-def _record(qid: str, row: dict, line_no: int, issues: LedgerIssues) -> PredictionRecord:
-    status = row.get("status", "ok")
-    error = row.get("error")
-    prediction = row.get("prediction")
-    if status != "ok":
-        if not isinstance(error, dict):
-            error = {"code": "UNKNOWN", "type": "Error", "message": str(error or f"status {status!r}")}
-        return PredictionRecord(qid, None, "error", error, line_no)
-    if not isinstance(prediction, str):
-        issues.invalid_predictions += 1
-        got = "missing" if "prediction" not in row else type(prediction).__name__
-        error = {"code": "INVALID_ARGUMENT", "type": "InvalidPrediction", "message": f"prediction is {got}, not a string"}
-        return PredictionRecord(qid, None, "error", error, line_no)
-    extra = {k: row[k] for k in ("timings", "model_version", "server") if k in row}
-    return PredictionRecord(qid, prediction, "ok", None, line_no, extra)
 
 
 def _server_name(path: Path) -> str:

@@ -231,9 +231,30 @@ def _sections(result: ScoreResult, notes: list[str]) -> list[tuple[str, list[str
         details = [[a["source"], a["summary"]] for sec in jury.values() for a in sec["alignment"] if not a["positional_ok"]]
         if details:
             sections.append(("Verdict files that do not line up", ["file", "finding"], details, ""))
+    if result.attempts:
+        sections.append(("Run attempts", ["#", "started", "finished", "command", "ctbench", "host", "backend", "servers"],
+                         [_attempt_row(i, a) for i, a in enumerate(result.attempts, start=1)],
+                         "Every `bench run` on this run folder, first to last (RUN/run.json)."))
     if notes:
         sections.append(("Notes", ["note"], [[n] for n in notes], ""))
     return sections
+
+
+def _attempt_row(number: int, attempt: dict[str, Any]) -> list[Any]:
+    git = attempt.get("git") or {}
+    version = str(attempt.get("ctbench_version", ""))
+    if git.get("commit"):
+        version += f" ({git['commit'][:10]}{', modified' if git.get('dirty') else ''})"
+    servers = []
+    for name, s in (attempt.get("servers") or {}).items():
+        card = s.get("card") or {}
+        model = f" [{card.get('name', '?')} {card.get('version', '')}]".rstrip() if card else ""
+        servers.append(f"{name}{model}: {s.get('ok', 0)} answered, {s.get('errors', 0)} errors"
+                       + (f", {s['already_done']} earlier" if s.get("already_done") else "")
+                       + (f", failed: {s['failure']}" if s.get("failure") else ""))
+    return [number, attempt.get("started_at", ""), attempt.get("finished_at") or "(did not finish)",
+            attempt.get("command", ""), version, attempt.get("host", ""), attempt.get("backend", ""),
+            "; ".join(servers)]
 
 
 def write_report(result: ScoreResult, out_dir: str | Path, title: str = "", notes: list[str] | None = None) -> ReportFiles:
@@ -259,7 +280,8 @@ def write_report(result: ScoreResult, out_dir: str | Path, title: str = "", note
     notes = list(dict.fromkeys(notes))
     sections = _sections(result, notes)
 
-    md = [f"# {title}", "", f"{result.n_questions} questions, servers: {', '.join(result.servers)}.", ""]
+    counted = result.subset_label or f"{result.n_questions} questions"
+    md = [f"# {title}", "", f"{counted}, servers: {', '.join(result.servers)}.", ""]
     for name, headers, rows, para in sections:
         md += [f"## {name}", ""] + ([para, ""] if para else []) + [_md_table(headers, rows), ""]
     md += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
@@ -272,7 +294,7 @@ def write_report(result: ScoreResult, out_dir: str | Path, title: str = "", note
            "th{background:#f0f3f7}img{max-width:100%;border:1px solid #eee;margin:.5em 0}h2{border-bottom:1px solid #ddd}")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{css}</style></head><body><h1>{html.escape(title)}</h1>",
-             f"<p>{result.n_questions} questions; servers: {html.escape(', '.join(result.servers))}.</p>"]
+             f"<p>{html.escape(counted)}; servers: {html.escape(', '.join(result.servers))}.</p>"]
     for name, headers, rows, para in sections:
         parts.append(f"<h2>{html.escape(name)}</h2>" + (f"<p>{html.escape(para)}</p>" if para else "")
                      + _html_table(headers, rows))

@@ -65,6 +65,13 @@ class ScoreResult:
     extra: dict[str, Any] = field(default_factory=dict)  # jury, comparisons, ... (JSON-ready)
     headline: dict[str, dict[str, dict[str, bool]]] = field(default_factory=dict)  # metric -> server -> qid -> ok
     answer_words: dict[str, list[int]] = field(default_factory=dict)  # server (and "reference") -> word counts
+    subset: dict[str, Any] | None = None  # run.json's subset record when the run asked part of its dataset
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # run.json's attempts (bench report shows them)
+
+    @property
+    def subset_label(self) -> str:
+        """'subset: N of M questions', or '' when the run asked its whole dataset."""
+        return self.subset.get("label", "") if self.subset else ""
 
     def value(self, server: str, metric: str, kind: str = "all", group: str = "all") -> dict[str, Any]:
         for row in self.rows:
@@ -82,6 +89,7 @@ class ScoreResult:
         return {
             "dataset": self.dataset_name,
             "n_questions": self.n_questions,
+            "subset": self.subset,
             "servers": self.servers,
             "sources": self.sources,
             "protocol": {**PROTOCOL, **self.protocol},
@@ -197,6 +205,11 @@ def score_predictions(
                            "sbert": "all-MiniLM-L6-v2 cosine, float32 mean"}} if text_metrics else {},
     )
     result.headline = headline
+    result.subset = dataset.extra.get("subset")
+    result.attempts = list(dataset.extra.get("attempts", []))
+    if result.subset_label:
+        for row in result.rows:
+            row["note"] = f"{row['note']}; {result.subset_label}" if row["note"] else result.subset_label
     result.answer_words = {"reference": [len(it.answer.split()) for it in dataset.items]}
     for preds in predictions:
         result.answer_words[preds.server] = [len(r.prediction.split()) for r in preds.records.values()

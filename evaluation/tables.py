@@ -11,7 +11,8 @@ def _pct(row: dict) -> str:
 
 
 def overall_table(result: ScoreResult) -> Table:
-    table = Table(title=f"{result.dataset_name}: {result.n_questions} questions (accuracy %, 95% CI by volume)")
+    counted = result.subset_label or f"{result.n_questions} questions"
+    table = Table(title=f"{result.dataset_name}: {counted} (accuracy %, 95% CI by volume)")
     for col in ("server", "accuracy", "exact match", "n", "answered", "errors", "missing"):
         table.add_column(col, justify="left" if col == "server" else "right")
     for server in result.servers:

@@ -3,8 +3,10 @@
 Volumes go first (by reference when the server mounts the data, else inline in chunks), then
 the questions that refer to them. At most `window` questions are in flight, so the per-item
 deadline measures the server, not a queue the client built. Every question ends as exactly one
-outcome handed to `on_outcome`: an answer, a per-item error, or a deadline miss. If the stream
-breaks (the server died), `stream()` returns the items that never got an outcome.
+outcome handed to `on_outcome`: an answer, a per-item error, or a deadline miss. A volume the
+runner cannot read fails its own questions; a question too large for one gRPC message fails
+alone and is never sent (the server would abort the whole stream). If the stream breaks (the
+server died), `stream()` returns the items that never got an outcome.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ctbench.datasets.qa_items import QAItem
-from ctbench.errors import CtbenchError
+from ctbench.errors import CtbenchError, QuestionTooLarge
+from ctbench.runners.ledger import PredictionRecord
 from ctbench.runners.volume_source import VolumeSource
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
 CHUNK_BYTES = 1 << 20  # well under gRPC's 4 MiB default message limit
+MAX_MESSAGE_BYTES = 4 << 20  # gRPC's default receive limit, which the SDK's servers keep
 GRPC_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
@@ -34,6 +38,22 @@ class Outcome:
     error: dict | None  # {"code", "type", "message"} or None
     timings: dict = field(default_factory=dict)
     model_version: str = ""
+
+    def to_record(self, server: str, attempt: int) -> PredictionRecord:
+        """The ledger record of this outcome (the published fields plus timings and provenance)."""
+        item = self.item
+        return PredictionRecord(
+            question_id=item.question_id,
+            prediction=self.prediction if self.error is None else None,
+            status="ok" if self.error is None else "error",
+            error=self.error,
+            extra={
+                "case_id": item.case_id, "image_path": item.image_path, "question": item.question,
+                "answer": item.answer, "timings": self.timings, "server": server,
+                "model_version": self.model_version, "options": list(item.options),
+                "question_type": item.question_type, "categories": list(item.categories), "attempt": attempt,
+            },
+        )
 
 
 @dataclass
@@ -59,6 +79,7 @@ class ServerStream:
         window: int = 16,
         deadline_s: float = 600.0,
         stop: threading.Event | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ):
         self.address = address
         self.source = source
@@ -66,6 +87,7 @@ class ServerStream:
         self.use_reference = use_reference
         self.window = max(1, window)
         self.deadline_s = deadline_s
+        self.max_message_bytes = max_message_bytes
         self.stop = stop or threading.Event()
         self._outstanding: dict[str, tuple[QAItem, float]] = {}
         self._lock = threading.Lock()
@@ -107,32 +129,54 @@ class ServerStream:
             self._call.cancel()
 
     # --- requests ---------------------------------------------------------------------------
+    def _fail_unsent(self, items: list[QAItem], unsent: list[QAItem], exc: CtbenchError) -> bool:
+        """Give items that were never sent their error; False if the stream is already over
+        (stream() then hands them back instead)."""
+        with self._lock:
+            if self._finished.is_set():
+                return False
+            for item in items:
+                unsent.remove(item)
+        for item in items:
+            self._fail_now(item, exc)
+        return True
+
     def _requests(self, groups: list[VolumeGroup], unsent: list[QAItem]) -> Iterator[pb.AnswerRequest]:
         for group in groups:
+            by_reference = self.use_reference and group.relative is not None
             try:
-                volume = self.source.get(group.path)
+                # By reference the server reads the file: the runner needs its id, not its bytes.
+                volume_id = self.source.volume_id(group.path) if by_reference else None
+                volume = None if by_reference else self.source.get(group.path)
             except CtbenchError as exc:
-                with self._lock:
-                    if self._finished.is_set():
-                        return  # the stream is over: stream() hands these items back
-                    for item in group.items:
-                        unsent.remove(item)
-                for item in group.items:
-                    self._fail_now(item, exc)
+                if not self._fail_unsent(group.items, unsent, exc):
+                    return
                 continue
-            if self.use_reference and group.relative is not None:
-                yield pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=volume.volume_id, path=group.relative))
+            if volume is None:
+                yield pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=volume_id, path=group.relative))
             else:
-                data = volume.data
+                volume_id, data = volume.volume_id, volume.data
                 yield pb.AnswerRequest(volume=pb.VolumeHeader(
-                    volume_id=volume.volume_id,
+                    volume_id=volume_id,
                     inline=pb.InlineVolume(total_bytes=len(data), filename=group.path.name),
                 ))
                 for offset in range(0, len(data), CHUNK_BYTES):
                     piece = data[offset: offset + CHUNK_BYTES]
                     self.bytes_sent += len(piece)
-                    yield pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=volume.volume_id, offset=offset, data=piece))
+                    yield pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=volume_id, offset=offset, data=piece))
             for item in group.items:
+                request = pb.AnswerRequest(question=pb.Question(
+                    question_id=item.question_id, volume_id=volume_id, text=item.question,
+                    options=list(item.options), question_type=item.question_type,
+                ))
+                size = request.ByteSize()
+                if size > self.max_message_bytes:  # the server would abort the whole stream
+                    if not self._fail_unsent([item], unsent, QuestionTooLarge(
+                        f"{item.question_id}: the question is {size} bytes as a message, over the "
+                        f"{self.max_message_bytes}-byte gRPC message limit; not sent"
+                    )):
+                        return
+                    continue
                 while not self._slots.acquire(timeout=0.2):
                     if self.stop.is_set() or self._finished.is_set():
                         return
@@ -143,10 +187,7 @@ class ServerStream:
                         return  # the stream broke: stream() hands this item back
                     self._outstanding[item.question_id] = (item, time.monotonic())
                     unsent.remove(item)
-                yield pb.AnswerRequest(question=pb.Question(
-                    question_id=item.question_id, volume_id=volume.volume_id, text=item.question,
-                    options=list(item.options), question_type=item.question_type,
-                ))
+                yield request
         with self._lock:
             self._all_sent.set()
             if not self._outstanding:

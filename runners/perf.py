@@ -59,7 +59,7 @@ def harness_benchmark(questions: int = 5000, volumes: int = 20, volume_mb: int =
 
             def keep(outcome: Outcome) -> None:
                 nonlocal count
-                ledger.append({"question_id": outcome.item.question_id, "prediction": outcome.prediction, "error": outcome.error, "timings": outcome.timings})
+                ledger.append(outcome.to_record("chance", 1))
                 with lock:
                     count += 1
 

@@ -1,6 +1,8 @@
 """`bench run`: stream a dataset to every selected server and keep every answer.
 
-dataset -> (per server) backend starts it -> health -> Describe -> Answer stream -> ledger.
+lock the run folder -> dataset -> preflight (volumes readable, dataset valid; --limit,
+--skip-missing-volumes) -> (per server) backend starts it -> health -> Describe (the card must
+name the server asked for) -> Answer stream -> ledger; run.json records each attempt.
 Servers run concurrently, each in its own thread with its own ledger. Re-running with the same
 --out resumes: settled questions are skipped, so a killed server or runner loses nothing and
 duplicates nothing. A server that dies is restarted (up to --restarts times) and its remaining
@@ -14,22 +16,23 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import grpc
 
-from ctbench import __version__
 from ctbench.datasets.manifest import dataset_manifest
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import CtbenchError, DatasetError, ServerStartError
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup, describe
 from ctbench.runners.health import wait_until_serving
-from ctbench.runners.ledger import Ledger, is_settled, read_ledger
+from ctbench.runners.ledger import Ledger, read_ledger
+from ctbench.runners.preflight import Selection, check_identity, select_questions
 from ctbench.runners.registry import load_registry, select_servers
-from ctbench.runners.volume_source import VolumeSource
+from ctbench.runners.run_lock import RunFolderLock
+from ctbench.runners.run_record import RunRecord
+from ctbench.runners.volume_source import DEFAULT_INLINE_BUFFER_BYTES, VolumeSource
 
 log = logging.getLogger("ctbench.runner")
 
@@ -51,6 +54,10 @@ class RunConfig:
     phantom_volumes: int = 12
     phantom_size: str = "small"
     phantom_seed: int = 0
+    limit: int | None = None  # only the first N volumes' questions (dataset order)
+    skip_missing_volumes: bool = False  # run the questions whose volumes can be read, record the subset
+    command: list[str] | None = None  # recorded in run.json (default: this process's command line)
+    inline_buffer_bytes: int = DEFAULT_INLINE_BUFFER_BYTES  # volume bytes the runner keeps for inline uploads
 
 
 @dataclass
@@ -74,6 +81,7 @@ class RunResult:
     skipped: dict[str, str]
     volume_reads: int
     n_questions: int
+    selection: Selection | None = None
 
 
 # --- dataset --------------------------------------------------------------------------------
@@ -98,7 +106,8 @@ def record_dataset(dataset: Dataset, out_dir: Path) -> None:
     if path.is_file():
         if path.read_text(encoding="utf-8") != lines:
             raise DatasetError(
-                "this run folder was made for a different dataset; resume with the same dataset or use a new --out",
+                "this run folder was made for other questions; resume with the same dataset, --limit and "
+                "--skip-missing-volumes (and the same volumes present), or use a new --out",
                 path,
             )
     else:
@@ -140,11 +149,18 @@ def run_benchmark(
     stop: threading.Event | None = None,
 ) -> RunResult:
     """Run (or resume) a benchmark into config.out_dir. `progress(server, done, total)` is
-    called as answers arrive; `announce` gets one-line status messages for the user."""
+    called as answers arrive; `announce` gets one-line status messages for the user. The run
+    folder is locked for the whole run: a second runner on it raises `RunFolderLocked`."""
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    with RunFolderLock(config.out_dir):
+        return _run_locked(config, progress, announce, stop or threading.Event())
+
+
+def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) -> RunResult:
     out = config.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    stop = stop or threading.Event()
-    dataset = resolve_dataset(config)
+    full = resolve_dataset(config)
+    selection = select_questions(full, config.limit, config.skip_missing_volumes)
+    dataset = selection.dataset
     record_dataset(dataset, out)
 
     if config.endpoints:
@@ -164,28 +180,21 @@ def run_benchmark(
     announce(f"backend: {why}")
     for reason, names in _by_reason(skipped).items():
         announce(f"skipping {', '.join(names)}: {reason}")
+    for note in selection.notes():
+        announce(note)
     if not specs:
         raise ServerStartError("no server to run: none selected can run with this backend")
 
-    source = VolumeSource()
+    source = VolumeSource(config.inline_buffer_bytes)
     results = {spec.name: ServerResult(spec.name) for spec in specs}
-    run_record = {
-        "ctbench_version": __version__,
-        "started_at": _now(),
-        "dataset": {
-            **{k: v for k, v in dataset_manifest(dataset).items() if k != "per_volume"},
-            "data_root": str(dataset.data_root),
-        },
-        "backend": why,
-        "servers": {},
-        "skipped": skipped,
-    }
-    _write_json(out / "run.json", run_record)
+    manifest = {k: v for k, v in dataset_manifest(full).items() if k != "per_volume"}
+    record = RunRecord(out / "run.json", {**manifest, "data_root": str(full.data_root)}, selection.to_json(), skipped)
+    attempt = record.begin(why, config.command)
     threads = []
     try:
         for spec in specs:
             thread = threading.Thread(
-                target=_run_server,
+                target=_run_server_guarded,
                 args=(spec, config, dataset, backend, source, results[spec.name], progress, announce, stop),
                 name=f"ctbench-{spec.name}",
                 daemon=True,
@@ -204,41 +213,56 @@ def run_benchmark(
     finally:
         if backend is not None:
             backend.stop_all()
-        run_record["finished_at"] = _now()
-        run_record["volume_reads"] = source.reads
-        run_record["servers"] = {name: _summary(r) for name, r in results.items()}
-        _write_json(out / "run.json", run_record)
-    return RunResult(out, why, results, skipped, source.reads, len(dataset.items))
+        record.finish(attempt, {name: _summary(r) for name, r in results.items()}, source.reads)
+    for result in results.values():
+        unaccounted = result.total - result.already_done - result.ok - result.errors
+        if unaccounted > 0 and not result.failure and not stop.is_set():
+            result.failure = f"{unaccounted} questions got no outcome"
+            announce(f"{result.name}: {result.failure}")
+    return RunResult(out, why, results, skipped, source.reads, len(dataset.items), selection)
+
+
+def _run_server_guarded(spec, config, dataset, backend, source, result: ServerResult, progress, announce, stop) -> None:
+    """_run_server, and whatever kills it is the server's failure (the run then exits non-zero)."""
+    try:
+        _run_server(spec, config, dataset, backend, source, result, progress, announce, stop)
+    except BaseException as exc:  # noqa: BLE001 - a thread must not die silently
+        log.exception("%s: the runner thread died", spec.name)
+        result.failure = f"runner thread died: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        announce(f"{spec.name}: {result.failure}")
+
+
+def _pending(spec, config, dataset, ledger_path: Path, announce) -> tuple[list[QAItem], dict[str, int]]:
+    """The questions still to ask, and how many good ledger lines each question has so far."""
+    contents = read_ledger(ledger_path)
+    if contents.bad_lines:
+        announce(f"{spec.name}: {len(contents.bad_lines)} bad ledger line(s) skipped, their questions are asked again: "
+                 + "; ".join(contents.problems(3)))
+    if contents.invalid_predictions:
+        announce(f"{spec.name}: {contents.invalid_predictions} ledger line(s) say ok without a prediction; asked again")
+    records = contents.records
+    pending = [item for item in dataset.items
+               if not (item.question_id in records and records[item.question_id].settled(config.retry_errors))]
+    return pending, dict(contents.lines_per_question)
 
 
 def _run_server(spec, config, dataset, backend, source, result: ServerResult, progress, announce, stop) -> None:
     started = time.monotonic()
     ledger_path = config.out_dir / "predictions" / f"{spec.name}.jsonl"
-    previous: dict[str, dict] = {}  # question_id -> its last record
-    attempts: dict[str, int] = {}
-    for record in read_ledger(ledger_path):
-        qid = record.get("question_id", "")
-        previous[qid] = record
-        attempts[qid] = attempts.get(qid, 0) + 1
-    pending = [item for item in dataset.items if not (item.question_id in previous and is_settled(previous[item.question_id], config.retry_errors))]
     result.total = len(dataset.items)
-    result.already_done = result.total - len(pending)
-    done = result.already_done
-    if progress:
-        progress(spec.name, done, result.total)
-    if not pending:
-        announce(f"{spec.name}: all {result.total} questions already answered (resumed)")
-        return
-    ledger = Ledger(ledger_path)
+    ledger: Ledger | None = None
     lock = threading.Lock()
     settled_now: set[str] = set()
+    pending: list[QAItem] = []
+    attempts: dict[str, int] = {}
+    done = 0
 
     def on_outcome(outcome: Outcome) -> None:
         nonlocal done
         item = outcome.item
         attempts[item.question_id] = attempts.get(item.question_id, 0) + 1
         settled_now.add(item.question_id)
-        ledger.append(_record(item, outcome, spec.name, attempts[item.question_id]))
+        ledger.append(outcome.to_record(spec.name, attempts[item.question_id]))
         with lock:
             done += 1
             if outcome.error is None:
@@ -253,6 +277,15 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
             on_outcome(Outcome(item, "", {"code": code, "type": type_name, "message": message}))
 
     try:
+        pending, attempts = _pending(spec, config, dataset, ledger_path, announce)
+        result.already_done = result.total - len(pending)
+        done = result.already_done
+        if progress:
+            progress(spec.name, done, result.total)
+        if not pending:
+            announce(f"{spec.name}: all {result.total} questions already answered (resumed)")
+            return
+        ledger = Ledger(ledger_path)
         endpoint = _start(spec, config, dataset, backend, result)
         remaining = pending
         while remaining and not stop.is_set():
@@ -281,13 +314,15 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
     except CtbenchError as exc:
         result.failure = str(exc)
         announce(f"{spec.name}: {exc}")
-        record_all([item for item in pending if item.question_id not in settled_now], exc.code, exc.type_name, str(exc).splitlines()[0])
-    except Exception as exc:  # untyped: a bug; say so (exit 2) and leave the questions to a resume
+        if ledger is not None:
+            record_all([item for item in pending if item.question_id not in settled_now], exc.code, exc.type_name, str(exc).splitlines()[0])
+    except Exception as exc:  # untyped: a bug or the file system; say so (exit 2), leave the questions to a resume
         log.exception("%s: unexpected error", spec.name)
         result.failure = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         announce(f"{spec.name}: {result.failure}")
     finally:
-        ledger.close()
+        if ledger is not None:
+            ledger.close()
         if backend is not None and spec.name in backend.running():
             backend.stop(spec.name)
         result.seconds = time.monotonic() - started
@@ -323,6 +358,7 @@ def _start(spec, config, dataset, backend, result: ServerResult) -> Endpoint:
         result.card = describe(endpoint.address)
     except grpc.RpcError as exc:
         raise ServerStartError(f"server {spec.name!r} is healthy but Describe failed: {exc.code().name} {exc.details()}") from None
+    check_identity(spec, endpoint.address, result.card)
     return endpoint
 
 
@@ -338,36 +374,22 @@ def _use_reference(config: RunConfig, endpoint: Endpoint, card: dict) -> bool:
 
 
 def _groups(items: list[QAItem], dataset: Dataset) -> list[VolumeGroup]:
+    """Questions grouped by volume. A path that cannot even be resolved (a symlink loop, a NUL
+    byte) still makes a group: reading it fails its own questions, not the server's run."""
     groups: dict[str, VolumeGroup] = {}
     root = dataset.data_root.resolve()
     for item in items:
         group = groups.get(item.image_path)
         if group is None:
-            path = dataset.volume_path(item.image_path).resolve()
-            relative = str(path.relative_to(root)) if path.is_relative_to(root) else None
+            path = dataset.volume_path(item.image_path)
+            try:
+                path = path.resolve()
+                relative = str(path.relative_to(root)) if path.is_relative_to(root) else None
+            except (OSError, RuntimeError, ValueError):
+                relative = None
             group = groups[item.image_path] = VolumeGroup(path, relative, [])
         group.items.append(item)
     return list(groups.values())
-
-
-def _record(item: QAItem, outcome: Outcome, server: str, attempt: int) -> dict:
-    return {
-        "question_id": item.question_id,
-        "case_id": item.case_id,
-        "image_path": item.image_path,
-        "question": item.question,
-        "answer": item.answer,
-        "prediction": outcome.prediction,
-        "status": "ok" if outcome.error is None else "error",
-        "error": outcome.error,
-        "timings": outcome.timings,
-        "server": server,
-        "model_version": outcome.model_version,
-        "options": list(item.options),
-        "question_type": item.question_type,
-        "categories": list(item.categories),
-        "attempt": attempt,
-    }
 
 
 def _summary(result: ServerResult) -> dict:
@@ -375,13 +397,3 @@ def _summary(result: ServerResult) -> dict:
         "total": result.total, "already_done": result.already_done, "ok": result.ok, "errors": result.errors,
         "restarts": result.restarts, "seconds": round(result.seconds, 3), "failure": result.failure, "card": result.card,
     }
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)

@@ -1,18 +1,27 @@
 """Reads and hashes each volume file once per run, for every server.
 
-Servers stream the same volumes in the same order, so a small LRU of raw bytes (bounded in
-bytes) lets every server's inline upload reuse one read. `reads` counts file reads, so a test
-can check the promise.
+A volume's identity is the SHA-256 of its bytes. `volume_id(path)` hashes a file by streaming
+it (1 MiB at a time) and keeps only the id, which is all a by-reference volume needs: the server
+reads the file itself. `get(path)` returns the bytes for an inline upload; servers stream the
+same volumes in the same order, so a small LRU of raw bytes, bounded by `max_bytes`
+(`bench run --inline-buffer-mib`), lets every server's inline upload share one read. An id is
+reused while the file's size and modification time are unchanged. `reads` counts file reads, so a
+test can check the promise.
 """
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 from ctbench.errors import InvalidVolume, VolumeNotFound
+
+READ_BYTES = 1 << 20
+DEFAULT_INLINE_BUFFER_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -23,34 +32,80 @@ class VolumeBytes:
 
 
 class VolumeSource:
-    def __init__(self, max_bytes: int = 4 << 30):
+    def __init__(self, max_bytes: int = DEFAULT_INLINE_BUFFER_BYTES):
         self.max_bytes = max_bytes
         self._cache: OrderedDict[Path, VolumeBytes] = OrderedDict()
+        self._cached_bytes = 0
+        self._ids: dict[Path, tuple[tuple[int, int], str]] = {}  # path -> ((size, mtime_ns), id)
         self._locks: dict[Path, threading.Lock] = {}
         self._lock = threading.Lock()
         self.reads = 0
 
-    def get(self, path: Path) -> VolumeBytes:
+    @property
+    def cached_bytes(self) -> int:
+        """Volume bytes held for inline uploads now (at most `max_bytes`, or one volume)."""
+        return self._cached_bytes
+
+    def _file_lock(self, path: Path) -> threading.Lock:
         with self._lock:
-            lock = self._locks.setdefault(path, threading.Lock())
-        with lock:  # one reader per file; the others wait and share its bytes
+            return self._locks.setdefault(path, threading.Lock())
+
+    def volume_id(self, path: Path) -> str:
+        """The file's id, hashed by streaming; its bytes are not kept."""
+        with self._file_lock(path):  # one reader per file; the others wait and share its id
+            stamp = _stamp(path)
+            with self._lock:
+                known = self._ids.get(path)
+                if known is not None and known[0] == stamp:
+                    return known[1]
+            digest = hashlib.sha256()
+            try:
+                with open(path, "rb") as handle:
+                    while block := handle.read(READ_BYTES):
+                        digest.update(block)
+            except OSError as exc:
+                raise InvalidVolume(f"{path}: cannot read ({exc.strerror})") from None
+            volume_id = "sha256:" + digest.hexdigest()
+            with self._lock:
+                self.reads += 1
+                self._ids[path] = (stamp, volume_id)
+            return volume_id
+
+    def get(self, path: Path) -> VolumeBytes:
+        """The file's bytes and id, for an inline upload."""
+        with self._file_lock(path):
             with self._lock:
                 hit = self._cache.get(path)
                 if hit is not None:
                     self._cache.move_to_end(path)
                     return hit
+            stamp = _stamp(path)
             try:
-                if not path.is_file():
-                    raise VolumeNotFound(f"{path}: no such volume file")
                 data = path.read_bytes()
-            except OSError as exc:  # is_file() too raises some (a name too long, a folder we may not enter)
+            except OSError as exc:
                 raise InvalidVolume(f"{path}: cannot read ({exc.strerror})") from None
             entry = VolumeBytes("sha256:" + hashlib.sha256(data).hexdigest(), path, data)
             with self._lock:
                 self.reads += 1
+                self._ids[path] = (stamp, entry.volume_id)
                 self._cache[path] = entry
-                total = sum(len(v.data) for v in self._cache.values())
-                while total > self.max_bytes and len(self._cache) > 1:
+                self._cached_bytes += len(data)
+                while self._cached_bytes > self.max_bytes and len(self._cache) > 1:
                     _, evicted = self._cache.popitem(last=False)
-                    total -= len(evicted.data)
+                    self._cached_bytes -= len(evicted.data)
             return entry
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """(size, mtime_ns) of a regular file; typed errors for anything else."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise VolumeNotFound(f"{path}: no such volume file") from None
+    except OSError as exc:  # a symlink loop, a name too long, a folder we may not enter
+        raise InvalidVolume(f"{path}: cannot read ({exc.strerror})") from None
+    except ValueError:  # an embedded NUL byte
+        raise InvalidVolume(f"{path!r}: not a usable path (it contains a NUL byte)") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise VolumeNotFound(f"{path}: no such volume file")
+    return info.st_size, info.st_mtime_ns

@@ -27,7 +27,7 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @out_dir_option
 @data_root_option
 @click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes.")
-@click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any.")
+@click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any; NAME must be the name the server's card reports.")
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
 @click.option("--transport", type=click.Choice(["auto", "inline", "reference"]), default="auto", show_default=True, help="How volumes travel: by reference when the server mounts the data, else inline.")
 @click.option("--deadline", "deadline_s", default=600.0, show_default=True, help="Per-question deadline in seconds.")
@@ -36,9 +36,12 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--retry-errors", is_flag=True, help="On resume, ask again questions that ended in any error (default: only server-side failures).")
 @click.option("--phantom-volumes", default=12, show_default=True, help="Phantom volumes for --dataset synthetic (10 questions each).")
 @click.option("--phantom-size", type=click.Choice(["small", "ct-rate"]), default="small", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Only the first N volumes' questions (dataset order): a quick trial run, labelled as a subset.")
+@click.option("--skip-missing-volumes", is_flag=True, help="Run only the questions whose volumes exist and can be read (default: stop and list what is missing).")
+@click.option("--inline-buffer-mib", type=click.IntRange(min=1), default=1024, show_default=True, help="Volume bytes the runner keeps in memory to share one read among inline uploads (MiB).")
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -48,6 +51,7 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
       bench run --servers all --out runs/phantom
       bench run --servers geometric,blind --dataset qa_pairs.json --data-root /data/ct-rate --out runs/ct
       bench run --endpoints medgemma=gpu-host:50051 --dataset qa_pairs.json --out runs/remote
+      bench run --servers all --dataset qa_pairs.json --data-root /data/ct-rate --limit 5 --out runs/trial
     """
     from ctbench.runners.progress import RunProgress
     from ctbench.runners.run import RunConfig, run_benchmark
@@ -58,7 +62,9 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
         out_dir=Path(out_dir), servers=servers, dataset=dataset, data_root=Path(data_root) if data_root else None,
         backend=backend, endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
         deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
-        phantom_volumes=phantom_volumes, phantom_size=phantom_size,
+        phantom_volumes=phantom_volumes, phantom_size=phantom_size, limit=limit,
+        skip_missing_volumes=skip_missing_volumes, command=["bench", *sys.argv[1:]],
+        inline_buffer_bytes=inline_buffer_mib << 20,
     )
     with RunProgress(console) as bars:
         result = run_benchmark(config, progress=bars.update, announce=bars.announce)
@@ -70,6 +76,8 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
             line += f" — {server.failure}"
         console.print(line)
     console.print(f"predictions: {result.out_dir / 'predictions'}  (volume files read: {result.volume_reads})")
+    if result.selection is not None and result.selection.is_subset:
+        console.print(result.selection.label)
     if score:
         from ctbench.evaluation import score_run
         from ctbench.evaluation.tables import overall_table

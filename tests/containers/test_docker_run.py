@@ -48,7 +48,7 @@ def test_container_killed_mid_run_then_resume_loses_nothing(images, docker_clien
     def kill_when_answers_arrive():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed.is_set():
-            if ledger.is_file() and sum(1 for _ in read_ledger(ledger)) >= 1:
+            if ledger.is_file() and read_ledger(ledger).records:
                 for container in docker_client.containers.list(
                         filters={"label": [f"{LABEL}.server=geometric", f"{LABEL}.role=model"]}):
                     container.kill()

@@ -51,7 +51,8 @@ def test_malformed_dataset_says_file_and_line(tmp_path, name, content, expected)
 
 
 def _write_bad_volumes(root: Path) -> list[dict]:
-    """One good volume and every kind of bad one, as JSONL rows."""
+    """One good volume and every kind of bad one that exists, as JSONL rows (a missing volume
+    stops the run before it streams: tests/runner/test_preflight.py)."""
     save_volume(Volume(np.zeros((20, 20, 20), np.int16)), root / "good.nii.gz")
     good = (root / "good.nii.gz").read_bytes()
     (root / "truncated.nii.gz").write_bytes(good[: len(good) // 2])
@@ -59,12 +60,11 @@ def _write_bad_volumes(root: Path) -> list[dict]:
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((20, 20), np.int16)), str(root / "flat.nii.gz"))
     nan = np.full((8, 8, 8), np.nan, np.float32)
     sitk.WriteImage(sitk.GetImageFromArray(nan), str(root / "nan.nii.gz"))
-    names = ["good", "missing", "truncated", "text", "flat", "nan"]
+    names = ["good", "truncated", "text", "flat", "nan"]
     return [{"case_id": f"{n}.nii.gz", "image_path": f"{n}.nii.gz", "question": "Is it there?", "answer": "yes", "options": ["yes", "no"]} for n in names]
 
 
 EXPECTED_VOLUME_ERRORS = {
-    "missing.nii.gz::0": ("NOT_FOUND", "VolumeNotFound", "no such volume file"),
     "truncated.nii.gz::0": ("INVALID_ARGUMENT", "InvalidVolume", "truncated.nii.gz"),
     "text.nii.gz::0": ("INVALID_ARGUMENT", "InvalidVolume", "not a readable image"),
     "flat.nii.gz::0": ("INVALID_ARGUMENT", "NotThreeDimensional", "expected a 3D volume, got 2D"),

@@ -123,3 +123,68 @@ def test_a_volume_the_runner_cannot_even_stat_fails_its_questions_and_the_stream
     by_id = {o.item.question_id: o for o in outcomes}
     assert by_id["long::0"].error["type"] == "InvalidVolume"
     assert by_id["v::0"].error is None
+
+
+@pytest.mark.parametrize("by_reference", [True, False])
+def test_an_oversized_question_fails_alone_before_it_is_sent(hang_server, tmp_path, by_reference):
+    _, address = hang_server
+    groups = one_group(tmp_path, ["first", "x" * (5 << 20), "last"])
+    if not by_reference:
+        groups = [VolumeGroup(groups[0].path, None, groups[0].items)]
+    outcomes: list[Outcome] = []
+    stream = ServerStream(address, VolumeSource(), outcomes.append, use_reference=by_reference, window=4)
+    left = stream.stream(groups)
+    assert left == [] and not stream.broken
+    by_id = {o.item.question_id: o for o in outcomes}
+    assert len(outcomes) == 3 and by_id["v::0"].prediction == "ok" and by_id["v::2"].prediction == "ok"
+    error = by_id["v::1"].error
+    assert (error["code"], error["type"]) == ("RESOURCE_EXHAUSTED", "QuestionTooLarge")
+    assert "over the 4194304-byte gRPC message limit; not sent" in error["message"]
+
+
+def test_volume_paths_that_cannot_be_resolved_fail_their_own_questions_only(hang_server, tmp_path):
+    from ctbench.datasets.qa_items import Dataset
+    from ctbench.runners.run import _groups
+
+    _, address = hang_server
+    save_volume(Volume(np.zeros((4, 5, 6), np.int16)), tmp_path / "v.nii.gz")
+    (tmp_path / "loop.nii.gz").symlink_to("loop.nii.gz")
+    items = [QAItem(question_id=f"{name}::0", case_id=name, image_path=name, question="q", answer="ok")
+             for name in ("loop.nii.gz", "nul\0.nii.gz", "v.nii.gz")]
+    groups = _groups(items, Dataset(items, tmp_path))
+    outcomes: list[Outcome] = []
+    left = ServerStream(address, VolumeSource(), outcomes.append, use_reference=True, window=4).stream(groups)
+    assert left == []
+    by_id = {o.item.question_id: o for o in outcomes}
+    assert by_id["v.nii.gz::0"].prediction == "ok"
+    assert by_id["loop.nii.gz::0"].error["type"] == "InvalidVolume" and "symbolic links" in by_id["loop.nii.gz::0"].error["message"]
+    assert by_id["nul\0.nii.gz::0"].error["type"] == "InvalidVolume" and "NUL byte" in by_id["nul\0.nii.gz::0"].error["message"]
+
+
+def test_a_by_reference_volume_is_hashed_by_streaming_and_its_bytes_are_not_kept(tmp_path):
+    import hashlib
+
+    path = tmp_path / "v.bin"
+    path.write_bytes(b"a" * (3 << 20) + b"b")
+    source = VolumeSource()
+    assert source.volume_id(path) == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert source.volume_id(path) == source.get(path).volume_id
+    assert source.reads == 2  # the id was reused; the inline read is the second
+    fresh = VolumeSource()
+    fresh.volume_id(path)
+    assert fresh.cached_bytes == 0
+    path.write_bytes(b"changed")
+    assert fresh.volume_id(path) == "sha256:" + hashlib.sha256(b"changed").hexdigest()
+
+
+def test_the_inline_buffer_holds_at_most_its_cap(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"v{i}.bin")
+        paths[-1].write_bytes(bytes([i]) * 1000)
+    source = VolumeSource(max_bytes=2000)
+    for path in paths:
+        source.get(path)
+    assert source.cached_bytes == 2000
+    source.get(paths[0])  # evicted: read again
+    assert source.reads == 4

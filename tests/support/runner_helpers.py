@@ -19,6 +19,26 @@ def write_registry(path: Path, services: dict[str, dict]) -> Path:
     return path
 
 
+def write_qa(root: Path, volumes: list[str], present: set[str] | None = None, per_volume: int = 2) -> Path:
+    """A JSONL dataset over `volumes` (names without suffix), `per_volume` two-option questions
+    each, with tiny NIfTI files for the volumes in `present` (default: all). Returns its path."""
+    from ctbench.preprocess.volume import Volume, save_volume
+
+    import numpy as np
+
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in volumes:
+        if present is None or name in present:
+            save_volume(Volume(np.zeros((6, 6, 6), np.int16)), root / f"{name}.nii.gz")
+        for k in range(per_volume):
+            rows.append({"case_id": name, "image_path": f"{name}.nii.gz", "question": f"Is finding {k} on the left?",
+                         "answer": "yes", "options": ["yes", "no"]})
+    path = root / "qa.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 def ledger_lines(run_dir: Path, server: str) -> list[dict]:
     path = run_dir / "predictions" / f"{server}.jsonl"
     if not path.is_file():
