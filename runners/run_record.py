@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import ctbench
+from ctbench import project
 
 KEY_PACKAGES = ("grpcio", "protobuf", "numpy", "SimpleITK", "torch", "transformers")
 
@@ -32,8 +33,8 @@ def now() -> str:
 
 def git_commit() -> dict[str, Any] | None:
     """{"commit", "dirty"} when ctbench runs from a git checkout, else None."""
-    root = Path(ctbench.__file__).resolve().parents[1]
-    if not (root / ".git").exists():
+    root = project.checkout_root()
+    if root is None or not (root / ".git").exists():
         return None
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
