@@ -15,8 +15,10 @@ bash scripts/setup.sh --tests
 # Every tool below comes from the environment setup.sh just made, never from whatever else is on
 # PATH: the venv's python, pytest, hadolint and grpc_tools first. Under the test command a test
 # whose tool is missing fails instead of skipping (tests/conftest.py: CTBENCH_REQUIRE_TEST_TOOLS).
+# The system's administrator tools (dockerd, iptables, slurmd live in sbin) are looked up there
+# too: the minimal PATH CI runs under leaves them out.
 VIRTUAL_ENV="$PWD/.venv"
-PATH="$VIRTUAL_ENV/bin:$PATH"
+PATH="$VIRTUAL_ENV/bin:$PATH:/usr/sbin:/sbin"
 PYTHON="$VIRTUAL_ENV/bin/python"
 CTBENCH_REQUIRE_TEST_TOOLS=1
 export VIRTUAL_ENV PATH PYTHON CTBENCH_REQUIRE_TEST_TOOLS
