@@ -201,3 +201,35 @@ def test_gateway_relays_bytes_both_ways(tmp_path):
         proc.terminate()
         assert proc.wait(10) == 0
         echo.close()
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_is_hardened(name):
+    """Read-only root, no capabilities, no-new-privileges, pids/memory/CPU limits, rotated logs."""
+    service = SERVICES[name]
+    assert service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"] and service["security_opt"] == ["no-new-privileges:true"]
+    assert int(service["pids_limit"]) > 0 and service["mem_limit"] and float(service["cpus"]) > 0
+    assert service["logging"]["driver"] == "json-file"
+    assert set(service["logging"]["options"]) == {"max-size", "max-file"}
+    if name in MODEL_SERVICES:
+        assert any(t.startswith("/tmp:") for t in service["tmpfs"]), "scratch space on a read-only root"
+
+
+def test_runner_reads_the_same_container_settings_compose_applies():
+    from ctbench.runners.registry import load_registry
+
+    specs = load_registry(REPO / "compose" / "compose.yaml")
+    for name, service in MODEL_SERVICES.items():
+        settings = specs[name].container
+        assert (settings.read_only, settings.pids_limit, settings.mem_limit, settings.cpus) == (
+            service["read_only"], service["pids_limit"], service["mem_limit"], service["cpus"])
+        assert settings.tmpfs == tuple(service["tmpfs"])
+        assert settings.log_max_size == service["logging"]["options"]["max-size"]
+    assert specs["medgemma"].container.mem_limit == "64g" and specs["chance"].container.mem_limit == "4g"
+
+
+@pytest.mark.parametrize("dockerfile", ["python.Dockerfile", "base.Dockerfile"])
+def test_images_strip_setuid_and_setgid_bits(dockerfile):
+    text = _final_stage((REPO / "dockerfiles" / dockerfile).read_text())
+    assert "find / -xdev -type f -perm /6000 -exec chmod ug-s {} +" in text
