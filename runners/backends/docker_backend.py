@@ -2,12 +2,12 @@
 
 Per server it runs two containers (names `<project>-<run>-<server>` and `...-gw`):
 
-- the model container, only on an internal network (`<project>-<run>-models`: no route off the
-  host), with a view holding only the run's volumes (runners/backends/volume_view.py) mounted
+- the model container, only on its own internal network (`<project>-<run>-<server>-models`: no
+  route off the host, and no other model or gateway on it), with a view holding only the run's volumes (runners/backends/volume_view.py) mounted
   read-only at /data — never the dataset file or anything else from the data root — and GPU
   device requests when the registry asks for a GPU;
-- a gateway (dockerfiles/gateway/forward.py) on that internal network and on an edge network
-  without masquerading, published on a free 127.0.0.1 port the backend picks itself (never a
+- a gateway (dockerfiles/gateway/forward.py) on that model's network and on an edge network
+  without masquerading, relaying for that one model only, published on a free 127.0.0.1 port the backend picks itself (never a
   fixed one: another process may hold it) and relaying to the model.
 
 Both are hardened: every capability dropped, no-new-privileges, and the registry's container
@@ -190,14 +190,14 @@ class DockerBackend(Backend):
         if block_host_access is None:
             block_host_access = os.environ.get("CTBENCH_BLOCK_HOST_ACCESS", "") == "1"
         self.block_host_access = block_host_access
-        self._host_rules: list[list[str]] = []
+        self._host_rules: dict[str, list[str]] = {}  # network key -> its iptables rule
         # <weights_root>/<server> mounts read-only at /weights, as compose does.
         if weights_root is None and os.environ.get("CTBENCH_WEIGHTS_ROOT"):
             weights_root = Path(os.environ["CTBENCH_WEIGHTS_ROOT"])
         self.weights_root = Path(weights_root) if weights_root is not None else None
         self.prefix = f"{project}-{self.run_id}"
         self._servers: dict[str, dict] = {}  # name -> {spec, model, gateway, endpoint, log_dir}
-        self._networks: dict[str, object] = {}
+        self._networks: dict[str, object] = {}  # "edge", and "<server>-models" per server
         self._view: VolumeView | None = None  # one per run: the run's volumes, shared read-only
         # The runner starts servers from several threads: one lock for networks and the server
         # table, one per image so two servers never build the same image at once.
@@ -257,29 +257,32 @@ class DockerBackend(Backend):
             raise ImageBuildError(f"building {image} from {context / dockerfile} failed: {exc.explanation or exc}") from exc
 
     # ---- networks -----------------------------------------------------------------------
-    def _network(self, role: str):
+    def _edge_network(self):
+        """The gateways' network: reachable through published ports, no masquerading out."""
+        return self._network("edge", internal=False,
+                             options={"com.docker.network.bridge.enable_ip_masquerade": "false"})
+
+    def _models_network(self, server: str):
+        """`server`'s own internal network: its model container and its gateway, nothing else."""
+        return self._network(f"{server}-models", internal=True)
+
+    def _network(self, key: str, internal: bool, options: dict | None = None):
         with self._lock:
-            return self._network_locked(role)
+            if key in self._networks:
+                return self._networks[key]
+            network = self.client.networks.create(
+                f"{self.prefix}-{key}",
+                driver="bridge",
+                internal=internal,
+                options=options or {},
+                labels={f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id},
+            )
+            self._networks[key] = network
+            if internal and self.block_host_access:
+                self._block_host_access(key, network)
+            return network
 
-    def _network_locked(self, role: str):
-        if role in self._networks:
-            return self._networks[role]
-        options = {}
-        if role == "edge":
-            options = {"com.docker.network.bridge.enable_ip_masquerade": "false"}
-        network = self.client.networks.create(
-            f"{self.prefix}-{role}",
-            driver="bridge",
-            internal=(role == "models"),
-            options=options,
-            labels={f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id},
-        )
-        self._networks[role] = network
-        if role == "models" and self.block_host_access:
-            self._block_host_access(network)
-        return network
-
-    def _block_host_access(self, network) -> None:
+    def _block_host_access(self, key: str, network) -> None:
         """Drop new connections from the models network to the host itself (services bound to
         0.0.0.0 on the host are otherwise reachable through the bridge). Needs root, iptables,
         and an engine on this host; refuses to start otherwise rather than isolate less."""
@@ -293,7 +296,7 @@ class DockerBackend(Backend):
         result = subprocess.run(["iptables", "-I", *rule], capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
             raise ServerStartError(f"could not add the host-access rule: {result.stderr.strip()}")
-        self._host_rules.append(rule)
+        self._host_rules[key] = rule
 
     # ---- Backend --------------------------------------------------------------------------
     def start(self, spec: ServerSpec, data_root: Path, log_dir: Path, volumes: list[str] | None = None) -> Endpoint:
@@ -312,7 +315,7 @@ class DockerBackend(Backend):
         check_readable_by_containers(Path(data_root))
         self.ensure_image(spec.image, spec.build)
         self.ensure_image(self.gateway_image, GATEWAY_BUILD)
-        models, edge = self._network("models"), self._network("edge")
+        models, edge = self._models_network(spec.name), self._edge_network()
         labels = {f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id, f"{LABEL}.server": spec.name}
         entry: dict = {"spec": spec, "log_dir": Path(log_dir), "data_root": Path(data_root)}
         with self._lock:
@@ -506,22 +509,28 @@ class DockerBackend(Backend):
                     log.debug("removing %s %s: %s", key, name, exc)
         with self._lock:
             self._servers.pop(name, None)
+            self._remove_network(f"{name}-models")
             if not self._servers:
                 self._remove_networks()
 
-    def _remove_networks(self) -> None:
+    def _remove_network(self, key: str) -> None:
         import subprocess
 
         with self._lock:
-            for rule in self._host_rules:
+            rule = self._host_rules.pop(key, None)
+            if rule is not None:
                 subprocess.run(["iptables", "-D", *rule], capture_output=True, timeout=30)
-            self._host_rules.clear()
-            for role, network in list(self._networks.items()):
+            network = self._networks.pop(key, None)
+            if network is not None:
                 try:
                     network.remove()
                 except Exception as exc:  # noqa: BLE001
-                    log.debug("removing network %s: %s", role, exc)
-                del self._networks[role]
+                    log.debug("removing network %s: %s", key, exc)
+
+    def _remove_networks(self) -> None:
+        with self._lock:
+            for key in list(self._networks):
+                self._remove_network(key)
             if self._view is not None:
                 self._view.remove()
                 self._view = None

@@ -73,7 +73,7 @@ def test_baseline_container_serves_on_loopback_only_and_tears_down(backend, requ
     bindings = gateway.attrs["HostConfig"]["PortBindings"]
     assert all(b["HostIp"] == "127.0.0.1" for bs in bindings.values() for b in bs)
     model = backend.model_container("chance")
-    assert list(model.attrs["NetworkSettings"]["Networks"]) == [f"{backend.prefix}-models"]
+    assert list(model.attrs["NetworkSettings"]["Networks"]) == [f"{backend.prefix}-chance-models"]
     assert model.attrs["HostConfig"]["PortBindings"] in (None, {})
     backend.stop("chance")
     assert not backend.running()
@@ -214,7 +214,7 @@ def test_block_host_access_closes_the_path_to_host_services(docker_client, requi
         with DockerBackend(docker_client, block_host_access=block) as backend:
             endpoint = backend.start(spec_for("chance"), data_root, tmp_path / "logs")
             wait(backend, endpoint)
-            network = docker_client.networks.get(f"{backend.prefix}-models")
+            network = docker_client.networks.get(f"{backend.prefix}-chance-models")
             host_ip = network.attrs["IPAM"]["Config"][0]["Gateway"]
             # A host service on the bridge address only (what a 0.0.0.0 service also listens on).
             with socket.socket() as listener:
@@ -346,3 +346,39 @@ def test_containers_are_hardened_on_the_real_engine(backend, require_image, dock
     # The model still serves under all of it.
     with grpc.insecure_channel(endpoint.address) as channel:
         assert pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=10).name == "chance"
+
+
+PROBE = """
+import socket, sys
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        print(target, "reached")
+    except OSError as exc:
+        print(target, "blocked", type(exc).__name__)
+"""
+
+
+def _addresses(container) -> dict[str, str]:
+    container.reload()
+    return {name: net["IPAddress"] for name, net in container.attrs["NetworkSettings"]["Networks"].items()}
+
+
+def test_a_model_reaches_only_its_own_gateway(backend, require_image, docker_client, data_root, tmp_path):
+    """Two models in one run: from `chance`, neither `blind` nor blind's gateway answers (by name or
+    by any of their addresses); chance's own gateway does."""
+    require_image("ctbench/chance:latest")
+    require_image("ctbench/blind:latest")
+    for name in ("chance", "blind"):
+        wait(backend, backend.start(spec_for(name), data_root, tmp_path / "logs"))
+    gateway = {name: docker_client.containers.get(f"{backend.prefix}-{name}-gw") for name in ("chance", "blind")}
+    others = ["blind:50051", *(f"{ip}:50051" for ip in _addresses(backend.model_container("blind")).values()),
+              *(f"{ip}:50051" for ip in _addresses(gateway["blind"]).values())]
+    (chance_network,) = _addresses(backend.model_container("chance"))
+    own = _addresses(gateway["chance"])[chance_network]
+    out = backend.model_container("chance").exec_run(["python3", "-c", PROBE, f"{own}:50051", *others]).output.decode()
+    lines = dict(line.split(" ", 1) for line in out.strip().splitlines())
+    assert lines[f"{own}:50051"] == "reached", out
+    assert all(lines[target].startswith("blocked") for target in others), out
+    assert gateway["blind"].attrs["Config"]["Cmd"] == ["50051=blind:50051"], "a gateway relays for its own model only"

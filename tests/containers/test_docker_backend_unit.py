@@ -129,12 +129,12 @@ def test_cpu_server_gets_no_device_request_and_is_locked_down(recorded, tmp_path
     assert model["device_requests"] is None and model["shm_size"] is None
     assert model["volumes"] == {str(data.resolve()): {"bind": "/data", "mode": "ro"}}
     assert model["cap_drop"] == ["ALL"] and model["security_opt"] == ["no-new-privileges:true"]
-    assert model["network"] == "ctbench-unit-models" and "ports" not in model
+    assert model["network"] == "ctbench-unit-chance-models" and "ports" not in model
     port = int(endpoint.address.rsplit(":", 1)[1])
     assert gateway["ports"] == {"50051/tcp": ("127.0.0.1", port)}
     assert gateway["command"] == ["50051=chance:50051"]
     internal = {n["name"]: n["internal"] for n in client.networks_created}
-    assert internal == {"ctbench-unit-models": True, "ctbench-unit-edge": False}
+    assert internal == {"ctbench-unit-chance-models": True, "ctbench-unit-edge": False}
     edge = next(n for n in client.networks_created if n["name"].endswith("edge"))
     assert edge["options"] == {"com.docker.network.bridge.enable_ip_masquerade": "false"}
 
@@ -299,3 +299,27 @@ def test_a_bad_container_limit_names_the_service_and_the_file(tmp_path):
     path.write_text(REGISTRY.replace("pids_limit: 99", "pids_limit: lots"))
     with pytest.raises(DatasetError, match=r"compose.yaml: service 'roomy': bad container setting"):
         load_registry(path)
+
+
+def test_each_model_gets_its_own_internal_network_shared_only_with_its_gateway(tmp_path):
+    client = FakeClient()
+    connected: dict[str, list] = {}
+
+    def network(name, **kwargs):
+        client.networks_created.append({"name": name, **kwargs})
+        return SimpleNamespace(name=name, id="0123456789abcdef", remove=lambda: None,
+                               connect=lambda c, **kw: connected.setdefault(name, []).append(c.kwargs["name"]))
+
+    client.networks = SimpleNamespace(create=network)
+    data = tmp_path / "data"
+    data.mkdir()
+    backend = DockerBackend(client, run_id="unit", block_host_access=False)
+    for name in ("chance", "blind"):
+        backend.start(ServerSpec(name=name, model=name, image=f"ctbench/{name}:latest"), data, tmp_path / "logs")
+    models = {c["name"]: c["network"] for c in client.created if "ports" not in c}
+    assert models == {"ctbench-unit-chance": "ctbench-unit-chance-models", "ctbench-unit-blind": "ctbench-unit-blind-models"}
+    assert connected == {"ctbench-unit-chance-models": ["ctbench-unit-chance-gw"],
+                         "ctbench-unit-blind-models": ["ctbench-unit-blind-gw"]}
+    assert {n["name"]: n["internal"] for n in client.networks_created} == {
+        "ctbench-unit-chance-models": True, "ctbench-unit-blind-models": True, "ctbench-unit-edge": False}
+    backend.stop_all()
