@@ -361,7 +361,8 @@ class DockerBackend(Backend):
         the engine binds it, try another."""
         import docker
 
-        for attempt in range(1, PORT_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             host_port = free_loopback_port()
             try:
                 self._run_gateway(entry, spec, host_port, models, edge, labels)
@@ -371,7 +372,7 @@ class DockerBackend(Backend):
                     raise
                 log.info("%s: 127.0.0.1:%d was taken meanwhile; trying another port", spec.name, host_port)
                 entry.pop("gateway").remove(force=True)
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def _run_model(self, entry: dict, spec: ServerSpec, mounts: dict, models, labels: dict) -> None:
         import docker

@@ -167,6 +167,20 @@ def test_a_port_taken_between_choice_and_bind_is_retried_on_another(tmp_path):
     assert gateways[-1]["ports"]["50051/tcp"][1] == _port(endpoint.address)
 
 
+def test_ports_taken_on_every_try_end_in_port_in_use_and_leave_nothing(tmp_path):
+    from ctbench.errors import PortInUse
+    from ctbench.runners.backends.docker_backend import PORT_ATTEMPTS
+
+    client = FakeClient(port_taken_times=PORT_ATTEMPTS)
+    backend = DockerBackend(client, run_id="unit", block_host_access=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(PortInUse, match=f"no free 127.0.0.1 port after {PORT_ATTEMPTS} tries"):
+        backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
+    assert not backend.running()
+    assert len([c for c in client.created if "ports" in c]) == PORT_ATTEMPTS
+
+
 def phantom_root(tmp_path):
     """A data root laid out like the phantom's: answers beside the volumes."""
     root = tmp_path / "phantom"
