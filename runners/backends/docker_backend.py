@@ -2,13 +2,13 @@
 
 Per server it runs two containers (names `<project>-<run>-<server>` and `...-gw`):
 
-- the model container, only on its own internal network (`<project>-<run>-<server>-models`: no
-  route off the host, and no other model or gateway on it), with a view holding only the run's volumes (runners/backends/volume_view.py) mounted
-  read-only at /data — never the dataset file or anything else from the data root — and GPU
-  device requests when the registry asks for a GPU;
-- a gateway (dockerfiles/gateway/forward.py) on that model's network and on an edge network
-  without masquerading, relaying for that one model only, published on a free 127.0.0.1 port the backend picks itself (never a
-  fixed one: another process may hold it) and relaying to the model.
+- the model container, only on its own internal network (`<project>-<run>-<server>-models`:
+  no route off the host, nobody else on it but its gateway), with a view holding only the run's
+  volumes (runners/backends/volume_view.py) mounted read-only at /data — never the dataset file
+  or anything else from the data root — and GPU device requests when the registry asks for one;
+- a gateway (dockerfiles/gateway/forward.py) on that network and on an edge network without
+  masquerading, relaying to that one model from a free 127.0.0.1 port the backend picks itself
+  (never a fixed one: another process may hold it).
 
 Both are hardened: every capability dropped, no-new-privileges, and the registry's container
 settings (runners/backends/container_settings.py: read-only root with tmpfs scratch, pids,
