@@ -6,7 +6,7 @@
 #   scripts/docker/engine.sh status
 # The engine listens on $DOCKER_HOST (default unix:///var/run/ctbench-docker.sock, never the
 # system socket) and keeps its own data root, exec root, pid file and default bridge (see
-# common.sh), so a system engine on /var/run/docker.sock is neither seen nor disturbed. Tools
+# common.sh), so a system engine on /var/run/docker.sock is neither seen nor disturbed. Clients
 # reach it with `export DOCKER_HOST=unix:///var/run/ctbench-docker.sock`.
 source "$(dirname "$0")/common.sh"
 
