@@ -38,10 +38,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     CTBENCH_PORT=50051
 COPY --from=builder /opt/venv /opt/venv
 COPY dockerfiles/healthcheck.py /usr/local/bin/ctbench-healthcheck
+# No setuid/setgid binaries, whatever BASE_IMAGE brought (the containers run with a read-only root).
 RUN groupadd --system --gid 10001 ctbench \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/ctbench ctbench \
  && mkdir -p /data /weights \
- && chmod 0755 /usr/local/bin/ctbench-healthcheck
+ && chmod 0755 /usr/local/bin/ctbench-healthcheck \
+ && find / -xdev -type f -perm /6000 -exec chmod ug-s {} +
 USER 10001:10001
 WORKDIR /home/ctbench
 EXPOSE 50051

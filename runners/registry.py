@@ -14,6 +14,7 @@ import yaml
 from ctbench import project
 from ctbench.errors import DatasetError, UnknownName
 from ctbench.runners.backends.base import ServerSpec
+from ctbench.runners.backends.container_settings import ContainerSettings
 
 REGISTRY_ENV = "CTBENCH_REGISTRY"
 
@@ -49,6 +50,10 @@ def load_registry(path: str | Path | None = None) -> dict[str, ServerSpec]:
         meta = service.get("x-ctbench") or {}
         if "model" not in meta:
             continue  # not a model server (e.g. a proxy)
+        try:
+            container = ContainerSettings.from_service(name, service)
+        except ValueError as exc:
+            raise DatasetError(str(exc), path) from None
         specs[name] = ServerSpec(
             name=name,
             model=str(meta["model"]),
@@ -61,6 +66,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, ServerSpec]:
             profiles=tuple(service.get("profiles") or ()),
             environment=dict(service.get("environment") or {}) if isinstance(service.get("environment"), dict) else {},
             local=bool(meta.get("local", False)),
+            container=container,
         )
     return specs
 

@@ -352,7 +352,7 @@ def _start(spec, config, dataset, backend, result: ServerResult) -> Endpoint:
         endpoint = Endpoint(spec.name, config.endpoints[spec.name], data_root=None)
         wait_until_serving(endpoint.address, config.health_timeout_s, spec.name)
     else:
-        endpoint = backend.start(spec, dataset.data_root, config.out_dir / "logs")
+        endpoint = backend.start(spec, dataset.data_root, config.out_dir / "logs", volumes=_relative_volumes(dataset))
         wait_until_serving(endpoint.address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
     try:
         result.card = describe(endpoint.address)
@@ -371,6 +371,18 @@ def _use_reference(config: RunConfig, endpoint: Endpoint, card: dict) -> bool:
             raise ServerStartError(f"server {endpoint.name!r} does not accept volumes by reference")
         return True
     return supports and endpoint.data_root is not None
+
+
+def _relative_volumes(dataset: Dataset) -> list[str]:
+    """The run's volume files under the data root, relative to it (what a confined server may see;
+    volumes elsewhere travel inline)."""
+    root = dataset.data_root.resolve()
+    relative = []
+    for image_path in dataset.by_volume():
+        path = dataset.volume_path(image_path).resolve()
+        if path.is_relative_to(root):
+            relative.append(path.relative_to(root).as_posix())
+    return relative
 
 
 def _groups(items: list[QAItem], dataset: Dataset) -> list[VolumeGroup]:

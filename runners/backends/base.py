@@ -11,6 +11,8 @@ import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ctbench.runners.backends.container_settings import ContainerSettings
+
 
 @dataclass(frozen=True)
 class ServerSpec:
@@ -22,11 +24,12 @@ class ServerSpec:
     image: str | None = None
     build: dict | None = None  # compose `build:` section (context, dockerfile, args)
     container_port: int = 50051
-    host_port: int | None = None  # the 127.0.0.1 port compose publishes
+    host_port: int | None = None  # the 127.0.0.1 port compose publishes (the runner picks its own)
     gpu: bool = False
     profiles: tuple[str, ...] = ()
     environment: dict = field(default_factory=dict)
     local: bool = True  # can run as a plain local process on this host
+    container: ContainerSettings = field(default_factory=ContainerSettings)  # confinement in Docker
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,11 @@ class Backend(abc.ABC):
     name: str = "abstract"
 
     @abc.abstractmethod
-    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
+    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path, volumes: list[str] | None = None) -> Endpoint:
         """Start one server; return as soon as it is launched (health is awaited by the caller).
+
+        `volumes` lists the run's volume files (relative to `data_root`); a backend that confines
+        servers exposes only those to them.
 
         Raises `ServerStartError` (or `PortInUse`) with the server's last log lines when it
         cannot be launched."""

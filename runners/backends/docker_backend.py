@@ -2,11 +2,17 @@
 
 Per server it runs two containers (names `<project>-<run>-<server>` and `...-gw`):
 
-- the model container, only on an internal network (`<project>-<run>-models`: no route off the
-  host), with the data root mounted read-only at /data, all capabilities dropped, and GPU device
-  requests when the registry asks for a GPU;
-- a gateway (dockerfiles/gateway/forward.py) on that internal network and on an edge network
-  without masquerading, whose port is published on 127.0.0.1 only and relays to the model.
+- the model container, only on its own internal network (`<project>-<run>-<server>-models`:
+  no route off the host, nobody else on it but its gateway), with a view holding only the run's
+  volumes (runners/backends/volume_view.py) mounted read-only at /data — never the dataset file
+  or anything else from the data root — and GPU device requests when the registry asks for one;
+- a gateway (dockerfiles/gateway/forward.py) on that network and on an edge network without
+  masquerading, relaying to that one model from a free 127.0.0.1 port the backend picks itself
+  (never a fixed one: another process may hold it).
+
+Both are hardened: every capability dropped, no-new-privileges, and the registry's container
+settings (runners/backends/container_settings.py: read-only root with tmpfs scratch, pids,
+memory and CPU limits, rotated logs).
 
 Images are built from the registry's `build:` section when missing. Waiting for gRPC health is
 the runner's job; `stop()` keeps each container's full log in the run's log folder, and every
@@ -25,6 +31,8 @@ from pathlib import Path
 
 from ctbench.errors import PortInUse, ServerStartError
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
+from ctbench.runners.backends.container_settings import GATEWAY_SETTINGS
+from ctbench.runners.backends.volume_view import VolumeView, build_volume_view
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,7 @@ WEIGHTS_MOUNT = "/weights"
 LABEL = "org.ctbench"
 PING_TIMEOUT_S = 5
 STOP_GRACE_S = 5  # SIGTERM, then SIGKILL after this long
+PORT_ATTEMPTS = 5  # a free port can be taken between choosing it and the engine binding it
 HOST_CA_BUNDLE = Path(os.environ.get("HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
 
 
@@ -134,6 +143,10 @@ def check_readable_by_containers(data_root: Path) -> None:
         )
 
 
+def _port_taken(message: str) -> bool:
+    return "port is already allocated" in message or "address already in use" in message
+
+
 def free_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -177,14 +190,15 @@ class DockerBackend(Backend):
         if block_host_access is None:
             block_host_access = os.environ.get("CTBENCH_BLOCK_HOST_ACCESS", "") == "1"
         self.block_host_access = block_host_access
-        self._host_rules: list[list[str]] = []
+        self._host_rules: dict[str, list[str]] = {}  # network key -> its iptables rule
         # <weights_root>/<server> mounts read-only at /weights, as compose does.
         if weights_root is None and os.environ.get("CTBENCH_WEIGHTS_ROOT"):
             weights_root = Path(os.environ["CTBENCH_WEIGHTS_ROOT"])
         self.weights_root = Path(weights_root) if weights_root is not None else None
         self.prefix = f"{project}-{self.run_id}"
         self._servers: dict[str, dict] = {}  # name -> {spec, model, gateway, endpoint, log_dir}
-        self._networks: dict[str, object] = {}
+        self._networks: dict[str, object] = {}  # "edge", and "<server>-models" per server
+        self._view: VolumeView | None = None  # one per run: the run's volumes, shared read-only
         # The runner starts servers from several threads: one lock for networks and the server
         # table, one per image so two servers never build the same image at once.
         self._lock = threading.RLock()
@@ -243,29 +257,32 @@ class DockerBackend(Backend):
             raise ImageBuildError(f"building {image} from {context / dockerfile} failed: {exc.explanation or exc}") from exc
 
     # ---- networks -----------------------------------------------------------------------
-    def _network(self, role: str):
+    def _edge_network(self):
+        """The gateways' network: reachable through published ports, no masquerading out."""
+        return self._network("edge", internal=False,
+                             options={"com.docker.network.bridge.enable_ip_masquerade": "false"})
+
+    def _models_network(self, server: str):
+        """`server`'s own internal network: its model container and its gateway, nothing else."""
+        return self._network(f"{server}-models", internal=True)
+
+    def _network(self, key: str, internal: bool, options: dict | None = None):
         with self._lock:
-            return self._network_locked(role)
+            if key in self._networks:
+                return self._networks[key]
+            network = self.client.networks.create(
+                f"{self.prefix}-{key}",
+                driver="bridge",
+                internal=internal,
+                options=options or {},
+                labels={f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id},
+            )
+            self._networks[key] = network
+            if internal and self.block_host_access:
+                self._block_host_access(key, network)
+            return network
 
-    def _network_locked(self, role: str):
-        if role in self._networks:
-            return self._networks[role]
-        options = {}
-        if role == "edge":
-            options = {"com.docker.network.bridge.enable_ip_masquerade": "false"}
-        network = self.client.networks.create(
-            f"{self.prefix}-{role}",
-            driver="bridge",
-            internal=(role == "models"),
-            options=options,
-            labels={f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id},
-        )
-        self._networks[role] = network
-        if role == "models" and self.block_host_access:
-            self._block_host_access(network)
-        return network
-
-    def _block_host_access(self, network) -> None:
+    def _block_host_access(self, key: str, network) -> None:
         """Drop new connections from the models network to the host itself (services bound to
         0.0.0.0 on the host are otherwise reachable through the bridge). Needs root, iptables,
         and an engine on this host; refuses to start otherwise rather than isolate less."""
@@ -279,10 +296,14 @@ class DockerBackend(Backend):
         result = subprocess.run(["iptables", "-I", *rule], capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
             raise ServerStartError(f"could not add the host-access rule: {result.stderr.strip()}")
-        self._host_rules.append(rule)
+        self._host_rules[key] = rule
 
     # ---- Backend --------------------------------------------------------------------------
-    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
+    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path, volumes: list[str] | None = None) -> Endpoint:
+        """Start `spec`'s container and its gateway. With `volumes` (paths relative to
+        `data_root`: what the runner passes) the container's /data holds only those files;
+        without, the whole `data_root` (for callers that stage files there while the server runs,
+        such as the conformance kit)."""
         import docker
 
         with self._lock:
@@ -294,29 +315,66 @@ class DockerBackend(Backend):
         check_readable_by_containers(Path(data_root))
         self.ensure_image(spec.image, spec.build)
         self.ensure_image(self.gateway_image, GATEWAY_BUILD)
-        models, edge = self._network("models"), self._network("edge")
+        models, edge = self._models_network(spec.name), self._edge_network()
         labels = {f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id, f"{LABEL}.server": spec.name}
         entry: dict = {"spec": spec, "log_dir": Path(log_dir), "data_root": Path(data_root)}
         with self._lock:
             self._servers[spec.name] = entry
-        host_port = spec.host_port or free_loopback_port()
+        host_port = 0
         try:
-            self._run_model(entry, spec, Path(data_root), models, labels)
-            self._run_gateway(entry, spec, host_port, models, edge, labels)
+            mounts = self._data_mounts(Path(data_root), volumes, Path(log_dir).parent)
+            self._run_model(entry, spec, mounts, models, labels)
+            host_port = self._run_gateway_on_a_free_port(entry, spec, models, edge, labels)
         except docker.errors.APIError as exc:
             message = exc.explanation or str(exc)
             tail = self.logs(spec.name)
             self.stop(spec.name)
-            if "port is already allocated" in message or "address already in use" in message:
+            if _port_taken(message):
                 raise PortInUse(
-                    f"{spec.name}: 127.0.0.1:{host_port} is already in use: stop what holds it or "
-                    f"change x-ctbench.host_port in compose/compose.yaml ({message})"
+                    f"{spec.name}: no free 127.0.0.1 port after {PORT_ATTEMPTS} tries (last {host_port}): {message}"
                 ) from exc
             raise ServerStartError(f"{spec.name}: the engine refused to start it: {message}\n{tail}") from exc
+        except Exception:
+            self.stop(spec.name)
+            raise
         entry["endpoint"] = Endpoint(spec.name, f"127.0.0.1:{host_port}", data_root=DATA_MOUNT)
         return entry["endpoint"]
 
-    def _run_model(self, entry: dict, spec: ServerSpec, data_root: Path, models, labels: dict) -> None:
+    def _data_mounts(self, data_root: Path, volumes: list[str] | None, run_folder: Path) -> dict:
+        """The read-only mounts that make up a model container's /data."""
+        if volumes is None:
+            return {str(data_root.resolve()): {"bind": DATA_MOUNT, "mode": "ro"}}
+        with self._lock:
+            if self._view is None:
+                self._view = build_volume_view(data_root, volumes, run_folder)
+                if self._view.bind:
+                    log.info("%d volume(s) could not be hard-linked into %s; bind-mounting them one by one",
+                             len(self._view.bind), self._view.folder)
+            view = self._view
+        mounts = {str(view.folder): {"bind": DATA_MOUNT, "mode": "ro"}}
+        for relative, source in view.bind.items():
+            mounts[str(source)] = {"bind": f"{DATA_MOUNT}/{relative}", "mode": "ro"}
+        return mounts
+
+    def _run_gateway_on_a_free_port(self, entry: dict, spec: ServerSpec, models, edge, labels: dict) -> int:
+        """Publish the gateway on a free loopback port; if another process takes the port before
+        the engine binds it, try another."""
+        import docker
+
+        attempt = 1
+        while True:
+            host_port = free_loopback_port()
+            try:
+                self._run_gateway(entry, spec, host_port, models, edge, labels)
+                return host_port
+            except docker.errors.APIError as exc:
+                if attempt == PORT_ATTEMPTS or not _port_taken(exc.explanation or str(exc)):
+                    raise
+                log.info("%s: 127.0.0.1:%d was taken meanwhile; trying another port", spec.name, host_port)
+                entry.pop("gateway").remove(force=True)
+                attempt += 1
+
+    def _run_model(self, entry: dict, spec: ServerSpec, mounts: dict, models, labels: dict) -> None:
         import docker
 
         # Images build on dockerfiles/base.Dockerfile, whose entrypoint is `bench serve`: the
@@ -326,7 +384,7 @@ class DockerBackend(Backend):
         device_requests = []
         if spec.gpu:
             device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
-        volumes = {str(data_root.resolve()): {"bind": DATA_MOUNT, "mode": "ro"}}
+        volumes = dict(mounts)
         if self.weights_root is not None and (self.weights_root / spec.name).is_dir():
             volumes[str((self.weights_root / spec.name).resolve())] = {"bind": WEIGHTS_MOUNT, "mode": "ro"}
         container = self.client.containers.create(
@@ -340,6 +398,7 @@ class DockerBackend(Backend):
             shm_size="2g" if spec.gpu else None,  # data loaders in GPU stacks use shared memory
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
+            **spec.container.docker_kwargs(),
             labels={**labels, f"{LABEL}.role": "model"},
             network=models.name,
             # An alias on the internal network: the gateway finds the server by its registry name.
@@ -358,6 +417,7 @@ class DockerBackend(Backend):
             ports={f"{spec.container_port}/tcp": ("127.0.0.1", host_port)},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
+            **GATEWAY_SETTINGS.docker_kwargs(),
             labels={**labels, f"{LABEL}.role": "gateway"},
             network=edge.name,
         )
@@ -450,22 +510,31 @@ class DockerBackend(Backend):
                     log.debug("removing %s %s: %s", key, name, exc)
         with self._lock:
             self._servers.pop(name, None)
+            self._remove_network(f"{name}-models")
             if not self._servers:
                 self._remove_networks()
 
-    def _remove_networks(self) -> None:
+    def _remove_network(self, key: str) -> None:
         import subprocess
 
         with self._lock:
-            for rule in self._host_rules:
+            rule = self._host_rules.pop(key, None)
+            if rule is not None:
                 subprocess.run(["iptables", "-D", *rule], capture_output=True, timeout=30)
-            self._host_rules.clear()
-            for role, network in list(self._networks.items()):
+            network = self._networks.pop(key, None)
+            if network is not None:
                 try:
                     network.remove()
                 except Exception as exc:  # noqa: BLE001
-                    log.debug("removing network %s: %s", role, exc)
-                del self._networks[role]
+                    log.debug("removing network %s: %s", key, exc)
+
+    def _remove_networks(self) -> None:
+        with self._lock:
+            for key in list(self._networks):
+                self._remove_network(key)
+            if self._view is not None:
+                self._view.remove()
+                self._view = None
 
     def running(self) -> list[str]:
         with self._lock:

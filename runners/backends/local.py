@@ -35,7 +35,7 @@ class LocalProcessBackend(Backend):
         self.extra_env = dict(extra_env or {})
         self._procs: dict[str, _Proc] = {}
 
-    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
+    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path, volumes: list[str] | None = None) -> Endpoint:
         log_dir.mkdir(parents=True, exist_ok=True)
         port_file = log_dir / f"{spec.name}.port"
         port_file.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI stage "containers": the whole docker path, for real, then everything torn down.
-#   1. install (apt docker.io, debootstrap) and start the engine unless one already answers
+#   1. install (apt docker.io, debootstrap) and start ctbench's engine (engine.sh) unless it
+#      already answers on $DOCKER_HOST
 #   2. hadolint every Dockerfile
 #   3. build the images (debootstrap base -> python -> ctbench base -> baselines, gateway);
 #      the debootstrap tarball and the engine's layer cache persist between runs on one machine
@@ -40,11 +41,10 @@ step() { log "== $* (t=$((SECONDS - stage_start))s)"; }
 
 step "engine"
 "$(dirname "$0")/engine.sh" install
-# Use an engine that already answers; otherwise start one on a private socket, so that other
-# CI stages running meanwhile (whose `bench run --backend auto` would pick Docker) do not see it.
-if [[ -z "${DOCKER_HOST:-}" ]] && ! docker info >/dev/null 2>&1; then
-  export DOCKER_HOST="unix:///var/run/ctbench-docker.sock"
-fi
+# ctbench's own engine on its own socket (common.sh exports DOCKER_HOST for it unless the caller
+# names another engine), so a system engine on this machine is not touched, and other CI stages
+# running meanwhile (whose `bench run --backend auto` looks for the system engine) do not see it.
+log "engine: $DOCKER_HOST"
 if ! docker info >/dev/null 2>&1; then
   "$(dirname "$0")/engine.sh" start
   started_engine=1

@@ -11,8 +11,17 @@ DEBIAN_IMAGE="${DEBIAN_IMAGE:-ctbench/debian:${DEBIAN_SUITE}}"
 PYTHON_IMAGE="${PYTHON_IMAGE:-ctbench/python:3.11}"
 BASE_IMAGE_TAG="${BASE_IMAGE_TAG:-ctbench/base:latest}"
 HOST_CA_BUNDLE="${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+# ctbench's own engine (scripts/docker/engine.sh) keeps apart from any other Docker engine on
+# the machine: its own socket, data root, exec root, pid file and default bridge.
+CTBENCH_DOCKER_HOST="${CTBENCH_DOCKER_HOST:-unix:///var/run/ctbench-docker.sock}"
+DOCKERD_DATA_ROOT="${DOCKERD_DATA_ROOT:-/var/lib/ctbench-docker}"
+DOCKERD_EXEC_ROOT="${DOCKERD_EXEC_ROOT:-/var/run/ctbench-docker}"
+DOCKERD_PIDFILE="${DOCKERD_PIDFILE:-/var/run/ctbench-dockerd.pid}"
+DOCKERD_BRIDGE="${DOCKERD_BRIDGE:-ctbench0}"
+DOCKERD_BRIDGE_CIDR="${DOCKERD_BRIDGE_CIDR:-172.31.254.1/24}"
 DOCKERD_LOG="${DOCKERD_LOG:-/tmp/ctbench-dockerd.log}"
-DOCKERD_PIDFILE="${DOCKERD_PIDFILE:-/tmp/ctbench-dockerd.pid}"
+# Every script here talks to that engine unless DOCKER_HOST names another.
+export DOCKER_HOST="${DOCKER_HOST:-$CTBENCH_DOCKER_HOST}"
 
 log() { printf '[ctbench-docker %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 

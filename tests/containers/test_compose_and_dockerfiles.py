@@ -27,11 +27,21 @@ def test_registry_lists_the_three_baselines_under_the_baselines_profile():
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
-def test_model_service_is_only_on_the_internal_network(name):
+def test_model_service_is_only_on_its_own_internal_network(name):
     service = MODEL_SERVICES[name]
-    assert service["networks"] == ["models"]
+    assert service["networks"] == [f"{name}-net"]
     assert "ports" not in service, "internal-only containers cannot publish; the gateway does"
-    assert COMPOSE["networks"]["models"]["internal"] is True
+    assert COMPOSE["networks"][f"{name}-net"]["internal"] is True
+
+
+def test_each_model_network_holds_only_that_model_and_its_gateway():
+    members: dict[str, set[str]] = {}
+    for service_name, service in SERVICES.items():
+        for network in service.get("networks", []):
+            members.setdefault(network, set()).add(service_name)
+    for name in MODEL_SERVICES:
+        assert members[f"{name}-net"] == {name, f"{name}-gw"}
+    assert members["edge"] == {f"{name}-gw" for name in MODEL_SERVICES}, "no model container on the edge"
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
@@ -83,15 +93,13 @@ def test_every_published_port_binds_loopback_only():
             assert str(entry).startswith("127.0.0.1:"), f"{name}: {entry}"
 
 
-def test_gateway_routes_and_publishes_every_model_host_port():
-    gateway = SERVICES["gateway"]
-    routes = dict(r.split("=") for r in gateway["command"])
-    published = {int(p.split(":")[1]): int(p.split(":")[2]) for p in gateway["ports"]}
-    assert set(gateway["networks"]) == {"models", "edge"}
-    for name, service in MODEL_SERVICES.items():
-        port = service["x-ctbench"]["host_port"]
-        assert routes[str(port)] == f"{name}:50051"
-        assert published[port] == port
+@pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
+def test_each_model_has_its_own_gateway_relaying_to_it_alone(name):
+    service, gateway = MODEL_SERVICES[name], SERVICES[f"{name}-gw"]
+    assert gateway["image"] == "ctbench/gateway:latest" and gateway["profiles"] == service["profiles"]
+    assert gateway["networks"] == [f"{name}-net", "edge"]
+    assert gateway["command"] == [f"50051={name}:50051"]
+    assert gateway["ports"] == [f"127.0.0.1:{service['x-ctbench']['host_port']}:50051"]
     assert COMPOSE["networks"]["edge"]["driver_opts"]["com.docker.network.bridge.enable_ip_masquerade"] == "false"
 
 
@@ -105,7 +113,7 @@ def test_gpu_servers_reserve_a_gpu_under_the_gpu_profile():
 def test_registry_reader_turns_services_into_specs():
     registry = pytest.importorskip("ctbench.runners.registry", reason="registry reader not merged yet")
     specs = registry.load_registry(REPO / "compose" / "compose.yaml")
-    assert "gateway" not in specs
+    assert not [name for name in specs if name.endswith("-gw")]
     assert specs["chance"].image == "ctbench/chance:latest"
     assert specs["chance"].build["dockerfile"] == "dockerfiles/chance.Dockerfile"
     assert specs["medgemma"].gpu and not specs["medgemma"].local
@@ -201,3 +209,35 @@ def test_gateway_relays_bytes_both_ways(tmp_path):
         proc.terminate()
         assert proc.wait(10) == 0
         echo.close()
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_is_hardened(name):
+    """Read-only root, no capabilities, no-new-privileges, pids/memory/CPU limits, rotated logs."""
+    service = SERVICES[name]
+    assert service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"] and service["security_opt"] == ["no-new-privileges:true"]
+    assert int(service["pids_limit"]) > 0 and service["mem_limit"] and float(service["cpus"]) > 0
+    assert service["logging"]["driver"] == "json-file"
+    assert set(service["logging"]["options"]) == {"max-size", "max-file"}
+    if name in MODEL_SERVICES:
+        assert any(t.startswith("/tmp:") for t in service["tmpfs"]), "scratch space on a read-only root"
+
+
+def test_runner_reads_the_same_container_settings_compose_applies():
+    from ctbench.runners.registry import load_registry
+
+    specs = load_registry(REPO / "compose" / "compose.yaml")
+    for name, service in MODEL_SERVICES.items():
+        settings = specs[name].container
+        assert (settings.read_only, settings.pids_limit, settings.mem_limit, settings.cpus) == (
+            service["read_only"], service["pids_limit"], service["mem_limit"], service["cpus"])
+        assert settings.tmpfs == tuple(service["tmpfs"])
+        assert settings.log_max_size == service["logging"]["options"]["max-size"]
+    assert specs["medgemma"].container.mem_limit == "64g" and specs["chance"].container.mem_limit == "4g"
+
+
+@pytest.mark.parametrize("dockerfile", ["python.Dockerfile", "base.Dockerfile"])
+def test_images_strip_setuid_and_setgid_bits(dockerfile):
+    text = _final_stage((REPO / "dockerfiles" / dockerfile).read_text())
+    assert "find / -xdev -type f -perm /6000 -exec chmod ug-s {} +" in text

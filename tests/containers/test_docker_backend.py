@@ -8,7 +8,7 @@ import socket
 import grpc
 import pytest
 
-from ctbench.errors import PortInUse, ServerStartError
+from ctbench.errors import ServerStartError
 from ctbench.runners.backends.base import ServerSpec
 from ctbench.runners.backends.docker_backend import LABEL, DockerBackend, ImageBuildError
 from ctbench.runners.health import wait_until_serving
@@ -73,7 +73,7 @@ def test_baseline_container_serves_on_loopback_only_and_tears_down(backend, requ
     bindings = gateway.attrs["HostConfig"]["PortBindings"]
     assert all(b["HostIp"] == "127.0.0.1" for bs in bindings.values() for b in bs)
     model = backend.model_container("chance")
-    assert list(model.attrs["NetworkSettings"]["Networks"]) == [f"{backend.prefix}-models"]
+    assert list(model.attrs["NetworkSettings"]["Networks"]) == [f"{backend.prefix}-chance-models"]
     assert model.attrs["HostConfig"]["PortBindings"] in (None, {})
     backend.stop("chance")
     assert not backend.running()
@@ -121,20 +121,6 @@ def test_container_exiting_at_start_is_reported_with_its_log(backend, require_im
     with pytest.raises(ServerStartError, match="(?s)died before turning healthy.*Unknown model server 'no-such-model'"):
         wait(backend, endpoint)
     assert backend.exit_status("crashy").startswith("exited with code")
-
-
-def test_port_clash_is_a_port_in_use_error_and_leaves_nothing(backend, require_image, docker_client, data_root, tmp_path):
-    require_image("ctbench/chance:latest")
-    holder = socket.socket()
-    holder.bind(("127.0.0.1", 0))
-    holder.listen(1)
-    port = holder.getsockname()[1]
-    try:
-        with pytest.raises(PortInUse, match=f"127.0.0.1:{port} is already in use"):
-            backend.start(spec_for("chance", host_port=port), data_root, tmp_path / "logs")
-    finally:
-        holder.close()
-    assert not backend.running()
 
 
 def test_server_that_never_turns_healthy_fails_within_the_bound(backend, test_server_image, data_root, tmp_path):
@@ -228,7 +214,7 @@ def test_block_host_access_closes_the_path_to_host_services(docker_client, requi
         with DockerBackend(docker_client, block_host_access=block) as backend:
             endpoint = backend.start(spec_for("chance"), data_root, tmp_path / "logs")
             wait(backend, endpoint)
-            network = docker_client.networks.get(f"{backend.prefix}-models")
+            network = docker_client.networks.get(f"{backend.prefix}-chance-models")
             host_ip = network.attrs["IPAM"]["Config"][0]["Gateway"]
             # A host service on the bridge address only (what a 0.0.0.0 service also listens on).
             with socket.socket() as listener:
@@ -264,3 +250,135 @@ def test_cli_image_that_never_turns_healthy_gets_a_failing_report(test_server_im
                                        "--health-timeout", "3"])
     assert result.exit_code == 1, result.output
     assert "did not turn healthy within 3s" in result.output and "DOES NOT CONFORM" in result.output
+
+
+# Scans every file on every mount of the container except its image's own root filesystem (the
+# image was built before the run's data existed) and the kernel's pseudo filesystems; exits 1
+# naming any readable file that holds one of the needles (hex-encoded in argv).
+FIND_ANSWERS = r"""
+import os, sys
+needles = [bytes.fromhex(h) for h in sys.argv[1:]]
+skip = ("/proc", "/sys", "/dev")
+mounts = set()
+for line in open("/proc/self/mountinfo"):
+    point = line.split()[4]
+    if point != "/" and not point.startswith(skip):
+        mounts.add(point)
+found, scanned = [], 0
+for mount in sorted(mounts):
+    paths = [mount] if os.path.isfile(mount) else (os.path.join(d, f) for d, _, fs in os.walk(mount) for f in fs)
+    for path in paths:
+        try:
+            data = open(path, "rb").read()
+        except OSError:
+            continue
+        scanned += 1
+        found += [path for n in needles if n in data]
+print("mounts", sorted(mounts), "files read", scanned)
+if found:
+    print("ANSWERS IN", sorted(set(found))); sys.exit(1)
+"""
+
+
+def test_model_container_can_read_no_answer(backend, require_image, tmp_path):
+    """A phantom data root holds the questions with their answers and the ground truth; the model
+    container's /data holds only the run's volumes, and no file it can read carries an answer."""
+    from ctbench.datasets.phantom.generate import PhantomConfig, generate
+    from ctbench.datasets.qa_items import load_dataset
+    from ctbench.runners.run import _relative_volumes
+
+    require_image("ctbench/chance:latest")
+    qa_path = generate(tmp_path / "phantom", PhantomConfig(n_volumes=2))
+    root = qa_path.parent
+    (root / "answers-canary.txt").write_text("canary-7f3e9a1c5b")
+    dataset = load_dataset(qa_path)
+    volumes = _relative_volumes(dataset)
+    assert volumes == ["volumes/phantom_000.nii.gz", "volumes/phantom_001.nii.gz"]
+    endpoint = backend.start(spec_for("chance"), root, tmp_path / "run" / "logs", volumes=volumes)
+    wait(backend, endpoint)
+    model = backend.model_container("chance")
+    listing = model.exec_run(["find", "/data", "-type", "f"]).output.decode().split()
+    assert sorted(listing) == [f"/data/{v}" for v in volumes]
+    needles = [b"canary-7f3e9a1c5b", (root / "qa_pairs.json").read_bytes()[:120],
+               (root / "ground_truth.json").read_bytes()[:120],
+               *(f'"answer": "{item.answer}"'.encode() for item in dataset.items[:3])]
+    result = model.exec_run(["python3", "-c", FIND_ANSWERS, *(n.hex() for n in needles)])
+    assert result.exit_code == 0, result.output.decode()
+    assert b"/data" in result.output
+
+
+SETUID_FILES = ["/", "-xdev", "-type", "f", "-perm", "/6000"]
+
+
+def setuid_files(docker_client, image: str) -> list[str]:
+    """Files with the setuid or setgid bit in `image` (found as root with the default capabilities)."""
+    out = docker_client.containers.run(image, SETUID_FILES, entrypoint="find", user="0", network_mode="none", remove=True)
+    return out.decode().split()
+
+
+@pytest.mark.parametrize("image", ["ctbench/python:3.11", "ctbench/base:latest", "ctbench/chance:latest",
+                                   "ctbench/blind:latest", "ctbench/geometric:latest", "ctbench/gateway:latest"])
+def test_images_carry_no_setuid_or_setgid_files(docker_client, require_image, image):
+    require_image("ctbench/debian:bookworm")
+    require_image(image)
+    assert "/usr/bin/su" in setuid_files(docker_client, "ctbench/debian:bookworm"), "the check finds them where they are"
+    assert setuid_files(docker_client, image) == []
+
+
+def test_containers_are_hardened_on_the_real_engine(backend, require_image, docker_client, data_root, tmp_path):
+    require_image("ctbench/chance:latest")
+    endpoint = backend.start(spec_for("chance"), data_root, tmp_path / "logs")
+    wait(backend, endpoint)
+    model = backend.model_container("chance")
+    gateway = docker_client.containers.get(f"{backend.prefix}-chance-gw")
+    for container in (model, gateway):
+        container.reload()
+        host = container.attrs["HostConfig"]
+        assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+        assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["Privileged"] is False
+        assert host["PidsLimit"] > 0 and host["Memory"] > 0 and host["NanoCpus"] > 0
+        assert host["LogConfig"]["Type"] == "json-file" and set(host["LogConfig"]["Config"]) == {"max-size", "max-file"}
+        write = container.exec_run(["sh", "-c", "echo x > /etc/ctbench-probe"])
+        assert write.exit_code != 0 and b"Read-only file system" in write.output
+    host = model.attrs["HostConfig"]
+    assert (host["PidsLimit"], host["Memory"], host["NanoCpus"]) == (256, 4 * 1024**3, 2_000_000_000)
+    assert model.exec_run(["sh", "-c", "echo scratch > /tmp/x && cat /tmp/x"]).output == b"scratch\n"
+    # The model still serves under all of it.
+    with grpc.insecure_channel(endpoint.address) as channel:
+        assert pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=10).name == "chance"
+
+
+PROBE = """
+import socket, sys
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        print(target, "reached")
+    except OSError as exc:
+        print(target, "blocked", type(exc).__name__)
+"""
+
+
+def _addresses(container) -> dict[str, str]:
+    container.reload()
+    return {name: net["IPAddress"] for name, net in container.attrs["NetworkSettings"]["Networks"].items()}
+
+
+def test_a_model_reaches_only_its_own_gateway(backend, require_image, docker_client, data_root, tmp_path):
+    """Two models in one run: from `chance`, neither `blind` nor blind's gateway answers (by name or
+    by any of their addresses); chance's own gateway does."""
+    require_image("ctbench/chance:latest")
+    require_image("ctbench/blind:latest")
+    for name in ("chance", "blind"):
+        wait(backend, backend.start(spec_for(name), data_root, tmp_path / "logs"))
+    gateway = {name: docker_client.containers.get(f"{backend.prefix}-{name}-gw") for name in ("chance", "blind")}
+    others = ["blind:50051", *(f"{ip}:50051" for ip in _addresses(backend.model_container("blind")).values()),
+              *(f"{ip}:50051" for ip in _addresses(gateway["blind"]).values())]
+    (chance_network,) = _addresses(backend.model_container("chance"))
+    own = _addresses(gateway["chance"])[chance_network]
+    out = backend.model_container("chance").exec_run(["python3", "-c", PROBE, f"{own}:50051", *others]).output.decode()
+    lines = dict(line.split(" ", 1) for line in out.strip().splitlines())
+    assert lines[f"{own}:50051"] == "reached", out
+    assert all(lines[target].startswith("blocked") for target in others), out
+    assert gateway["blind"].attrs["Config"]["Cmd"] == ["50051=blind:50051"], "a gateway relays for its own model only"

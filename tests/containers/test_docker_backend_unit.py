@@ -7,6 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
+import errno
+import os
+import socket
+from pathlib import Path
+
+import docker
+
 from ctbench.errors import ServerStartError
 from ctbench.runners.backends.base import ServerSpec
 from ctbench.runners.backends.docker_backend import DockerBackend
@@ -19,7 +26,8 @@ class FakeContainer:
         self.attrs = {"State": {"Status": "running"}}
 
     def start(self):
-        pass
+        if self.kwargs.pop("refuse_start", None):
+            raise docker.errors.APIError("start", explanation=self.kwargs["refusal"])
 
     def reload(self):
         pass
@@ -35,7 +43,8 @@ class FakeContainer:
 
 
 class FakeClient:
-    def __init__(self):
+    def __init__(self, port_taken_times: int = 0):
+        self.port_taken_times = port_taken_times  # gateway starts that fail as if the port were taken
         self.created: list[dict] = []
         self.networks_created: list[dict] = []
         self.images = SimpleNamespace(get=lambda image: object())
@@ -45,7 +54,11 @@ class FakeClient:
 
     def _create(self, image, **kwargs):
         container = FakeContainer({"image": image, **kwargs})
-        self.created.append(container.kwargs)
+        self.created.append(dict(container.kwargs))
+        if "ports" in kwargs and self.port_taken_times > 0:
+            self.port_taken_times -= 1
+            port = kwargs["ports"]["50051/tcp"][1]
+            container.kwargs.update(refuse_start=True, refusal=f"Bind for 127.0.0.1:{port} failed: port is already allocated")
         return container
 
     def _network(self, name, **kwargs):
@@ -111,15 +124,216 @@ def test_gpu_servers_are_not_runnable_on_a_host_without_gpu(monkeypatch, tmp_pat
 
 def test_cpu_server_gets_no_device_request_and_is_locked_down(recorded, tmp_path):
     client, backend, data = recorded
-    backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest", host_port=50999), data, tmp_path / "logs")
+    endpoint = backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
     model, gateway = client.created
     assert model["device_requests"] is None and model["shm_size"] is None
     assert model["volumes"] == {str(data.resolve()): {"bind": "/data", "mode": "ro"}}
     assert model["cap_drop"] == ["ALL"] and model["security_opt"] == ["no-new-privileges:true"]
-    assert model["network"] == "ctbench-unit-models" and "ports" not in model
-    assert gateway["ports"] == {"50051/tcp": ("127.0.0.1", 50999)}
+    assert model["network"] == "ctbench-unit-chance-models" and "ports" not in model
+    port = int(endpoint.address.rsplit(":", 1)[1])
+    assert gateway["ports"] == {"50051/tcp": ("127.0.0.1", port)}
     assert gateway["command"] == ["50051=chance:50051"]
     internal = {n["name"]: n["internal"] for n in client.networks_created}
-    assert internal == {"ctbench-unit-models": True, "ctbench-unit-edge": False}
+    assert internal == {"ctbench-unit-chance-models": True, "ctbench-unit-edge": False}
     edge = next(n for n in client.networks_created if n["name"].endswith("edge"))
     assert edge["options"] == {"com.docker.network.bridge.enable_ip_masquerade": "false"}
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+def test_gateway_takes_a_free_port_not_the_registry_port_another_process_holds(recorded, tmp_path):
+    """With a foreign listener on the compose file's port, the run still gets its own server."""
+    client, backend, data = recorded
+    with socket.socket() as foreign:
+        foreign.bind(("127.0.0.1", 0))
+        foreign.listen(1)
+        held = foreign.getsockname()[1]
+        endpoint = backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest", host_port=held),
+                                 data, tmp_path / "logs")
+    assert _port(endpoint.address) != held
+    assert client.created[-1]["ports"] == {"50051/tcp": ("127.0.0.1", _port(endpoint.address))}
+
+
+def test_a_port_taken_between_choice_and_bind_is_retried_on_another(tmp_path):
+    client = FakeClient(port_taken_times=2)
+    backend = DockerBackend(client, run_id="unit", block_host_access=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    endpoint = backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
+    gateways = [c for c in client.created if "ports" in c]
+    assert len(gateways) == 3
+    assert gateways[-1]["ports"]["50051/tcp"][1] == _port(endpoint.address)
+
+
+def test_ports_taken_on_every_try_end_in_port_in_use_and_leave_nothing(tmp_path):
+    from ctbench.errors import PortInUse
+    from ctbench.runners.backends.docker_backend import PORT_ATTEMPTS
+
+    client = FakeClient(port_taken_times=PORT_ATTEMPTS)
+    backend = DockerBackend(client, run_id="unit", block_host_access=False)
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(PortInUse, match=f"no free 127.0.0.1 port after {PORT_ATTEMPTS} tries"):
+        backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
+    assert not backend.running()
+    assert len([c for c in client.created if "ports" in c]) == PORT_ATTEMPTS
+
+
+def phantom_root(tmp_path):
+    """A data root laid out like the phantom's: answers beside the volumes."""
+    root = tmp_path / "phantom"
+    (root / "volumes").mkdir(parents=True)
+    for name in ("a.nii.gz", "b.nii.gz", "unused.nii.gz"):
+        (root / "volumes" / name).write_bytes(b"voxels " + name.encode())
+    (root / "qa_pairs.json").write_text('{"answer": "left"}')
+    (root / "ground_truth.json").write_text("{}")
+    return root
+
+
+def _view_files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_model_container_mounts_only_the_runs_volumes(tmp_path):
+    client = FakeClient()
+    root = phantom_root(tmp_path)
+    run = tmp_path / "run"
+    with DockerBackend(client, run_id="unit", block_host_access=False) as backend:
+        backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), root, run / "logs",
+                      volumes=["volumes/a.nii.gz", "volumes/b.nii.gz"])
+        backend.start(ServerSpec(name="blind", model="blind", image="ctbench/blind:latest"), root, run / "logs",
+                      volumes=["volumes/a.nii.gz", "volumes/b.nii.gz"])
+        chance, _, blind, _ = client.created
+        ((folder, mount),) = chance["volumes"].items()
+        assert mount == {"bind": "/data", "mode": "ro"} and blind["volumes"] == chance["volumes"]
+        folder = Path(folder)
+        assert folder.is_relative_to(run) and not folder.is_relative_to(root)
+        assert _view_files(folder) == {"volumes/a.nii.gz", "volumes/b.nii.gz"}
+        assert (folder / "volumes" / "a.nii.gz").stat().st_ino == (root / "volumes" / "a.nii.gz").stat().st_ino
+        assert oct(folder.stat().st_mode & 0o777) == "0o755"
+    assert not folder.exists(), "the view goes with the run's last server"
+    assert (root / "volumes" / "a.nii.gz").read_bytes() == b"voxels a.nii.gz"
+
+
+def test_volumes_that_cannot_be_hard_linked_are_bind_mounted_one_by_one(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    client = FakeClient()
+    root = phantom_root(tmp_path)
+    backend = DockerBackend(client, run_id="unit", block_host_access=False)
+    backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), root, tmp_path / "run" / "logs",
+                  volumes=["volumes/a.nii.gz"])
+    mounts = client.created[0]["volumes"]
+    (view,) = [source for source, m in mounts.items() if m["bind"] == "/data"]
+    assert mounts[str(root / "volumes" / "a.nii.gz")] == {"bind": "/data/volumes/a.nii.gz", "mode": "ro"}
+    assert len(mounts) == 2 and _view_files(Path(view)) == {"volumes/a.nii.gz"}
+    backend.stop_all()
+
+
+def test_a_volume_path_leaving_the_data_root_is_refused(tmp_path):
+    from ctbench.errors import DatasetError
+
+    backend = DockerBackend(FakeClient(), run_id="unit", block_host_access=False)
+    root = phantom_root(tmp_path)
+    with pytest.raises(DatasetError, match="not inside the data root"):
+        backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), root, tmp_path / "run" / "logs",
+                      volumes=["../phantom/qa_pairs.json"])
+    assert not backend.running()
+
+
+def test_runner_passes_only_the_runs_volumes_to_the_backend(tmp_path):
+    from ctbench.datasets.qa_items import load_dataset
+    from ctbench.runners.run import _relative_volumes
+
+    root = phantom_root(tmp_path)
+    (root / "qa.jsonl").write_text(
+        '{"case_id": "a", "image_path": "volumes/a.nii.gz", "question": "q1", "answer": "x"}\n'
+        '{"case_id": "a", "image_path": "volumes/a.nii.gz", "question": "q2", "answer": "y"}\n'
+        '{"case_id": "b", "image_path": "volumes/b.nii.gz", "question": "q3", "answer": "z"}\n')
+    assert _relative_volumes(load_dataset(root / "qa.jsonl")) == ["volumes/a.nii.gz", "volumes/b.nii.gz"]
+
+
+def test_containers_are_hardened_by_default(recorded, tmp_path):
+    client, backend, data = recorded
+    backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
+    model, gateway = client.created
+    assert model["read_only"] is True and model["tmpfs"] == {"/tmp": "size=1g,mode=1777"}
+    assert model["pids_limit"] == 256 and model["mem_limit"] == "4g" and model["nano_cpus"] == 2_000_000_000
+    assert model["log_config"]["Type"] == "json-file"
+    assert model["log_config"]["Config"] == {"max-size": "10m", "max-file": "3"}
+    assert gateway["read_only"] is True and gateway["pids_limit"] == 64 and gateway["mem_limit"] == "256m"
+    assert gateway["cap_drop"] == ["ALL"] and gateway["log_config"]["Type"] == "json-file"
+
+
+REGISTRY = """
+services:
+  roomy:
+    image: ctbench/roomy:latest
+    read_only: false
+    tmpfs: ["/scratch:size=10m"]
+    pids_limit: 99
+    mem_limit: 1g
+    cpus: 0.5
+    logging: {driver: json-file, options: {max-size: 1m, max-file: "2"}}
+    x-ctbench: {model: chance}
+  plain:
+    image: ctbench/plain:latest
+    x-ctbench: {model: chance}
+"""
+
+
+def test_registry_sets_container_limits_per_service(tmp_path):
+    from ctbench.runners.backends.container_settings import ContainerSettings
+    from ctbench.runners.registry import load_registry
+
+    path = tmp_path / "compose.yaml"
+    path.write_text(REGISTRY)
+    specs = load_registry(path)
+    assert specs["roomy"].container == ContainerSettings(read_only=False, tmpfs=("/scratch:size=10m",), pids_limit=99,
+                                                         mem_limit="1g", cpus=0.5, log_max_size="1m", log_max_file=2)
+    assert specs["plain"].container == ContainerSettings(), "a service that says nothing gets the hardened defaults"
+    client = FakeClient()
+    data = tmp_path / "data"
+    data.mkdir()
+    DockerBackend(client, run_id="unit", block_host_access=False).start(specs["roomy"], data, tmp_path / "logs")
+    model = client.created[0]
+    assert model["read_only"] is False and model["tmpfs"] == {"/scratch": "size=10m"}
+    assert model["pids_limit"] == 99 and model["mem_limit"] == "1g" and model["nano_cpus"] == 500_000_000
+
+
+def test_a_bad_container_limit_names_the_service_and_the_file(tmp_path):
+    from ctbench.errors import DatasetError
+    from ctbench.runners.registry import load_registry
+
+    path = tmp_path / "compose.yaml"
+    path.write_text(REGISTRY.replace("pids_limit: 99", "pids_limit: lots"))
+    with pytest.raises(DatasetError, match=r"compose.yaml: service 'roomy': bad container setting"):
+        load_registry(path)
+
+
+def test_each_model_gets_its_own_internal_network_shared_only_with_its_gateway(tmp_path):
+    client = FakeClient()
+    connected: dict[str, list] = {}
+
+    def network(name, **kwargs):
+        client.networks_created.append({"name": name, **kwargs})
+        return SimpleNamespace(name=name, id="0123456789abcdef", remove=lambda: None,
+                               connect=lambda c, **kw: connected.setdefault(name, []).append(c.kwargs["name"]))
+
+    client.networks = SimpleNamespace(create=network)
+    data = tmp_path / "data"
+    data.mkdir()
+    backend = DockerBackend(client, run_id="unit", block_host_access=False)
+    for name in ("chance", "blind"):
+        backend.start(ServerSpec(name=name, model=name, image=f"ctbench/{name}:latest"), data, tmp_path / "logs")
+    models = {c["name"]: c["network"] for c in client.created if "ports" not in c}
+    assert models == {"ctbench-unit-chance": "ctbench-unit-chance-models", "ctbench-unit-blind": "ctbench-unit-blind-models"}
+    assert connected == {"ctbench-unit-chance-models": ["ctbench-unit-chance-gw"],
+                         "ctbench-unit-blind-models": ["ctbench-unit-blind-gw"]}
+    assert {n["name"]: n["internal"] for n in client.networks_created} == {
+        "ctbench-unit-chance-models": True, "ctbench-unit-blind-models": True, "ctbench-unit-edge": False}
+    backend.stop_all()

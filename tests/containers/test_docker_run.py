@@ -93,3 +93,26 @@ def test_endpoints_target_containers_already_running(images, docker_client, tmp_
     assert "endpoints" in result.backend
     assert result.servers["geometric"].ok == result.n_questions
     assert check_runs().check_run(tmp_path / "run", None, {"geometric": 0.95}) == []
+
+
+def test_foreign_listener_on_the_registry_port_neither_stops_nor_fools_the_run(images, tmp_path):
+    """Another process on compose's fixed port for `chance`: the run picks its own free port and
+    every answer comes from its own container."""
+    import socket
+
+    from ctbench.runners.registry import load_registry
+
+    registry_port = load_registry()["chance"].host_port
+    foreign = socket.socket()
+    try:
+        foreign.bind(("127.0.0.1", registry_port))
+        foreign.listen(8)
+    except OSError:
+        pass  # something else already holds it: a foreign listener all the same
+    try:
+        result = run_benchmark(RunConfig(tmp_path / "run", servers="chance", backend="docker", phantom_volumes=1))
+    finally:
+        foreign.close()
+    chance = result.servers["chance"]
+    assert chance.failure == "" and chance.errors == 0 and chance.ok == result.n_questions
+    assert chance.card["name"] == "chance"

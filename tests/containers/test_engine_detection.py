@@ -82,3 +82,11 @@ def test_bench_run_with_docker_backend_and_no_engine_says_what_to_do(tmp_path, m
                                        "--out", str(tmp_path / "run"), "--no-score"])
     assert result.exit_code == 1, result.output
     assert "no usable Docker engine" in result.output and "--backend local" in result.output
+
+
+def test_without_docker_host_the_runner_looks_for_the_system_engine(monkeypatch):
+    """ctbench's own engine (scripts/docker/engine.sh) is reached through DOCKER_HOST only; without
+    it `bench run --backend auto` looks where a normal system engine listens."""
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    ok, why = engine_available()
+    assert "unix:///var/run/docker.sock" in why
