@@ -76,7 +76,7 @@ def test_bench_report_shows_the_attempts(tmp_path, chance_endpoint):
     run_benchmark(config)
     result = CliRunner().invoke(main, ["report", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    markdown = (out / "report" / "report.md").read_text()
+    markdown = (out / "report" / "report.md").read_text(encoding="utf-8")
     section = markdown.split("## Run attempts", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if "--marker-of-this-test" in line]
     assert len(rows) == 2
