@@ -104,24 +104,24 @@ def decode_nifti(data: bytes, where: str, max_bytes: int | None = None):
 
 def _gunzip(data: bytes, wanted: int, where: str, need_all: bool) -> bytes:
     """Up to `wanted` decompressed bytes (never more: a bomb costs what was asked for, no more)."""
-    out = bytearray()
-    rest = data
+    parts: list[bytes] = []
+    got, rest = 0, data
     try:
-        while len(out) < wanted and rest:
+        while got < wanted and rest:
             stream = zlib.decompressobj(wbits=31)
-            out += stream.decompress(rest, wanted - len(out))
+            part = stream.decompress(rest, wanted - got)
+            parts.append(part)
+            got += len(part)
             if not stream.eof:
-                if stream.unconsumed_tail or len(out) >= wanted:
-                    break  # stopped at `wanted`, the stream goes on
-                if need_all:
-                    raise TruncatedVolume(f"{where}: truncated: the gzip stream ends after {len(out)} bytes")
-                break
+                if need_all and got < wanted and not stream.unconsumed_tail:
+                    raise TruncatedVolume(f"{where}: truncated: the gzip stream ends after {got} bytes")
+                break  # stopped at `wanted` (the stream goes on), or a short header read
             rest = stream.unused_data  # a further gzip member, if any
             if rest and not is_gzip(rest):
                 break  # trailing garbage after the last member is ignored, as gzip does
     except zlib.error as exc:
-        raise InvalidVolume(f"{where}: corrupt gzip data after {len(out)} bytes ({exc})") from None
-    return bytes(out)
+        raise InvalidVolume(f"{where}: corrupt gzip data after {got} bytes ({exc})") from None
+    return parts[0] if len(parts) == 1 else b"".join(parts)  # one member, the usual case: no copy
 
 
 def _scaled(stored: np.ndarray, header: NiftiHeader, dtype: np.dtype) -> np.ndarray:
