@@ -13,6 +13,7 @@ LPS) comes from SimpleITK's reader run on the header alone, so it is exactly wha
 """
 from __future__ import annotations
 
+import math
 import tempfile
 import zlib
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
 
 BYTES_PER_VOXEL_BOUND = 4  # the decoded-size estimate: voxels x float32
 _GZIP_MAGIC = b"\x1f\x8b"
+_MAX_DEFLATE_RATIO = 1032  # deflate cannot expand data by more than this
 
 
 def decoded_size_bound(size: tuple[int, ...]) -> int:
@@ -88,8 +90,10 @@ def decode_nifti(data: bytes, where: str, max_bytes: int | None = None):
 
     header = nifti_header_of(data, where)
     size = check_nifti_header(header, where, max_bytes)
-    count = int(np.prod(size))
+    count = math.prod(size)
     end = header.vox_offset + count * header.voxel_dtype.itemsize
+    if is_gzip(data) and end > _MAX_DEFLATE_RATIO * len(data) + HEADER_BYTES:
+        raise TruncatedVolume(f"{where}: truncated: {len(data)} gzip bytes cannot hold the {end} bytes the header promises")
     raw = _gunzip(data, end, where, need_all=True) if is_gzip(data) else data
     if len(raw) < end:
         raise TruncatedVolume(
@@ -148,6 +152,8 @@ def _header_geometry(header_bytes: bytes, where: str) -> dict:
 
             raise InvalidVolume(f"{where}: not a readable image ({_first_line(exc)})") from None
         dim = reader.GetDimension()
+        if dim < 3:
+            raise InvalidVolume(f"{where}: the reader sees a {dim}D image in this NIfTI header")
         direction = np.asarray(reader.GetDirection()).reshape(dim, dim)[:3, :3]
         dtype = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * 3, reader.GetPixelID())).dtype)
         return {

@@ -43,6 +43,8 @@ class Volume:
         object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
         object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
         validate_geometry(self.array, self.spacing, self.direction, where=self.source or "volume")
+        if not all(np.isfinite(self.origin)):
+            raise InvalidVolume(f"{self.source or 'volume'}: origin must be finite, got {self.origin}")
 
     @property
     def shape_ijk(self) -> tuple[int, int, int]:
