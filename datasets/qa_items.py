@@ -80,11 +80,11 @@ def load_dataset(path: str | Path, data_root: str | Path | None = None) -> Datas
 
 def _items_from_json(path: Path) -> Iterator[QAItem]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"not UTF-8 text ({exc.reason})", path) from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"malformed JSON: {exc.msg} (column {exc.colno})", path, exc.lineno) from None
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DatasetError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path, line) from None
+    data = _parse_json(text, path, None)
     if not isinstance(data, dict):
         raise DatasetError(
             f"expected an object of volume_name -> {{'qa_pairs': [...]}}, got {type(data).__name__}", path
@@ -102,14 +102,15 @@ def _items_from_json(path: Path) -> Iterator[QAItem]:
 
 def _items_from_jsonl(path: Path) -> Iterator[QAItem]:
     counters: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(f"not UTF-8 text ({exc.reason} at column {exc.start + 1})", path, line_no) from None
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"malformed JSON: {exc.msg} (column {exc.colno})", path, line_no) from None
+            row = _parse_json(line, path, line_no)
             if not isinstance(row, dict):
                 raise DatasetError(f"expected an object, got {type(row).__name__}", path, line_no)
             image_path = row.get("image_path")
@@ -119,6 +120,16 @@ def _items_from_jsonl(path: Path) -> Iterator[QAItem]:
             index = counters.get(case_id, 0)
             counters[case_id] = index + 1
             yield _make_item(row, case_id, index, image_path or case_id, path, line_no, "row")
+
+
+def _parse_json(text: str, path: Path, line: int | None) -> Any:
+    """`json.loads`, with a syntax error or nesting too deep to parse as a `DatasetError`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"malformed JSON: {exc.msg} (column {exc.colno})", path, line or exc.lineno) from None
+    except RecursionError:
+        raise DatasetError("JSON nested too deeply to parse", path, line) from None
 
 
 def _make_item(row: dict, case_id: str, index: int, image_path: Any, path: Path, line: int | None, where: str) -> QAItem:
@@ -134,8 +145,13 @@ def _make_item(row: dict, case_id: str, index: int, image_path: Any, path: Path,
     categories = row.get("category", row.get("categories")) or ()
     if isinstance(categories, str):
         categories = (categories,)
-    if not all(isinstance(c, str) for c in categories):
-        raise DatasetError(f"{where}: 'category' must be a string or a list of strings", path, line)
+    if not isinstance(categories, (list, tuple)) or not all(isinstance(c, str) for c in categories):
+        raise DatasetError(
+            f"{where}: 'category' must be a string or a list of strings, got {categories!r:.60}", path, line
+        )
+    for key in ("question_id", "question_type"):
+        if row.get(key) is not None and not isinstance(row[key], (str, int)):
+            raise DatasetError(f"{where}: {key!r} must be a string, got {type(row[key]).__name__}", path, line)
     return QAItem(
         question_id=str(row.get("question_id") or f"{case_id}::{index}"),
         case_id=case_id,

@@ -13,13 +13,13 @@ import numpy as np
 
 from ctbench.errors import InvalidVolume, VolumeNotFound, VolumeTooLarge
 from ctbench.preprocess.intensity import cast_checked
+from ctbench.preprocess.nifti_decode import BYTES_PER_VOXEL_BOUND
 from ctbench.preprocess.sitk_images import remember_image
-from ctbench.preprocess.volume import Volume, read_image_checked, volume_from_sitk
+from ctbench.preprocess.volume import NIFTI_SUFFIXES, Volume, load_volume, read_image_checked, volume_from_sitk
 from ctbench.preprocess.volume_errors import EmptyDicomFolder, MixedDicomSeries
 
 __all__ = ["LoadVolume", "dicom_series_uids", "load", "load_dicom_series"]
 
-_BYTES_PER_VOXEL_BOUND = 4  # the estimate `load_volume` also uses: voxels x float32
 
 
 def dicom_series_uids(folder: str | os.PathLike) -> list[str]:
@@ -62,7 +62,7 @@ def load_dicom_series(
         header.SetFileName(files[0])
         header.ReadImageInformation()
         columns, rows = header.GetSize()[:2]
-        estimate = int(columns) * int(rows) * len(files) * _BYTES_PER_VOXEL_BOUND
+        estimate = int(columns) * int(rows) * len(files) * BYTES_PER_VOXEL_BOUND
         if estimate > max_bytes:
             raise VolumeTooLarge(
                 f"{where}: series of {len(files)} slices of {columns}x{rows} needs about {estimate} bytes, "
@@ -86,13 +86,16 @@ def load(
     """Load a NIfTI file or a DICOM series folder; optionally cast voxels with an overflow check.
 
     `dtype` (e.g. "int16") casts with `cast_checked`: values that do not fit raise `CastOverflow`.
-    With `keep_image` the reader's SimpleITK image is kept alongside the array, so resampling
-    needs no second copy of the voxels (memory: twice the voxels while the volume lives; pass
-    False to a long-lived cache of many volumes).
+    With `keep_image` a non-NIfTI reader's SimpleITK image is kept alongside the array, so
+    resampling needs no second copy of the voxels (memory: twice the voxels while the volume
+    lives; pass False to a long-lived cache of many volumes). NIfTI voxels are decoded by numpy;
+    their SimpleITK image is built only if a resampling step asks for it.
     """
     path = Path(path)
     if path.is_dir():
         volume = load_dicom_series(path, series_uid=series_uid, max_bytes=max_bytes)
+    elif str(path).endswith(NIFTI_SUFFIXES):
+        volume = load_volume(path, max_bytes=max_bytes)  # read once, decoded from memory
     else:
         image = read_image_checked(path, max_bytes=max_bytes)
         volume = volume_from_sitk(image, str(path))

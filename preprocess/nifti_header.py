@@ -1,26 +1,27 @@
-"""Checks on the raw NIfTI file that SimpleITK would otherwise paper over.
+"""The NIfTI header fields ctbench checks itself, parsed from the file's first bytes.
 
 ITK's NIfTI reader silently replaces a zero voxel size with 1 mm, takes the absolute value of a
-negative one, and turns NaN / infinite voxels into 0: each would hand a model a wrong tensor
-without a word. Reading the header ourselves (NIfTI-1: 348-byte header; NIfTI-2: 540 bytes;
-either byte order; gzip or not) costs well under a millisecond; only floating-point files need
-their voxels scanned for non-finite values (integer CT files, the usual case, skip that).
+negative one, turns NaN / infinite voxels into 0 and zero-fills a truncated file: each would
+hand a model a wrong tensor without a word. Parsing the header ourselves (NIfTI-1: 348 bytes;
+NIfTI-2: 540 bytes; either byte order) lets `nifti_decode` refuse such files, and bound the
+decoded size, before any voxel is decompressed.
 """
 from __future__ import annotations
 
-import gzip
-import os
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
-from ctbench.preprocess.volume_errors import InvalidSpacing, InvalidVolume, NonFiniteVoxels
+__all__ = ["DATATYPE_NAMES", "HEADER_BYTES", "NiftiHeader", "REAL_DATATYPES", "parse_nifti_header"]
 
-__all__ = ["NiftiHeader", "check_nifti_finite", "check_nifti_spacing", "read_nifti_header", "read_nifti_pixdim"]
 
-_FLOAT_CODES = {16: "f4", 64: "f8"}
-_CHUNK_BYTES = 1 << 26
+# NIfTI datatype code -> numpy type of one voxel (the real-valued ones; complex, RGB and
+# 128-bit floats are refused: no CT volume is stored that way and models expect one real value).
+REAL_DATATYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 64: "f8", 256: "i1", 512: "u2", 768: "u4", 1024: "i8", 1280: "u8"}
+DATATYPE_NAMES = {1: "binary", 32: "complex64", 128: "rgb24", 1536: "float128", 1792: "complex128",
+                  2048: "complex256", 2304: "rgba32"}
+HEADER_BYTES = 540  # enough for either version
 
 
 @dataclass(frozen=True)
@@ -30,19 +31,28 @@ class NiftiHeader:
     pixdim: tuple[float, ...]  # pixdim[1 : dim[0] + 1]
     datatype: int
     vox_offset: int
+    scl_slope: float = 0.0
+    scl_inter: float = 0.0
+    version: int = 1
+
+    @property
+    def header_size(self) -> int:
+        return 348 if self.version == 1 else 540
+
+    @property
+    def voxel_dtype(self) -> np.dtype | None:
+        """The stored voxel type in the file's byte order, or None for a type ctbench refuses."""
+        code = REAL_DATATYPES.get(self.datatype)
+        return None if code is None else np.dtype(self.endian + code)
+
+    @property
+    def datatype_name(self) -> str:
+        code = REAL_DATATYPES.get(self.datatype)
+        return np.dtype(code).name if code else DATATYPE_NAMES.get(self.datatype, f"datatype {self.datatype}")
 
 
-def _open(path):
-    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
-
-
-def read_nifti_header(path: str | os.PathLike) -> NiftiHeader | None:
-    """The fields checked here from a .nii / .nii.gz header, or None if it is not NIfTI-1/2."""
-    try:
-        with _open(path) as handle:
-            head = handle.read(540)
-    except (OSError, EOFError):
-        return None  # not gzip / unreadable: SimpleITK's reader reports it as InvalidVolume
+def parse_nifti_header(head: bytes) -> NiftiHeader | None:
+    """The fields ctbench checks, from the first bytes of an uncompressed NIfTI-1/2 file, or None."""
     if len(head) < 348:
         return None
     for endian in ("<", ">"):
@@ -51,58 +61,21 @@ def read_nifti_header(path: str | os.PathLike) -> NiftiHeader | None:
             dims = struct.unpack(endian + "8h", head[40:56])
             (datatype,) = struct.unpack(endian + "h", head[70:72])
             pixdim = struct.unpack(endian + "8f", head[76:108])
-            (vox_offset,) = struct.unpack(endian + "f", head[108:112])
+            vox_offset, slope, inter = struct.unpack(endian + "3f", head[108:120])
+            version = 1
             break
         if size == 540 and len(head) >= 540:
             (datatype,) = struct.unpack(endian + "h", head[12:14])
             dims = struct.unpack(endian + "8q", head[16:80])
             pixdim = struct.unpack(endian + "8d", head[104:168])
             (vox_offset,) = struct.unpack(endian + "q", head[168:176])
+            slope, inter = struct.unpack(endian + "2d", head[176:192])
+            version = 2
             break
     else:
         return None
     ndim = max(0, min(int(dims[0]), 7))
     return NiftiHeader(
         endian, tuple(int(v) for v in dims[1 : ndim + 1]), tuple(float(v) for v in pixdim[1 : ndim + 1]),
-        int(datatype), int(vox_offset),
+        int(datatype), int(vox_offset) if np.isfinite(vox_offset) else -1, float(slope), float(inter), version,
     )
-
-
-def read_nifti_pixdim(path: str | os.PathLike) -> tuple[float, ...] | None:
-    """``pixdim[1:dim[0]+1]`` (voxel sizes) from a .nii / .nii.gz header, or None if not NIfTI."""
-    header = read_nifti_header(path)
-    return None if header is None else header.pixdim
-
-
-def check_nifti_finite(path: str | os.PathLike, header: NiftiHeader | None = None) -> None:
-    """Raise `NonFiniteVoxels` if a float32/float64 NIfTI holds NaN or inf (streamed, bounded memory)."""
-    header = header or read_nifti_header(path)
-    if header is None or header.datatype not in _FLOAT_CODES:
-        return
-    dtype = np.dtype(("<" if header.endian == "<" else ">") + _FLOAT_CODES[header.datatype])
-    remaining = int(np.prod(header.dims, dtype=np.int64)) * dtype.itemsize
-    total, bad = remaining // dtype.itemsize, 0
-    try:
-        with _open(path) as handle:
-            handle.read(header.vox_offset)
-            while remaining > 0:
-                chunk = handle.read(min(_CHUNK_BYTES, remaining))
-                if not chunk:
-                    break
-                usable = len(chunk) - len(chunk) % dtype.itemsize
-                bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(chunk[:usable], dtype=dtype))))
-                remaining -= len(chunk)
-    except (OSError, EOFError) as exc:
-        raise InvalidVolume(f"{path}: cannot decode voxels, truncated or corrupt? ({exc})") from None
-    if bad:
-        raise NonFiniteVoxels(f"{path}: {bad} of {total} voxels are NaN or infinite")
-
-
-def check_nifti_spacing(path: str | os.PathLike) -> None:
-    """Raise `InvalidSpacing` if any spatial voxel size in the header is zero, negative or not finite."""
-    pixdim = read_nifti_pixdim(path)
-    if pixdim is None:
-        return
-    spatial = pixdim[:3]
-    if any(not (v > 0 and v < float("inf")) for v in spatial):
-        raise InvalidSpacing(f"{path}: NIfTI header voxel sizes (pixdim) must be positive and finite, got {spatial}")

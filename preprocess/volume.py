@@ -12,9 +12,7 @@ Axis conventions (stated once, relied on everywhere):
 """
 from __future__ import annotations
 
-import copy
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +43,8 @@ class Volume:
         object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
         object.__setattr__(self, "origin", tuple(float(o) for o in self.origin))
         validate_geometry(self.array, self.spacing, self.direction, where=self.source or "volume")
+        if not all(np.isfinite(self.origin)):
+            raise InvalidVolume(f"{self.source or 'volume'}: origin must be finite, got {self.origin}")
 
     @property
     def shape_ijk(self) -> tuple[int, int, int]:
@@ -103,29 +103,45 @@ def check_finite(array: np.ndarray, where: str) -> None:
 
 
 def load_volume(path: str | os.PathLike, max_bytes: int | None = None) -> Volume:
-    """Read a NIfTI (.nii / .nii.gz) volume with SimpleITK into a validated `Volume`.
+    """Read a NIfTI (.nii / .nii.gz) volume into a validated `Volume`; other formats via SimpleITK.
 
-    NIfTI scaling (scl_slope/scl_inter) is applied by the reader. Zero or negative voxel sizes in
-    the header raise `InvalidSpacing`, NaN/inf voxels `NonFiniteVoxels` (ITK's reader would
-    silently make the spacing 1 mm / positive and the voxels 0). A 4D image whose fourth axis
+    NIfTI files are read once and decoded from those bytes (`nifti_decode.decode_nifti`): NIfTI
+    scaling (scl_slope/scl_inter) is applied; zero or negative voxel sizes in the header raise
+    `InvalidSpacing`, NaN/inf voxels `NonFiniteVoxels` (ITK's reader would silently make the
+    spacing 1 mm / positive and the voxels 0), a file shorter than its header promises
+    `TruncatedVolume`, complex or RGB voxels `UnsupportedVoxelType`. A 4D image whose fourth axis
     has length 1 is accepted as 3D; any other 4D image, 2D image or multi-component image is an
-    `InvalidVolume`.
+    `InvalidVolume`. `max_bytes` bounds voxels x 4 bytes, checked from the header before decoding.
     """
+    path = Path(path)
+    if str(path).endswith(NIFTI_SUFFIXES):
+        return load_volume_bytes(read_volume_file(path), str(path), max_bytes=max_bytes, where=str(path))
     return volume_from_sitk(read_image_checked(path, max_bytes), str(path))
 
 
+def read_volume_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a volume file; `VolumeNotFound` / `InvalidVolume` saying why it cannot be read."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            return handle.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise VolumeNotFound(f"{path}: no such volume file") from None
+    except OSError as exc:
+        raise InvalidVolume(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
 def read_image_checked(path: str | os.PathLike, max_bytes: int | None = None):
-    """The SimpleITK image of a volume file, after the checks `load_volume` documents."""
+    """The SimpleITK image of a non-NIfTI volume file (MetaImage, NRRD, ...), its decoded size
+    checked against `max_bytes` from the header before the voxels are read."""
     import SimpleITK as sitk
+
+    from ctbench.preprocess.nifti_decode import decoded_size_bound
 
     path = Path(path)
     where = str(path)
     if not path.is_file():
         raise VolumeNotFound(f"{where}: no such volume file")
-    if where.endswith(NIFTI_SUFFIXES):
-        from ctbench.preprocess.nifti_header import check_nifti_finite, check_nifti_spacing
-
-        check_nifti_spacing(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(where)
     try:
@@ -134,13 +150,12 @@ def read_image_checked(path: str | os.PathLike, max_bytes: int | None = None):
         raise InvalidVolume(f"{where}: not a readable image ({_first_line(exc)})") from None
     size = reader.GetSize()
     if max_bytes is not None:
-        estimate = int(np.prod(size)) * 4
+        estimate = decoded_size_bound(size)
         if estimate > max_bytes:
             raise VolumeTooLarge(
                 f"{where}: volume of size {size} needs about {estimate} bytes, over the bound of {max_bytes}"
             )
-    if where.endswith(NIFTI_SUFFIXES):
-        check_nifti_finite(path)
+    _check_real_pixels(reader.GetPixelID(), reader.GetNumberOfComponents(), where)
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -148,14 +163,24 @@ def read_image_checked(path: str | os.PathLike, max_bytes: int | None = None):
     return image
 
 
+def _check_real_pixels(pixel_id: int, components: int, where: str) -> None:
+    import SimpleITK as sitk
+
+    if components != 1:
+        raise InvalidVolume(f"{where}: expected one intensity per voxel, got {components} components")
+    if pixel_id in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        from ctbench.preprocess.volume_errors import UnsupportedVoxelType
+
+        raise UnsupportedVoxelType(
+            f"{where}: voxels of type {sitk.GetPixelIDValueAsString(pixel_id)}; expected one real value per voxel"
+        )
+
+
 def volume_from_sitk(image, where: str = "volume") -> Volume:
     """SimpleITK image -> `Volume`, squeezing a singleton 4th axis; validates as `load_volume`."""
     import SimpleITK as sitk
 
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InvalidVolume(
-            f"{where}: expected one intensity per voxel, got {image.GetNumberOfComponentsPerPixel()} components"
-        )
+    _check_real_pixels(image.GetPixelID(), image.GetNumberOfComponentsPerPixel(), where)
     dim = image.GetDimension()
     if dim == 4 and image.GetSize()[3] == 1:
         image = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, 0])
@@ -189,24 +214,20 @@ def save_volume(volume: Volume, path: str | os.PathLike) -> None:
     sitk.WriteImage(volume_to_sitk(volume), str(path), useCompression=str(path).endswith(".gz"))
 
 
-def load_volume_bytes(data: bytes, filename: str, max_bytes: int | None = None) -> Volume:
-    """Decode an in-memory NIfTI file (as sent inline over gRPC). `filename` gives the format."""
-    suffix = ".nii.gz" if filename.endswith(".gz") else ".nii"
-    with tempfile.TemporaryDirectory(prefix="ctbench-vol-") as tmp:
-        path = Path(tmp) / f"inline{suffix}"
-        path.write_bytes(data)
-        try:
-            volume = load_volume(path, max_bytes=max_bytes)
-        except InvalidVolume as exc:  # name the volume the client sent, not our temp file
-            raise _renamed(exc, str(path), f"{filename} (inline)") from None
+def load_volume_bytes(data: bytes, filename: str, max_bytes: int | None = None, where: str | None = None) -> Volume:
+    """Decode an in-memory NIfTI file (as sent inline over gRPC, or read once from disk).
+
+    `filename` names the volume (its suffix must be .nii or .nii.gz; gzip is recognised by its
+    magic bytes); `where` is how errors name it, by default ``"<filename> (inline)"``.
+    """
+    from ctbench.preprocess.nifti_decode import decode_nifti
+    from ctbench.preprocess.volume_errors import UnsupportedVolumeFormat
+
+    where = where or f"{filename} (inline)"
+    if not filename.endswith(NIFTI_SUFFIXES):
+        raise UnsupportedVolumeFormat(f"{where}: only NIfTI volumes (.nii, .nii.gz) can be decoded from bytes")
+    volume = decode_nifti(data, where, max_bytes=max_bytes)
     return Volume(volume.array, volume.spacing, volume.origin, volume.direction, source=filename)
-
-
-def _renamed(exc: InvalidVolume, old: str, new: str) -> InvalidVolume:
-    """The same error with `old` replaced by `new` in its message (extra attributes kept)."""
-    clone = copy.copy(exc)
-    clone.args = tuple(a.replace(old, new) if isinstance(a, str) else a for a in exc.args)
-    return clone
 
 
 def _first_line(exc: Exception) -> str:

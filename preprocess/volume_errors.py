@@ -17,6 +17,9 @@ __all__ = [
     "NonFiniteVoxels",
     "NonOrthogonalDirection",
     "NotThreeDimensional",
+    "TruncatedVolume",
+    "UnsupportedVolumeFormat",
+    "UnsupportedVoxelType",
     "VolumeTooLarge",
 ]
 
@@ -35,6 +38,18 @@ class NonOrthogonalDirection(InvalidVolume):
 
 class NonFiniteVoxels(InvalidVolume):
     """NaN or infinite voxel values."""
+
+
+class UnsupportedVoxelType(InvalidVolume):
+    """Voxels that are not one real number each: complex, RGB, 128-bit float, binary."""
+
+
+class TruncatedVolume(InvalidVolume):
+    """A file that ends before the last voxel its header declares."""
+
+
+class UnsupportedVolumeFormat(InvalidVolume):
+    """A file format the model card does not accept (NIfTI is the default and the usual one)."""
 
 
 class CastOverflow(InvalidVolume):

@@ -47,6 +47,10 @@ from ctbench.cli.perf_ingest import ingest  # noqa: E402  (its own module; owned
 
 perf.add_command(ingest)
 
+from ctbench.cli.perf_geometric import geometric  # noqa: E402  (its own module; owned by the baselines)
+
+perf.add_command(geometric)
+
 
 @perf.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)

@@ -68,6 +68,8 @@ def parse_json_reply(reply: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadReply(f"reply is not JSON ({exc.msg} at column {exc.colno}): {reply[:120]!r}") from None
+    except RecursionError:
+        raise BadReply(f"reply is JSON nested too deeply to parse: {reply[:120]!r}") from None
 
 
 def parse_qa_pairs(reply: str) -> list[dict]:

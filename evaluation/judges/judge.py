@@ -193,7 +193,7 @@ def _load_json_like(text: str) -> Any:
         for attempt in (cand, _TRAILING_COMMA.sub(r"\1", cand)):
             try:
                 return json.loads(attempt)
-            except (json.JSONDecodeError, ValueError):
+            except (json.JSONDecodeError, ValueError, RecursionError):  # nesting too deep: not a verdict
                 pass
             try:
                 py = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", attempt)))

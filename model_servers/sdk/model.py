@@ -44,6 +44,8 @@ class Model:
     reads_volume: ClassVar[bool] = True
     #: "reference" and/or "inline".
     transports: ClassVar[tuple[str, ...]] = ("reference", "inline")
+    #: File formats accepted by reference (`ctbench.preprocess.volume_formats.FORMATS` keys).
+    volume_formats: ClassVar[tuple[str, ...]] = ("nifti",)
     gpu_memory_bytes: ClassVar[int] = 0
 
     def __init__(self, **options: str):
@@ -85,6 +87,7 @@ class Model:
             "input": self.input_spec(),
             "max_batch_size": self.max_batch_size,
             "transports": list(self.transports),
+            "volume_formats": list(self.volume_formats),
             "generation": {k: str(v) for k, v in self.generation().items()},
             "gpu_memory_bytes": self.gpu_memory_bytes,
         }

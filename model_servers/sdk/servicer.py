@@ -25,14 +25,14 @@ from ctbench.errors import (
     ModelNotReady,
     UnknownVolume,
     UnsupportedTransport,
-    VolumeOutsideDataRoot,
     VolumeTooLarge,
 )
 from ctbench.model_servers.sdk.batcher import Batcher, PendingItem
 from ctbench.model_servers.sdk.item_status import OK, status_from_exception
 from ctbench.model_servers.sdk.model import Model, QuestionItem
 from ctbench.model_servers.sdk.volume_cache import PreparedVolume, VolumeCache
-from ctbench.preprocess.volume import load_volume, load_volume_bytes
+from ctbench.preprocess.referenced_volumes import load_referenced, resolve_under_root
+from ctbench.preprocess.volume import load_volume_bytes
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
@@ -89,17 +89,10 @@ class ModelCore:
         return prepared, self.model.encode_volume(prepared)
 
     def resolve(self, relative: str) -> Path:
-        root = self.limits.data_root
-        if root is None:
-            raise UnsupportedTransport("this server has no data root: send volumes inline")
-        root = root.resolve()
-        try:
-            path = (root / relative).resolve()
-        except (ValueError, OSError) as exc:  # a NUL byte, a symlink loop: one bad item, not a dead reader
-            raise InvalidVolume(f"{relative!r} is not a usable path: {exc}") from None
-        if not path.is_relative_to(root):
-            raise VolumeOutsideDataRoot(f"{relative!r} resolves outside the server's data root")
-        return path
+        return resolve_under_root(self.limits.data_root, relative, self.model.volume_formats)
+
+    def load_referenced(self, path: Path, volume_id: str):
+        return load_referenced(path, volume_id, self.limits.data_root, self.model.volume_formats)
 
 
 class StreamSession:
@@ -154,7 +147,7 @@ class StreamSession:
                 if "reference" not in self.core.model.transports:
                     raise UnsupportedTransport("this server accepts volumes inline only")
                 path = self.core.resolve(header.path)
-                future, hit = self.core.cache.get(vid, lambda: self.core.prepare(lambda: _load_verified(path, vid)))
+                future, hit = self.core.cache.get(vid, lambda: self.core.prepare(lambda: self.core.load_referenced(path, vid)))
                 self.volumes[vid] = _SessionVolume(future, hit)
                 future.add_done_callback(lambda f, vid=vid: self._volume_ready(vid, f))
             elif source == "inline":
@@ -322,23 +315,6 @@ class StreamSession:
     def _on_done(self) -> None:
         self.cancelled = True
         self.out.put(_END)
-
-
-def _load_verified(path: Path, volume_id: str):
-    """Load a by-reference volume after checking its bytes hash to the id the client declared:
-    the id keys a cache shared by every stream, so a wrong one must not cache the wrong voxels."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            while block := handle.read(1 << 22):
-                digest.update(block)
-    except FileNotFoundError:
-        return load_volume(path)  # raises VolumeNotFound with the usual message
-    except OSError as exc:
-        raise InvalidVolume(f"{path}: cannot read ({exc.strerror})") from None
-    if "sha256:" + digest.hexdigest() != volume_id:
-        raise InvalidVolume(f"{path.name}: the file's bytes hash to sha256:{digest.hexdigest()}, not the declared {volume_id}")
-    return load_volume(path)
 
 
 def _chain(source: Future, target: Future) -> None:

@@ -103,7 +103,7 @@ def test_cli_rejects_an_address_without_port():
 def test_orientation_check_catches_a_server_that_drops_the_direction_matrix():
     """The classic bug: reading the voxels but not the header's direction cosines."""
     pytest.importorskip("scipy")
-    from ctbench.model_servers.baselines.geometric import GeometricExpert, analyse
+    from ctbench.model_servers.baselines.geometric import GeometricExpert
     from ctbench.model_servers.sdk import ModelServer, ServerOptions
     from ctbench.preprocess.volume import Volume
 
@@ -111,7 +111,7 @@ def test_orientation_check_catches_a_server_that_drops_the_direction_matrix():
         name = "drops-direction"
 
         def preprocess(self, volume):
-            return analyse(Volume(volume.array, volume.spacing, volume.origin, [[1, 0, 0], [0, 1, 0], [0, 0, 1]]))
+            return super().preprocess(Volume(volume.array, volume.spacing, volume.origin, [[1, 0, 0], [0, 1, 0], [0, 0, 1]]))
 
     server = ModelServer(DropsDirection(), ServerOptions(host="127.0.0.1", port=0))
     port = server.start()

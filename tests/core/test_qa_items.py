@@ -44,6 +44,28 @@ def test_bad_forms_raise_with_location(tmp_path, name, filename, content, messag
     assert message in str(info.value)
 
 
+_ROW = '{"case_id": "v", "question": "q", "answer": "a"'
+BAD_BYTES = [
+    # (id, file name, content, message: file and line, then what was wrong)
+    ("non-UTF-8 jsonl", "qa.jsonl", (_ROW + "}\n" + _ROW + ', "x": "\xff"}\n').encode("latin-1"), "qa.jsonl:2: not UTF-8 text"),
+    ("non-UTF-8 json", "qa.json", b'{"v": {"qa_pairs": [\n{"question": "\xe9", "answer": "a"}]}}', "qa.json:2: not UTF-8 text"),
+    ("category a number", "qa.jsonl", (_ROW + ', "category": 5}\n').encode(), "qa.jsonl:1: row: 'category' must be a string or a list"),
+    ("category true", "qa.json", json.dumps({"v": {"qa_pairs": [{"question": "q", "answer": "a", "category": True}]}}).encode(),
+     "qa.json: volume 'v', pair 0: 'category' must be a string or a list"),
+    ("question id an object", "qa.jsonl", (_ROW + ', "question_id": {"a": 1}}\n').encode(), "qa.jsonl:1: row: 'question_id' must be a string"),
+    ("deep nesting jsonl", "qa.jsonl", (_ROW + "}\n" + "[" * 100_000 + "]" * 100_000 + "\n").encode(), "qa.jsonl:2: JSON nested too deeply"),
+    ("deep nesting json", "qa.json", ('{"v": ' + "[" * 100_000 + "]" * 100_000 + "}").encode(), "qa.json: JSON nested too deeply"),
+]
+
+
+@pytest.mark.parametrize("filename,content,message", [b[1:] for b in BAD_BYTES], ids=[b[0] for b in BAD_BYTES])
+def test_hostile_files_raise_a_dataset_error_with_file_and_line(tmp_path, filename, content, message):
+    (tmp_path / filename).write_bytes(content)
+    with pytest.raises(DatasetError) as info:
+        load_dataset(tmp_path / filename)
+    assert message in str(info.value)
+
+
 def test_published_benchmark_loads_with_its_ids(repo_root):
     path = repo_root.parent / "shared" / "data" / "ct-spatialvqa" / "qa_pairs.json"
     if not path.is_file():

@@ -69,6 +69,29 @@ def test_garbage_reply_is_a_judge_failure_not_a_wrong_answer(tmp_path):
     assert judge.stats.failures == 4 and all(v.is_correct is None for v in again)
 
 
+@pytest.mark.parametrize("reply, expected", [
+    ("[" * 100_000 + "]" * 100_000, [None, None]),
+    ('{"verdicts": ' + "[" * 50_000 + '{"id": 0, "is_correct": true}' + "]" * 50_000 + "}", [True, None]),  # loose rescue
+    ("```json\n" + '{"a": ' * 30_000 + "1" + "}" * 30_000 + "\n```", [None, None]),
+], ids=["brackets", "verdict buried deep", "fenced objects"])
+def test_a_deeply_nested_reply_is_an_unparseable_verdict_not_a_crash(reply, expected):
+    parsed = parse_verdicts(reply, 2)
+    assert [parsed[i][0] for i in range(2)] == expected
+    assert all(parsed[i][2] for i in range(2) if parsed[i][0] is None)
+
+
+def test_a_deeply_nested_reply_fails_its_batch_alone(tmp_path):
+    def responder(req):
+        if "lesion 3?" in req.user:
+            return FakeReply("[" * 100_000 + "]" * 100_000)
+        return judge_responder(req)
+
+    with FakeLLMServer(responder) as server:
+        verdicts = make_judge(server, "openai", tmp_path, batch_size=4).judge(ITEMS)
+    assert [v.question_id for v in verdicts if v.is_correct is None] == [f"v{i}::0" for i in range(4)]
+    assert all(v.is_correct is not None for v in verdicts[4:])
+
+
 def test_judge_rate_limited_forever_records_failures_and_keeps_the_rest(tmp_path):
     def responder(req):
         if "lesion 0?" in req.user:

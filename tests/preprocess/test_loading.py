@@ -128,6 +128,7 @@ def test_bad_files_raise_typed_errors_with_values(tmp_path, write_dicom_series, 
         ({"spacing": (1.0, -0.5, 1.0)}, InvalidSpacing, r"got \(1.0, -0.5, 1.0\)"),
         ({"direction": [[1, 0.3, 0], [0, 1, 0], [0, 0, 1]]}, NonOrthogonalDirection, r"\[\[1.0, 0.3, 0.0\]"),
         ({"direction": np.eye(3) * 2}, NonOrthogonalDirection, "not orthonormal"),
+        ({"origin": (0.0, float("inf"), 0.0)}, InvalidVolume, r"origin must be finite, got \(0.0, inf, 0.0\)"),
     ],
 )
 def test_bad_geometry_in_memory_raises(kwargs, error, message):

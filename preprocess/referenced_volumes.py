@@ -1,0 +1,74 @@
+"""Volumes sent by reference: a path under the server's data root, and the id the client hashed.
+
+`resolve_under_root` turns the client's relative path into a file inside the root in an
+accepted format (typed errors for an escape, a symlink loop, a NUL byte, another format).
+`load_referenced` reads the file once, checks that those bytes hash to the declared id, and
+decodes the same bytes: a file rewritten between hashing and decoding cannot put another
+volume's voxels under this id. A MetaImage or NRRD header naming a detached data file inside
+the root is decoded from its path (the id then covers the header; the data file is read once).
+"""
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+from ctbench.errors import InvalidVolume, UnsupportedTransport, VolumeOutsideDataRoot
+from ctbench.preprocess.volume import Volume, load_volume_bytes, read_image_checked, read_volume_file, volume_from_sitk
+from ctbench.preprocess.volume_formats import DEFAULT_FORMATS, check_data_files_inside, format_of, named_data_file
+
+__all__ = ["load_referenced", "resolve_under_root"]
+
+_ATTACHED_SUFFIX = {"metaimage": ".mha", "nrrd": ".nrrd"}  # what SimpleITK reads a one-file copy as
+
+
+def resolve_under_root(root: Path | None, relative: str, formats: Iterable[str] = DEFAULT_FORMATS) -> Path:
+    """The file `relative` names under `root`, after following symlinks, in an accepted format.
+
+    Raises `UnsupportedTransport` without a root, `InvalidVolume` for a path that cannot be
+    resolved (NUL byte, symlink loop), `VolumeOutsideDataRoot` for one that leaves the root
+    (whether or not it exists: nothing outside is opened), `UnsupportedVolumeFormat` otherwise.
+    """
+    if root is None:
+        raise UnsupportedTransport("this server has no data root: send volumes inline")
+    root = Path(root).resolve()
+    try:
+        path = (root / relative).resolve()
+    except (ValueError, OSError, RuntimeError):  # NUL byte; symlink loop (RuntimeError before 3.13)
+        raise InvalidVolume(f"{relative!r} is not a usable path (a NUL byte or a symlink loop)") from None
+    if not path.is_relative_to(root):
+        raise VolumeOutsideDataRoot(f"{relative!r} resolves outside the server's data root")
+    format_of(path.name, formats)
+    return path
+
+
+def load_referenced(
+    path: Path, volume_id: str, root: Path, formats: Iterable[str] = DEFAULT_FORMATS, max_bytes: int | None = None
+) -> Volume:
+    """Read `path` (from `resolve_under_root`) once, verify its SHA-256 is `volume_id`, decode it.
+
+    `max_bytes` bounds the decoded size (voxels x 4 bytes), checked from the header first.
+    """
+    fmt = format_of(path.name, formats)
+    where = path.name
+    data = read_volume_file(path)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    if digest != volume_id:
+        raise InvalidVolume(f"{where}: the file's bytes hash to {digest}, not the declared {volume_id}")
+    if fmt == "nifti":
+        return load_volume_bytes(data, path.name, max_bytes=max_bytes, where=where)
+    check_data_files_inside(path, data, fmt, Path(root), where)
+    if named_data_file(data, fmt, where) is not None:
+        return volume_from_sitk(read_image_checked(path, max_bytes), where)
+    suffix = _ATTACHED_SUFFIX[fmt]
+    with tempfile.TemporaryDirectory(prefix="ctbench-ref-") as tmp:
+        copy = Path(tmp) / ("volume" + suffix)
+        with open(copy, "wb") as handle:
+            handle.write(data)
+        del data
+        try:
+            return volume_from_sitk(read_image_checked(copy, max_bytes), where)
+        except InvalidVolume as exc:
+            exc.args = tuple(a.replace(str(copy), where) if isinstance(a, str) else a for a in exc.args)
+            raise
