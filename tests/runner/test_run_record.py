@@ -81,4 +81,4 @@ def test_bench_report_shows_the_attempts(tmp_path, chance_endpoint):
     rows = [line for line in section.splitlines() if "--marker-of-this-test" in line]
     assert len(rows) == 2
     assert "chance [chance 1]: 2 answered, 0 errors" in rows[0] and "2 earlier" in rows[1]
-    assert "--marker-of-this-test" in (out / "report" / "report.html").read_text()
+    assert "--marker-of-this-test" in (out / "report" / "report.html").read_text(encoding="utf-8")
