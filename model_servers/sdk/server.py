@@ -21,7 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from ctbench.errors import CtbenchError, PortInUse
 from ctbench.model_servers.sdk.batcher import Batcher
 from ctbench.model_servers.sdk.model import Model
-from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer, ModelCore, ServerLimits
+from ctbench.model_servers.sdk.model_core import ModelCore, ServerLimits
+from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer
 from ctbench.model_servers.sdk.volume_cache import VolumeCache
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
@@ -36,7 +37,9 @@ class ServerOptions:
     port: int = 50051
     data_root: Path | None = None
     cache_bytes: int = 4 << 30
-    max_volume_bytes: int = 2 << 30
+    max_volume_bytes: int = 2 << 30  # largest inline volume (file bytes)
+    max_decoded_bytes: int = 4 << 30  # largest decoded volume, checked from its header
+    max_inline_bytes: int = 4 << 30  # inline bytes all streams together hold at once
     preprocess_workers: int = 2
     max_streams: int = 16
     grace_s: float = 5.0
@@ -49,7 +52,12 @@ class ModelServer:
         self._pool = futures.ThreadPoolExecutor(max_workers=options.max_streams * 2 + 4, thread_name_prefix="ctbench-grpc")
         self._preprocess = futures.ThreadPoolExecutor(max_workers=options.preprocess_workers, thread_name_prefix="ctbench-prep")
         self.batcher = Batcher(model.answer, model.max_batch_size, model.max_wait_ms)
-        limits = ServerLimits(data_root=options.data_root, max_volume_bytes=options.max_volume_bytes)
+        limits = ServerLimits(
+            data_root=options.data_root,
+            max_volume_bytes=options.max_volume_bytes,
+            max_decoded_bytes=options.max_decoded_bytes,
+            max_inline_bytes=options.max_inline_bytes,
+        )
         self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         # so_reuseport off: a second server on a taken port must fail, not silently share it.
