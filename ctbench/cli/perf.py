@@ -22,9 +22,11 @@ def perf() -> None:
 @click.option("--volumes", default=20, show_default=True, help="Volumes the questions are spread over (sent by reference).")
 @click.option("--volume-mb", default=150, show_default=True, help="Size of the inline volume (a CT-RATE volume is ~150 MB raw).")
 @click.option("--window", default=128, show_default=True, help="Questions in flight.")
+@click.option("--repeats", default=3, show_default=True, help="Inline uploads and bare streams, alternating (medians reported).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def harness(questions, volumes, volume_mb, window, as_json) -> None:
-    """Harness throughput with a server that answers instantly, and inline volume MB/s.
+def harness(questions, volumes, volume_mb, window, repeats, as_json) -> None:
+    """Harness throughput with a server that answers instantly, and inline volume MB/s next to
+    a bare gRPC stream of 1 MiB messages measured in the same run.
 
     \b
     Example:
@@ -32,14 +34,17 @@ def harness(questions, volumes, volume_mb, window, as_json) -> None:
     """
     from ctbench.runners.perf import harness_benchmark
 
-    figures = harness_benchmark(questions=questions, volumes=volumes, volume_mb=volume_mb, window=window)
+    figures = harness_benchmark(questions=questions, volumes=volumes, volume_mb=volume_mb, window=window, repeats=repeats)
     if as_json:
         click.echo(json.dumps(figures, indent=1))
         return
     click.echo(f"questions/s (instant server, window {figures['window']}): {figures['questions_per_s']:.0f}  "
                f"({figures['questions']} questions in {figures['question_seconds']:.2f}s)")
     click.echo(f"inline volume over loopback: {figures['inline_mb_per_s']:.0f} MB/s  "
-               f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s)")
+               f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s, read + SHA-256 on both sides)")
+    click.echo(f"bare gRPC stream, 1 MiB messages: {figures['bare_grpc_mb_per_s']:.0f} MB/s  "
+               f"(inline reaches {figures['inline_to_bare']:.0%} of it; medians of {figures['repeats']})")
+    click.echo(f"  of the inline time, the runner's read + SHA-256 before the first chunk: {figures['runner_read_hash_seconds']:.2f}s")
     click.echo(f"machine: {figures['machine']}")
 
 
