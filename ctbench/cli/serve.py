@@ -29,6 +29,11 @@ def serve(model_name, host, port, data_root, options, cache_gb, max_inline_gb, m
     Example:
       bench serve geometric --port 50051 --data-root /data
     """
+    watch = None
+    if exit_with_parent:  # first, before the heavy imports: the parent may die while they run
+        from ctbench.exit_with_parent import ParentWatch
+
+        watch = ParentWatch.arm()
     from ctbench.model_servers.registry import get_model_class
     from ctbench.model_servers.sdk import ServerOptions, serve as run_server
 
@@ -51,5 +56,5 @@ def serve(model_name, host, port, data_root, options, cache_gb, max_inline_gb, m
             max_decoded_bytes=int(max_decoded_gb * (1 << 30)),
         ),
         port_file=port_file,
-        exit_with_parent=exit_with_parent,
+        exit_with_parent=watch or False,
     )

@@ -3,6 +3,7 @@ byte budget and the batcher; and how a volume is found and prepared."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,27 @@ class ServerLimits:
     max_chunk_bytes: int = 3 << 20
     max_decoded_bytes: int = 4 << 30  # bound on a decoded volume, checked from its header
     max_inline_bytes: int = 4 << 30  # inline bytes all streams together hold at once
+    max_streams: int = 64  # Answer streams served at once; more are refused
+
+
+class StreamSlots:
+    """Counts open Answer streams, so that they never take every thread the server has."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.active = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.active >= self.limit:
+                return False
+            self.active += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.active -= 1
 
 
 class ModelCore:
@@ -31,6 +53,7 @@ class ModelCore:
         self.cache = cache
         self.batcher = batcher
         self.inline_budget = InlineBudget(limits.max_inline_bytes)
+        self.streams = StreamSlots(limits.max_streams)
         self.load_error: str | None = None
 
     def prepare(self, load_fn) -> tuple[Any, Any]:

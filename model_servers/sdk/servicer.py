@@ -33,6 +33,12 @@ class AnswerVolumeQuestionServicer(pb_grpc.AnswerVolumeQuestionServicer):
             context.abort(grpc.StatusCode.INTERNAL, "internal error building the model card; the server log has the traceback")
 
     def Answer(self, request_iterator, context: grpc.ServicerContext):
+        if not self.core.streams.take():
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this server serves at most {self.core.streams.limit} Answer streams at once; try again when one ends",
+            )
+        context.add_callback(self.core.streams.give_back)  # runs once, however the call ends
         session = StreamSession(self.core, context)
         threading.Thread(target=session.read, args=(request_iterator,), name="ctbench-reader", daemon=True).start()
         yield from session.responses()

@@ -123,10 +123,19 @@ class StreamSession:
                 self.out.put(_END)
 
     def _handle(self, request: pb.AnswerRequest) -> None:
+        """One request; an unexpected error fails its volume (or question) alone."""
         kind = request.WhichOneof("item")
         handlers: dict[str, Callable] = {"volume": self._on_volume, "chunk": self._on_chunk, "question": self._on_question}
-        if kind in handlers:
-            handlers[kind](getattr(request, kind))
+        if kind not in handlers:
+            return
+        message = getattr(request, kind)
+        try:
+            handlers[kind](message)
+        except Exception as exc:  # questions catch their own; a volume's bug ends that volume
+            try:
+                self._fail_volume(message.volume_id, exc)
+            except Exception:
+                log.exception("cannot report the failure of volume %r", message.volume_id)
 
     def _on_volume(self, header: pb.VolumeHeader) -> None:
         vid = header.volume_id

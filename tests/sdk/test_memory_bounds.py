@@ -20,14 +20,14 @@ from sdk_stream import exchange, header, inline, question, start, vid, write_vol
 
 
 class TrackedModel(EchoModel):
-    """Keeps a weak reference to every volume it prepared."""
+    """Keeps a weak reference to every volume it prepared, by the volume's fill value."""
 
     def load(self) -> None:
         super().load()
-        self.refs: list[weakref.ref] = []
+        self.refs: dict[int, weakref.ref] = {}
 
     def preprocess(self, volume):
-        self.refs.append(weakref.ref(volume))
+        self.refs[int(volume.array.flat[0])] = weakref.ref(volume)
         return super().preprocess(volume)
 
 
@@ -54,7 +54,7 @@ def test_a_stream_lets_go_of_a_volume_once_its_questions_are_answered(tmp_path):
                     if answered == len(ids):
                         break
             gc.collect()
-            alive = [i for i, ref in enumerate(server.model.refs) if ref() is not None]
+            alive = sorted(fill - 1 for fill, ref in server.model.refs.items() if ref() is not None)
             done.set()
             call.cancel()
         assert alive in ([], [4]), f"volumes {alive} still held by an open stream whose questions on them are answered"
