@@ -80,6 +80,7 @@ class _Upload:
 class _SessionVolume:
     future: Future | None  # None once released: the cache may still have it
     cache_hit: bool
+    own: Future | None = None  # the session's placeholder (inline), the only future it may fail
     upload: _Upload | None = None
     path: Path | None = None  # by reference: where to reload it from
     failed: BaseException | None = None
@@ -168,7 +169,8 @@ class StreamSession:
                     _when_done(cached, lambda f, vid=vid: self._volume_ready(vid, f))
                 else:
                     reservation = self.core.inline_budget.reserve(total, f"inline volume {vid}")
-                    self.volumes[vid] = _SessionVolume(Future(), False, upload=_Upload(filename, total, reservation))
+                    placeholder = Future()
+                    self.volumes[vid] = _SessionVolume(placeholder, False, upload=_Upload(filename, total, reservation), own=placeholder)
                     if total == 0:
                         self._finish_upload(vid)
             else:
@@ -237,7 +239,7 @@ class StreamSession:
         future, hit = self.core.cache.get(vid, load)
         if hit:  # another stream finished the same volume first
             reservation.release()
-        placeholder = entry.future
+        placeholder = entry.own
         entry.future, entry.cache_hit = future, hit
         _when_done(future, lambda f: _chain(f, placeholder))
         _when_done(future, lambda f, vid=vid: self._volume_ready(vid, f))
@@ -245,14 +247,15 @@ class StreamSession:
     def _fail_volume(self, vid: str, exc: BaseException) -> None:
         entry = self.volumes.get(vid)
         if entry is None:
-            entry = self.volumes[vid] = _SessionVolume(Future(), False)
+            entry = self.volumes[vid] = _SessionVolume(None, False)
         entry.failed = exc
         if entry.upload is not None:
             entry.upload.drop()
-        if entry.future is None:
-            entry.future = Future()
-        if not entry.future.done():
-            entry.future.set_exception(exc)
+        if entry.own is not None and not entry.own.done():
+            entry.own.set_exception(exc)  # questions already waiting on the upload
+        # Never the cache's future: other streams share it.
+        entry.future = Future()
+        entry.future.set_exception(exc)
         self._send_volume_status(vid, exc, 0.0, False)
 
     def _volume_ready(self, vid: str, future: Future) -> None:

@@ -97,6 +97,7 @@ def test_inline_bytes_in_flight_have_a_cap_across_streams(tmp_path):
             assert card.max_inline_bytes == 1000
             call = pb_grpc.AnswerVolumeQuestionStub(channel).Answer(holding_stream(), timeout=30)
             assert first_chunk_sent.wait(10)
+            wait_for(lambda: server.core.inline_budget.in_use == 800, 10, "the first upload's reservation")
             other = b"y" * 800
             answers, volumes = exchange(address, inline(vid(other), other) + [question("y::0", vid(other))])
             assert answers["y::0"].status.error_type == "InlineBytesExhausted", answers["y::0"].status

@@ -188,3 +188,39 @@ def test_a_server_exits_when_its_parent_dies_during_start_up(tmp_path):
     finally:
         if pid_alive(server_pid):
             os.kill(server_pid, 9)
+
+
+class GatedModel(EchoModel):
+    """`preprocess` waits until `gate` is set, so a volume's shared cache entry stays pending."""
+
+    def load(self) -> None:
+        super().load()
+        self.gate = threading.Event()
+
+    def preprocess(self, volume):
+        self.gate.wait(30)
+        return super().preprocess(volume)
+
+
+def test_a_bug_in_one_stream_does_not_fail_the_cache_entry_other_streams_wait_on(tmp_path, monkeypatch):
+    server, address = start(GatedModel(), tmp_path)
+    real = stream_session._when_done
+    calls = []
+
+    def buggy(future, callback):
+        calls.append(1)
+        if len(calls) == 1:  # the first stream's header, while its volume is still loading
+            raise RuntimeError("secret detail of a bug")
+        return real(future, callback)
+
+    monkeypatch.setattr(stream_session, "_when_done", buggy)
+    try:
+        data = write_volume(tmp_path / "a.nii.gz")
+        answers, _ = exchange(address, [header(vid(data), "a.nii.gz"), question("a::0", vid(data))], timeout=30)
+        assert answers["a::0"].status.error_type == "InternalError"
+        server.model.gate.set()
+        answers, _ = exchange(address, [header(vid(data), "a.nii.gz"), question("a::1", vid(data))], timeout=30)
+        assert answers["a::1"].status.code == 0, answers["a::1"].status
+    finally:
+        server.model.gate.set()
+        server.stop(0)
