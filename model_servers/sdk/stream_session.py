@@ -114,7 +114,7 @@ class StreamSession:
             # Chunks that never came will not come now: fail the questions waiting on them.
             for vid, entry in list(self.volumes.items()):
                 upload = entry.upload
-                if upload is not None and upload.wanted and entry.future is not None and not entry.future.done():
+                if upload is not None and upload.wanted:
                     self._fail_volume(vid, InvalidVolume(
                         f"the stream ended after {upload.received} of {upload.total} bytes of volume {vid}"))
             with self._lock:
@@ -345,7 +345,7 @@ class StreamSession:
         if entry is None or entry.failed is not None or entry.future is None or vid == self._newest:
             return
         if entry.in_flight == 0 and entry.future.done() and (entry.upload is None or not entry.upload.wanted):
-            entry.future = None
+            entry.future = entry.own = None  # the placeholder holds the result too
 
     # --- response side --------------------------------------------------------------------
     def _deliver_error(self, item: QuestionItem, exc: BaseException) -> None:
@@ -384,11 +384,17 @@ class StreamSession:
             self.out.put(_END)
 
     def responses(self) -> Iterator[pb.AnswerResponse]:
-        while True:
-            message = self.out.get()
-            if message is _END or self.cancelled:
-                return
-            yield message
+        try:
+            while True:
+                message = self.out.get()
+                if message is _END or self.cancelled:
+                    return
+                yield message
+        finally:
+            # Callbacks on shared cache futures may keep this session alive: let go of volumes.
+            with self._lock:
+                for entry in self.volumes.values():
+                    entry.future = entry.own = None
 
     def _on_done(self) -> None:
         self.cancelled = True
@@ -403,8 +409,8 @@ def _when_done(future: Future, callback: Callable[[Future], None]) -> None:
         future.add_done_callback(callback)
 
 
-def _chain(source: Future, target: Future) -> None:
-    if target.done():
+def _chain(source: Future, target: Future | None) -> None:
+    if target is None or target.done():  # None: the session has already let go of it
         return
     if source.exception() is not None:
         target.set_exception(source.exception())

@@ -31,15 +31,17 @@ class TrackedModel(EchoModel):
         return super().preprocess(volume)
 
 
-def test_a_stream_lets_go_of_a_volume_once_its_questions_are_answered(tmp_path):
+@pytest.mark.parametrize("transport", ["reference", "inline"])
+def test_a_stream_lets_go_of_a_volume_once_its_questions_are_answered(tmp_path, transport):
     # A cache of one byte keeps only the newest entry: anything else alive is the stream's.
     server, address = start(TrackedModel(), tmp_path, cache_bytes=1)
     done = threading.Event()
-    ids = [vid(write_volume(tmp_path / f"v{i}.nii.gz", fill=i + 1)) for i in range(5)]
+    files = [write_volume(tmp_path / f"v{i}.nii.gz", fill=i + 1) for i in range(5)]
+    ids = [vid(data) for data in files]
 
     def requests():
         for i, volume_id in enumerate(ids):
-            yield header(volume_id, f"v{i}.nii.gz")
+            yield from [header(volume_id, f"v{i}.nii.gz")] if transport == "reference" else inline(volume_id, files[i])
             yield question(f"v{i}::0", volume_id)
         done.wait(20)  # the stream stays open while the test looks
 
