@@ -15,3 +15,12 @@ def test_harness_benchmark_reports_its_figures(tmp_path):
     # the bare gRPC stream is measured next to the inline upload, in the same run
     assert figures["bare_grpc_mb_per_s"] > 0 and figures["repeats"] == 2
     assert figures["inline_to_bare"] == figures["bare_grpc_seconds"] / figures["inline_seconds"]
+
+
+@pytest.mark.slow
+def test_memory_benchmark_answers_every_volume_and_reads_the_server_peak(tmp_path):
+    from ctbench.runners.perf_memory import memory_benchmark
+
+    figures = memory_benchmark(volumes=3, volume_mb=1, cache_mb=1, workdir=tmp_path)
+    assert (figures["answered"], figures["errors"], figures["missing"]) == (6, 0, 0)
+    assert figures["server_peak_rss_mb"] > 0
