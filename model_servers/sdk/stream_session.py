@@ -132,7 +132,10 @@ class StreamSession:
         message = getattr(request, kind)
         try:
             handlers[kind](message)
-        except Exception as exc:  # questions catch their own; a volume's bug ends that volume
+        except Exception as exc:  # questions answer their own errors; a volume's bug ends that volume
+            if kind == "question":
+                log.exception("question %r: unexpected error after it was answered", message.question_id)
+                return
             try:
                 self._fail_volume(message.volume_id, exc)
             except Exception:
