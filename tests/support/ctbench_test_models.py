@@ -63,12 +63,12 @@ class CrashAtStartModel(Model):
 
 class HangingModel(EchoModel):
     """`answer()` never returns for a batch holding the question 'hang' (until `unblock` is set);
-    its per-batch timeout is one second, and it answers one question per batch."""
+    its per-batch timeout is two seconds, and it answers one question per batch."""
 
     name = "hanging"
     max_batch_size = 1
     max_wait_ms = 0.0
-    batch_timeout_s = 1.0
+    batch_timeout_s = 2.0
 
     def load(self) -> None:
         super().load()
