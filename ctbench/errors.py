@@ -48,6 +48,13 @@ class UnsupportedTransport(CtbenchError):
     code = "UNIMPLEMENTED"
 
 
+class InlineBytesExhausted(CtbenchError):
+    """Inline uploads already hold the server's whole budget of bytes in flight (model card:
+    `max_inline_bytes`); the volume may fit later, once other uploads are decoded."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
 # --- questions and models ------------------------------------------------------------------
 class UnsupportedQuestion(CtbenchError):
     code = "INVALID_ARGUMENT"
@@ -67,6 +74,12 @@ class ModelError(CtbenchError):
     """The model failed on an item; the message is safe to show to the client."""
 
     code = "INTERNAL"
+
+
+class AnswerTimeout(ModelError):
+    """`Model.answer()` did not return within the server's per-batch timeout."""
+
+    code = "DEADLINE_EXCEEDED"
 
 
 # --- harness side --------------------------------------------------------------------------

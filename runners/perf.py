@@ -1,16 +1,20 @@
 """`bench perf harness`: what the harness itself costs, with a server that answers instantly.
 
-Two figures, both through a real server process over loopback gRPC and the runner's own
-client code:
+Through a real server process over loopback gRPC and the runner's own client code:
 * questions/s — `chance` never reads voxels and answers at once, so the rate measures the
   runner, the protocol and the SDK (batching, per-item bookkeeping, the ledger), not a model;
-* inline volume MB/s — one CT-RATE-sized file streamed in 1 MiB chunks, hashed on both sides
-  (the server skips decoding for a model that never reads voxels), timed to its first answer.
+* inline volume MB/s — one CT-RATE-sized file read and hashed by the runner, streamed in 1 MiB
+  chunks, written into the server's upload buffer and hashed there (the server skips decoding
+  for a model that never reads voxels), timed from the runner's read to the first answer;
+* bare gRPC MB/s — the same bytes as 1 MiB messages over a bare bidirectional stream to a
+  server process that only counts them (bare_stream.py), measured alternately with the inline
+  upload in the same run, so the ratio between the two is what the harness costs.
 """
 from __future__ import annotations
 
 import os
 import platform
+import statistics
 import tempfile
 import threading
 import time
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from ctbench.datasets.qa_items import QAItem
 from ctbench.runners.backends.base import ServerSpec
+from ctbench.runners.bare_stream import bare_stream_server, send
 from ctbench.runners.backends.local import LocalProcessBackend
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup
 from ctbench.runners.health import wait_until_serving
@@ -32,7 +37,9 @@ def _items(volume: str, n: int) -> list[QAItem]:
     ]
 
 
-def harness_benchmark(questions: int = 5000, volumes: int = 20, volume_mb: int = 150, window: int = 128, workdir: Path | None = None) -> dict:
+def harness_benchmark(
+    questions: int = 5000, volumes: int = 20, volume_mb: int = 150, window: int = 128, repeats: int = 3, workdir: Path | None = None
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="ctbench-perf-", dir=workdir) as tmp:
         root = Path(tmp)
         data = root / "data"
@@ -70,14 +77,17 @@ def harness_benchmark(questions: int = 5000, volumes: int = 20, volume_mb: int =
             assert not left and count == n_questions, f"{count}/{n_questions} answered"
 
             size = big.stat().st_size
-            source = VolumeSource()
-            source.get(big)  # read from disk outside the timed part: the network path is measured
-            start = time.perf_counter()
-            stream = ServerStream(endpoint.address, source, lambda o: None, use_reference=False, window=1)
-            stream.stream([VolumeGroup(big, None, _items("ct_rate_sized.nii", 1))])
-            v_seconds = time.perf_counter() - start
+            inline_s, bare_s, hash_s = [], [], []
+            with bare_stream_server(root) as bare_address:
+                for _ in range(max(1, repeats)):
+                    bare_s.append(send(bare_address, size))
+                    inline_s.append(_inline_upload(endpoint.address, big))
+                    start = time.perf_counter()
+                    VolumeSource().get(big)  # the runner's part of the upload, on its own
+                    hash_s.append(time.perf_counter() - start)
         finally:
             backend.stop_all()
+    v_seconds, b_seconds = statistics.median(inline_s), statistics.median(bare_s)
     return {
         "questions": n_questions,
         "volumes": volumes,
@@ -87,5 +97,24 @@ def harness_benchmark(questions: int = 5000, volumes: int = 20, volume_mb: int =
         "inline_volume_mb": size / (1 << 20),
         "inline_mb_per_s": size / (1 << 20) / v_seconds,
         "inline_seconds": v_seconds,
+        "bare_grpc_mb_per_s": size / (1 << 20) / b_seconds,
+        "bare_grpc_seconds": b_seconds,
+        "inline_to_bare": b_seconds / v_seconds,
+        "runner_read_hash_seconds": statistics.median(hash_s),
+        "repeats": len(inline_s),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
+
+
+def _inline_upload(address: str, path: Path) -> float:
+    """Seconds to read and hash `path`, stream it inline and get its one question answered.
+
+    A fresh `VolumeSource` each time, so the runner's read and SHA-256 are inside the timer (the
+    file itself is in the page cache after the first run); the server hashes it again."""
+    start = time.perf_counter()
+    stream = ServerStream(address, VolumeSource(), lambda o: None, use_reference=False, window=1)
+    left = stream.stream([VolumeGroup(path, None, _items(path.name, 1))])
+    seconds = time.perf_counter() - start
+    if left:
+        raise RuntimeError(f"the inline upload of {path.name} got no answer")
+    return seconds

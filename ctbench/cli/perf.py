@@ -13,6 +13,7 @@ def perf() -> None:
     \b
     Example:
       bench perf harness
+      bench perf memory --volumes 80
       bench perf ingest --repeats 5
     """
 
@@ -22,9 +23,11 @@ def perf() -> None:
 @click.option("--volumes", default=20, show_default=True, help="Volumes the questions are spread over (sent by reference).")
 @click.option("--volume-mb", default=150, show_default=True, help="Size of the inline volume (a CT-RATE volume is ~150 MB raw).")
 @click.option("--window", default=128, show_default=True, help="Questions in flight.")
+@click.option("--repeats", default=3, show_default=True, help="Inline uploads and bare streams, alternating (medians reported).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def harness(questions, volumes, volume_mb, window, as_json) -> None:
-    """Harness throughput with a server that answers instantly, and inline volume MB/s.
+def harness(questions, volumes, volume_mb, window, repeats, as_json) -> None:
+    """Harness throughput with a server that answers instantly, and inline volume MB/s next to
+    a bare gRPC stream of 1 MiB messages measured in the same run.
 
     \b
     Example:
@@ -32,14 +35,41 @@ def harness(questions, volumes, volume_mb, window, as_json) -> None:
     """
     from ctbench.runners.perf import harness_benchmark
 
-    figures = harness_benchmark(questions=questions, volumes=volumes, volume_mb=volume_mb, window=window)
+    figures = harness_benchmark(questions=questions, volumes=volumes, volume_mb=volume_mb, window=window, repeats=repeats)
     if as_json:
         click.echo(json.dumps(figures, indent=1))
         return
     click.echo(f"questions/s (instant server, window {figures['window']}): {figures['questions_per_s']:.0f}  "
                f"({figures['questions']} questions in {figures['question_seconds']:.2f}s)")
     click.echo(f"inline volume over loopback: {figures['inline_mb_per_s']:.0f} MB/s  "
-               f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s)")
+               f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s, read + SHA-256 on both sides)")
+    click.echo(f"bare gRPC stream, 1 MiB messages: {figures['bare_grpc_mb_per_s']:.0f} MB/s  "
+               f"(inline reaches {figures['inline_to_bare']:.0%} of it; medians of {figures['repeats']})")
+    click.echo(f"  of the inline time, the runner's read + SHA-256 before the first chunk: {figures['runner_read_hash_seconds']:.2f}s")
+    click.echo(f"machine: {figures['machine']}")
+
+
+@perf.command()
+@click.option("--volumes", default=40, show_default=True, help="Distinct volumes sent inline over one stream.")
+@click.option("--volume-mb", default=16, show_default=True, help="Decoded size of each volume (int16 .nii).")
+@click.option("--cache-mb", default=128, show_default=True, help="The server's cache limit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def memory(volumes, volume_mb, cache_mb, as_json) -> None:
+    """Peak RSS of a volume-reading server after N volumes on one stream (flat in N when bounded).
+
+    \b
+    Example:
+      bench perf memory --volumes 10 && bench perf memory --volumes 80
+    """
+    from ctbench.runners.perf_memory import memory_benchmark
+
+    figures = memory_benchmark(volumes=volumes, volume_mb=volume_mb, cache_mb=cache_mb)
+    if as_json:
+        click.echo(json.dumps(figures, indent=1))
+        return
+    click.echo(f"{figures['volumes']} volumes of {figures['volume_mb']:.0f} MiB, cache {figures['cache_mb']} MiB: "
+               f"server peak RSS {figures['server_peak_rss_mb']:.0f} MiB; answered {figures['answered']}, "
+               f"errors {figures['errors']}, missing {figures['missing']} in {figures['seconds']:.1f}s")
     click.echo(f"machine: {figures['machine']}")
 
 

@@ -64,7 +64,7 @@ class InputSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., variant: _Optional[str] = ..., kind: _Optional[str] = ..., orientation: _Optional[str] = ..., axis_order: _Optional[str] = ..., target_shape: _Optional[_Iterable[int]] = ..., target_spacing_mm: _Optional[_Iterable[float]] = ..., intensity: _Optional[str] = ..., num_slices: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[IntensityWindow, _Mapping]]] = ..., notes: _Optional[str] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ModelCard(_message.Message):
-    __slots__ = ("name", "version", "description", "license", "weights", "input", "max_batch_size", "transports", "max_volume_bytes", "max_chunk_bytes", "generation", "gpu_memory_bytes", "sdk_version")
+    __slots__ = ("name", "version", "description", "license", "weights", "input", "max_batch_size", "transports", "max_volume_bytes", "max_chunk_bytes", "generation", "gpu_memory_bytes", "sdk_version", "max_inline_bytes")
     class GenerationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,7 @@ class ModelCard(_message.Message):
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     GPU_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     SDK_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_INLINE_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     description: str
@@ -98,7 +99,8 @@ class ModelCard(_message.Message):
     generation: _containers.ScalarMap[str, str]
     gpu_memory_bytes: int
     sdk_version: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., license: _Optional[str] = ..., weights: _Optional[str] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., transports: _Optional[_Iterable[_Union[VolumeTransport, str]]] = ..., max_volume_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., generation: _Optional[_Mapping[str, str]] = ..., gpu_memory_bytes: _Optional[int] = ..., sdk_version: _Optional[str] = ...) -> None: ...
+    max_inline_bytes: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., license: _Optional[str] = ..., weights: _Optional[str] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., transports: _Optional[_Iterable[_Union[VolumeTransport, str]]] = ..., max_volume_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., generation: _Optional[_Mapping[str, str]] = ..., gpu_memory_bytes: _Optional[int] = ..., sdk_version: _Optional[str] = ..., max_inline_bytes: _Optional[int] = ...) -> None: ...
 
 class AnswerRequest(_message.Message):
     __slots__ = ("volume", "chunk", "question")

@@ -3,16 +3,23 @@
 One worker thread: it takes the oldest ready question, waits up to `max_wait_ms` for more (up
 to `max_batch_size`), preferring questions on the same volume so per-volume state is reused,
 and hands each item's result back through the item's `deliver` callback.
+
+`Model.answer()` runs on a thread of its own and gets `timeout_s` per batch: a call that hangs
+is abandoned (its items get `AnswerTimeout`), a fresh thread takes the next batch, and the
+batcher goes on. A result that the abandoned call returns later is discarded.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Callable
 
-from ctbench.errors import ModelError
+from ctbench.errors import AnswerTimeout, ModelError
 from ctbench.model_servers.sdk.model import QuestionItem
 
 
@@ -27,15 +34,44 @@ class PendingItem:
 
 
 _STOP = object()
+log = logging.getLogger("ctbench.server")
+
+
+class _AnswerThread:
+    """Runs `answer(batch)` calls one at a time on a daemon thread of its own."""
+
+    def __init__(self, answer: Callable[[list[QuestionItem]], list]):
+        self._answer = answer
+        self._inbox: queue.Queue = queue.Queue()
+        threading.Thread(target=self._loop, name="ctbench-answer", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            batch, future = self._inbox.get()
+            try:
+                future.set_result(self._answer(batch))
+            except BaseException as exc:  # handed to the batcher, which fails the batch's items
+                future.set_exception(exc)
+
+    def call(self, batch: list[QuestionItem], timeout_s: float):
+        """The call's result; `concurrent.futures.TimeoutError` if it takes over `timeout_s`."""
+        future: Future = Future()
+        self._inbox.put((batch, future))
+        return future.result(timeout_s)
 
 
 class Batcher:
-    def __init__(self, answer: Callable[[list[QuestionItem]], list], max_batch_size: int, max_wait_ms: float):
+    def __init__(self, answer: Callable[[list[QuestionItem]], list], max_batch_size: int, max_wait_ms: float, timeout_s: float = 300.0):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         self._answer = answer
+        self._answer_thread = _AnswerThread(answer)
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1e3
+        self.timeout_s = timeout_s
+        self.abandoned = 0  # calls that timed out (their threads may still be running)
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="ctbench-batcher", daemon=True)
         self._thread.start()
@@ -75,6 +111,7 @@ class Batcher:
                 else:
                     held.append(nxt)
             self._run(batch)
+            del batch, first  # answered: hold no prepared volume while waiting for the next
             if stop:
                 for pending in held:
                     pending.deliver(pending, ModelError("server shutting down"), {})
@@ -86,7 +123,7 @@ class Batcher:
             return
         start = time.perf_counter()
         try:
-            results = self._answer([p.item for p in batch])
+            results = self._call([p.item for p in batch])
             if not isinstance(results, list) or len(results) != len(batch):
                 got = len(results) if isinstance(results, list) else type(results).__name__
                 raise RuntimeError(f"answer() returned {got} results for a batch of {len(batch)}")
@@ -102,3 +139,17 @@ class Batcher:
                 "volume_cache_hit": pending.cache_hit,
             }
             pending.deliver(pending, result, timings)
+
+    def _call(self, items: list[QuestionItem]) -> list:
+        try:
+            return self._answer_thread.call(items, self.timeout_s)
+        except FutureTimeout:
+            self.abandoned += 1
+            self._answer_thread = _AnswerThread(self._answer)  # the hung one is left behind
+            ids = ", ".join(item.question_id for item in items[:3]) + (", ..." if len(items) > 3 else "")
+            log.error("answer() did not return within %gs for a batch of %d (%s): abandoned (%d so far)",
+                      self.timeout_s, len(items), ids, self.abandoned)
+            raise AnswerTimeout(
+                f"the model did not answer within the server's per-batch timeout of {self.timeout_s:g}s "
+                f"(batch of {len(items)}); the server goes on with other questions"
+            ) from None

@@ -40,6 +40,8 @@ class Model:
     weights: ClassVar[str] = ""
     max_batch_size: ClassVar[int] = 8
     max_wait_ms: ClassVar[float] = 5.0
+    #: Seconds one `answer()` call may take; past it the batch's questions get `AnswerTimeout`.
+    batch_timeout_s: ClassVar[float] = 300.0
     #: False for models that never look at voxels (the server then skips decoding volumes).
     reads_volume: ClassVar[bool] = True
     #: "reference" and/or "inline".

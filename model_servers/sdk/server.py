@@ -7,7 +7,6 @@ in-flight streams get `grace` seconds, then the batcher stops.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from concurrent import futures
@@ -19,15 +18,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ctbench.errors import CtbenchError, PortInUse
+from ctbench.exit_with_parent import ParentWatch
 from ctbench.model_servers.sdk.batcher import Batcher
 from ctbench.model_servers.sdk.model import Model
-from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer, ModelCore, ServerLimits
+from ctbench.model_servers.sdk.model_core import ModelCore, ServerLimits
+from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer
 from ctbench.model_servers.sdk.volume_cache import VolumeCache
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
 log = logging.getLogger("ctbench.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnswerVolumeQuestion"].full_name
+SPARE_THREADS = 8  # threads no Answer stream can take
 
 
 @dataclass
@@ -36,9 +38,11 @@ class ServerOptions:
     port: int = 50051
     data_root: Path | None = None
     cache_bytes: int = 4 << 30
-    max_volume_bytes: int = 2 << 30
+    max_volume_bytes: int = 2 << 30  # largest inline volume (file bytes)
+    max_decoded_bytes: int = 4 << 30  # largest decoded volume, checked from its header
+    max_inline_bytes: int = 4 << 30  # inline bytes all streams together hold at once
     preprocess_workers: int = 2
-    max_streams: int = 16
+    max_streams: int = 64  # Answer streams served at once (each holds one thread while open)
     grace_s: float = 5.0
 
 
@@ -46,14 +50,23 @@ class ModelServer:
     def __init__(self, model: Model, options: ServerOptions):
         self.model = model
         self.options = options
-        self._pool = futures.ThreadPoolExecutor(max_workers=options.max_streams * 2 + 4, thread_name_prefix="ctbench-grpc")
+        # Every open Answer stream holds a thread; the servicer refuses streams beyond max_streams,
+        # so the threads past them always serve health, Describe, reflection and refusals.
+        workers = options.max_streams + SPARE_THREADS
+        self._pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctbench-grpc")
         self._preprocess = futures.ThreadPoolExecutor(max_workers=options.preprocess_workers, thread_name_prefix="ctbench-prep")
-        self.batcher = Batcher(model.answer, model.max_batch_size, model.max_wait_ms)
-        limits = ServerLimits(data_root=options.data_root, max_volume_bytes=options.max_volume_bytes)
+        self.batcher = Batcher(model.answer, model.max_batch_size, model.max_wait_ms, model.batch_timeout_s)
+        limits = ServerLimits(
+            data_root=options.data_root,
+            max_volume_bytes=options.max_volume_bytes,
+            max_decoded_bytes=options.max_decoded_bytes,
+            max_inline_bytes=options.max_inline_bytes,
+            max_streams=options.max_streams,
+        )
         self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         # so_reuseport off: a second server on a taken port must fail, not silently share it.
-        self.server = grpc.server(self._pool, maximum_concurrent_rpcs=options.max_streams * 4, options=[("grpc.so_reuseport", 0)])
+        self.server = grpc.server(self._pool, maximum_concurrent_rpcs=workers * 2, options=[("grpc.so_reuseport", 0)])
         pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.core), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -119,25 +132,22 @@ class ModelServer:
         signal.signal(signal.SIGINT, handler)
 
 
-def serve(model: Model, options: ServerOptions, port_file: Path | None = None, exit_with_parent: bool = False) -> None:
+def serve(model: Model, options: ServerOptions, port_file: Path | None = None, exit_with_parent: "bool | ParentWatch" = False) -> None:
     """Serve until a signal arrives. Writes the bound port to `port_file` once listening.
 
-    With `exit_with_parent`, the server also stops when its parent process dies, so a runner
-    killed with SIGKILL leaves no orphaned servers behind."""
+    With `exit_with_parent` (True, or a `ParentWatch` armed earlier, before heavy imports), the
+    server also stops when its parent process dies, so a runner killed with SIGKILL leaves no
+    orphaned servers behind."""
+    watch = ParentWatch.arm() if exit_with_parent is True else exit_with_parent or None
     server = ModelServer(model, options)
     port = server.start()
     server.install_signal_handlers()
-    if exit_with_parent:
-        parent = os.getppid()
+    if watch is not None:
+        def parent_died() -> None:
+            log.warning("parent process %d is gone: shutting down", watch.parent)
+            server.stop(grace=1.0)
 
-        def watch_parent() -> None:
-            while not server._stopped.wait(0.5):
-                if os.getppid() != parent:
-                    log.warning("parent process %d is gone: shutting down", parent)
-                    server.stop(grace=1.0)
-                    return
-
-        threading.Thread(target=watch_parent, name="ctbench-parent-watch", daemon=True).start()
+        watch.watch(parent_died, server._stopped)
     log.info("serving %s on %s:%d (data root: %s)", model.name, options.host, port, options.data_root)
     if port_file is not None:
         tmp = port_file.with_suffix(".tmp")

@@ -2,8 +2,9 @@
 
 Each entry is a Future, so a volume that several streams (or questions) ask for at once is
 loaded once; later requests for the same hash are cache hits. Failed loads are not kept, so a
-fixed file can be retried. Entries are evicted oldest-first once the prepared bytes exceed the
-bound (questions still holding a prepared volume keep it alive until they are answered).
+fixed file can be retried. Entries are evicted least recently used first once the prepared bytes
+exceed the bound (questions still holding a prepared volume keep it alive until they are
+answered). The cache keeps a running total, so a load costs the same however many entries it has.
 """
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class VolumeCache:
         self.max_bytes = max_bytes
         self._executor = executor
         self._entries: OrderedDict[str, Future] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # bytes of each loaded entry
+        self.total_bytes = 0  # sum of _sizes
         self._lock = threading.Lock()
 
     def get(self, volume_id: str, load: Callable[[], tuple[Any, Any]]) -> tuple[Future, bool]:
@@ -86,19 +89,22 @@ class VolumeCache:
         entry = PreparedVolume(
             volume_id, prepared, state, (time.perf_counter() - start) * 1e3, sizeof((prepared, state))
         )
+        with self._lock:
+            if self._entries.get(volume_id) is future:
+                self._sizes[volume_id] = entry.nbytes
+                self.total_bytes += self._sizes[volume_id]
+        self._evict()  # before the result is out, so no answer on it can overtake the eviction
         future.set_result(entry)
-        self._evict()
 
     def _evict(self) -> None:
+        """Drop loaded entries, least recently used first, until the total fits (one stays)."""
         with self._lock:
-            total = sum(f.result().nbytes for f in self._entries.values() if f.done() and not f.exception())
             for key in list(self._entries):
-                if total <= self.max_bytes or len(self._entries) <= 1:
+                if self.total_bytes <= self.max_bytes or len(self._sizes) <= 1:
                     break
-                future = self._entries[key]
-                if future.done():
-                    total -= future.result().nbytes if not future.exception() else 0
+                if key in self._sizes:
                     del self._entries[key]
+                    self.total_bytes -= self._sizes.pop(key)
 
     def peek(self, volume_id: str) -> Future | None:
         """The cached future for `volume_id`, or None. Never loads."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctbench.errors import ServerStartError
+from ctbench.exit_with_parent import PARENT_PID_ENV
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 
 
@@ -45,7 +46,7 @@ class LocalProcessBackend(Backend):
             "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
             "--data-root", str(data_root), "--exit-with-parent", *spec.args,
         ]
-        env = {**os.environ, **{k: str(v) for k, v in spec.environment.items()}, **self.extra_env}
+        env = {**os.environ, **{k: str(v) for k, v in spec.environment.items()}, **self.extra_env, PARENT_PID_ENV: str(os.getpid())}
         with log_path.open("ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(command)}\n".encode())
             log.flush()

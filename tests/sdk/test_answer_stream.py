@@ -1,7 +1,6 @@
 """The SDK through its real servicer, in-process, over a real loopback socket."""
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
@@ -17,17 +16,9 @@ from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
 from ctbench_test_models import EchoModel, NeverReadyModel
+from sdk_stream import exchange, inline, question, start, vid, write_volume
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-
-
-def vid(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def write_volume(path: Path, shape=(4, 5, 6), fill=1, dtype=np.int16) -> bytes:
-    save_volume(Volume(np.full(shape, fill, dtype=dtype)), path)
-    return path.read_bytes()
 
 
 @pytest.fixture
@@ -37,43 +28,11 @@ def data_root(tmp_path) -> Path:
     return root
 
 
-def start(model, data_root=None, **kw):
-    server = ModelServer(model, ServerOptions(port=0, data_root=data_root, **kw))
-    port = server.start()
-    assert server.loaded.wait(10) or not model.ready
-    return server, f"127.0.0.1:{port}"
-
-
 @pytest.fixture
 def echo(data_root):
     server, address = start(EchoModel(), data_root)
     yield server, address
     server.stop(0)
-
-
-def exchange(address: str, requests: list[pb.AnswerRequest], timeout=20) -> tuple[dict, list]:
-    """Send all requests, collect answers by question id and volume statuses."""
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.AnswerVolumeQuestionStub(channel)
-        answers, volumes = {}, []
-        for response in stub.Answer(iter(requests), timeout=timeout):
-            if response.WhichOneof("item") == "answer":
-                assert response.answer.question_id not in answers, "an answer came twice"
-                answers[response.answer.question_id] = response.answer
-            else:
-                volumes.append(response.volume)
-        return answers, volumes
-
-
-def inline(volume_id: str, data: bytes, filename="v.nii.gz", chunk=1 << 20) -> list[pb.AnswerRequest]:
-    reqs = [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=volume_id, inline=pb.InlineVolume(total_bytes=len(data), filename=filename)))]
-    for offset in range(0, len(data), chunk):
-        reqs.append(pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=volume_id, offset=offset, data=data[offset: offset + chunk])))
-    return reqs
-
-
-def question(qid: str, volume_id: str, text="q?", options=()) -> pb.AnswerRequest:
-    return pb.AnswerRequest(question=pb.Question(question_id=qid, volume_id=volume_id, text=text, options=list(options)))
 
 
 def test_describe_reports_a_complete_card(echo):
@@ -148,12 +107,20 @@ BAD_ITEMS = [
     # (name, how to build the requests, expected error type)
     ("unknown volume", lambda root: [question("x::0", "sha256:nothing")], "UnknownVolume"),
     ("path outside the data root", lambda root: [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id="sha256:o", path="../../etc/passwd")), question("x::0", "sha256:o")], "VolumeOutsideDataRoot"),
+    ("symlink loop", lambda root: [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id="sha256:l", path=_loop(root))), question("x::0", "sha256:l")], "InvalidVolume"),
     ("missing file", lambda root: [pb.AnswerRequest(volume=pb.VolumeHeader(volume_id="sha256:m", path="missing.nii.gz")), question("x::0", "sha256:m")], "VolumeNotFound"),
     ("not NIfTI", lambda root: inline(vid(b"hello"), b"hello", "x.nii.gz") + [question("x::0", vid(b"hello"))], "InvalidVolume"),
     ("hash mismatch", lambda root: inline("sha256:" + "0" * 64, b"hello") + [question("x::0", "sha256:" + "0" * 64)], "InvalidVolume"),
     ("unsupported question", lambda root: inline(vid(_ok(root)), _ok(root)) + [question("x::0", vid(_ok(root)), "raise-unsupported")], "UnsupportedQuestion"),
     ("bug in the model", lambda root: inline(vid(_ok(root)), _ok(root)) + [question("x::0", vid(_ok(root)), "raise-bug")], "InternalError"),
 ]
+
+
+def _loop(root: Path) -> str:
+    link = root / "loop.nii.gz"
+    if not link.is_symlink():
+        link.symlink_to(link)
+    return link.name
 
 
 def _ok(root: Path) -> bytes:

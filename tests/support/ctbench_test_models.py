@@ -59,3 +59,24 @@ class CrashAtStartModel(Model):
     def __init__(self, **options):
         super().__init__(**options)
         os._exit(3)  # the process dies before listening
+
+
+class HangingModel(EchoModel):
+    """`answer()` never returns for a batch holding the question 'hang' (until `unblock` is set);
+    its per-batch timeout is two seconds, and it answers one question per batch."""
+
+    name = "hanging"
+    max_batch_size = 1
+    max_wait_ms = 0.0
+    batch_timeout_s = 2.0
+
+    def load(self) -> None:
+        super().load()
+        import threading
+
+        self.unblock = threading.Event()
+
+    def answer(self, batch):
+        if any(item.text == "hang" for item in batch):
+            self.unblock.wait()
+        return super().answer(batch)

@@ -1,0 +1,421 @@
+"""One `Answer` stream on the server side.
+
+A reader thread consumes the request stream: volume headers and chunks become cache lookups
+(loaded once per content hash), questions wait for their volume and then join the shared
+batcher. Answers go back in completion order. Any bad item gets its own error status, an
+unexpected exception included; the stream goes on.
+
+Memory: a stream holds a prepared volume only while it may still need it, that is while
+questions on it are in flight or it is the newest volume the client sent (clients send a
+volume, then its questions). Once released, a later question on it finds it again in the
+shared cache (or, by reference, reloads it); an inline volume that has left the cache must be
+sent again. Inline bytes are reserved from the server-wide budget at their header and given
+back once decoded, so uploads in flight are bounded across all streams.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import grpc
+import numpy as np
+
+from ctbench.errors import (
+    CtbenchError,
+    InvalidVolume,
+    ModelNotReady,
+    UnknownVolume,
+    UnsupportedTransport,
+    VolumeTooLarge,
+)
+from ctbench.model_servers.sdk.batcher import PendingItem
+from ctbench.model_servers.sdk.inline_budget import Reservation
+from ctbench.model_servers.sdk.item_status import OK, status_from_exception
+from ctbench.model_servers.sdk.model import QuestionItem
+from ctbench.model_servers.sdk.model_core import ModelCore
+from ctbench.model_servers.sdk.volume_cache import PreparedVolume
+from ctbench.v1 import answer_volume_question_pb2 as pb
+
+log = logging.getLogger("ctbench.server")
+
+_END = object()
+
+
+class _Upload:
+    """An inline volume arriving in chunks, written once into a buffer of its declared size.
+
+    The buffer is allocated but not touched up front (pages are committed as chunks land), and
+    the bytes are hashed as they come. `wanted` is False when the bytes are not needed (the
+    volume was already cached, or is complete)."""
+
+    def __init__(self, filename: str, total: int, reservation: Reservation | None = None):
+        self.filename = filename
+        self.total = total
+        self.reservation = reservation
+        self.wanted = reservation is not None
+        self.received = 0
+        self.hasher = hashlib.sha256()
+        self.view: memoryview | None = memoryview(np.empty(total, dtype=np.uint8)) if self.wanted else None
+
+    def take(self) -> memoryview:
+        """The complete bytes; the upload no longer holds them."""
+        view, self.view, self.wanted = self.view, None, False
+        return view
+
+    def drop(self) -> None:
+        """Forget the bytes and give their reservation back."""
+        self.view, self.wanted = None, False
+        if self.reservation is not None:
+            self.reservation.release()
+
+
+@dataclass
+class _SessionVolume:
+    future: Future | None  # None once released: the cache may still have it
+    cache_hit: bool
+    own: Future | None = None  # the session's placeholder (inline), the only future it may fail
+    upload: _Upload | None = None
+    path: Path | None = None  # by reference: where to reload it from
+    failed: BaseException | None = None
+    in_flight: int = 0  # questions on this volume not answered yet
+
+
+class StreamSession:
+    def __init__(self, core: ModelCore, context: grpc.ServicerContext):
+        self.core = core
+        self.context = context
+        self.out: queue.Queue = queue.Queue()
+        self.volumes: dict[str, _SessionVolume] = {}
+        self._newest: str | None = None  # the volume the client sent last
+        self._holding: set[int] = set()  # id() of questions counted in their volume's in_flight
+        self._outstanding = 0
+        self._input_done = False
+        self._lock = threading.RLock()
+        self.cancelled = False
+        context.add_callback(self._on_done)
+
+    # --- request side ---------------------------------------------------------------------
+    def read(self, requests: Iterator[pb.AnswerRequest]) -> None:
+        try:
+            for request in requests:
+                self._handle(request)
+        except grpc.RpcError:
+            pass  # client went away; _on_done ends the session
+        except Exception:  # the request iterator itself failed: nothing more can be read
+            log.exception("request stream failed")
+        finally:
+            # Chunks that never came will not come now: fail the questions waiting on them.
+            for vid, entry in list(self.volumes.items()):
+                upload = entry.upload
+                if upload is not None and upload.wanted:
+                    self._fail_volume(vid, InvalidVolume(
+                        f"the stream ended after {upload.received} of {upload.total} bytes of volume {vid}"))
+            with self._lock:
+                self._input_done = True
+                finished = self._outstanding == 0
+            if finished:
+                self.out.put(_END)
+
+    def _handle(self, request: pb.AnswerRequest) -> None:
+        """One request; an unexpected error fails its volume (or question) alone."""
+        kind = request.WhichOneof("item")
+        handlers: dict[str, Callable] = {"volume": self._on_volume, "chunk": self._on_chunk, "question": self._on_question}
+        if kind not in handlers:
+            return
+        message = getattr(request, kind)
+        try:
+            handlers[kind](message)
+        except Exception as exc:  # questions answer their own errors; a volume's bug ends that volume
+            if kind == "question":
+                log.exception("question %r: unexpected error after it was answered", message.question_id)
+                return
+            try:
+                self._fail_volume(message.volume_id, exc)
+            except Exception:
+                log.exception("cannot report the failure of volume %r", message.volume_id)
+
+    def _on_volume(self, header: pb.VolumeHeader) -> None:
+        vid = header.volume_id
+        source = header.WhichOneof("source")
+        try:
+            if not vid:
+                raise InvalidVolume("volume header without a volume_id")
+            entry = self.volumes.get(vid)
+            if entry is not None and (entry.future is not None or entry.failed is not None):
+                return  # sent twice on one stream: the first one stands
+            if source == "path":
+                if "reference" not in self.core.model.transports:
+                    raise UnsupportedTransport("this server accepts volumes inline only")
+                path = self.core.resolve(header.path)
+                entry = self.volumes[vid] = _SessionVolume(None, False, path=path)
+                self._acquire(vid, entry, announce=True)
+            elif source == "inline":
+                if "inline" not in self.core.model.transports:
+                    raise UnsupportedTransport("this server accepts volumes by reference only")
+                total = header.inline.total_bytes
+                if total > self.core.limits.max_volume_bytes:
+                    raise VolumeTooLarge(
+                        f"inline volume of {total} bytes exceeds this server's limit of {self.core.limits.max_volume_bytes}"
+                    )
+                filename = header.inline.filename or "volume.nii.gz"
+                cached = self.core.cache.peek(vid)
+                if cached is not None:
+                    # Already prepared from an earlier stream: skip the bytes, reuse the entry.
+                    self.volumes[vid] = _SessionVolume(cached, True, upload=_Upload(filename, total))
+                    _when_done(cached, lambda f, vid=vid: self._volume_ready(vid, f))
+                else:
+                    reservation = self.core.inline_budget.reserve(total, f"inline volume {vid}")
+                    placeholder = Future()
+                    self.volumes[vid] = _SessionVolume(placeholder, False, upload=_Upload(filename, total, reservation), own=placeholder)
+                    if total == 0:
+                        self._finish_upload(vid)
+            else:
+                raise InvalidVolume("volume header names neither a path nor an inline volume")
+        except CtbenchError as exc:
+            self._fail_volume(vid, exc)
+        except Exception as exc:  # a bug here fails this volume, not the stream
+            self._fail_volume(vid, exc)
+        self._supersede(vid)
+
+    def _acquire(self, vid: str, entry: _SessionVolume, announce: bool) -> None:
+        """Point a by-reference entry at the cache's future (loading the file on a miss)."""
+        path = entry.path
+        future, hit = self.core.cache.get(vid, lambda: self.core.prepare_file(path, vid))
+        entry.future, entry.cache_hit = future, hit
+        if announce:
+            _when_done(future, lambda f, vid=vid: self._volume_ready(vid, f))
+
+    def _on_chunk(self, chunk: pb.VolumeChunk) -> None:
+        entry = self.volumes.get(chunk.volume_id)
+        if entry is not None and entry.failed is not None:
+            return  # its error was reported when it failed
+        if entry is None or entry.upload is None:
+            # Reported and dropped, never recorded: a header that comes later still works, and a
+            # by-reference volume's future is the shared cache entry, not ours to fail.
+            exc = UnknownVolume(f"chunk for volume {chunk.volume_id!r} without an inline header")
+            self._send_volume_status(chunk.volume_id, exc, 0.0, False)
+            return
+        upload = entry.upload
+        if not upload.wanted:  # cache hit, or already complete: bytes not needed
+            return
+        data = chunk.data  # read once: each access copies
+        try:
+            if len(data) > self.core.limits.max_chunk_bytes:
+                raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {self.core.limits.max_chunk_bytes}")
+            if chunk.offset != upload.received:
+                raise InvalidVolume(f"chunk at offset {chunk.offset}, expected {upload.received}")
+            end = upload.received + len(data)
+            if end > upload.total:
+                raise InvalidVolume(f"chunks run past the declared {upload.total} bytes")
+            upload.view[upload.received:end] = data
+            upload.hasher.update(data)
+            upload.received = end
+        except CtbenchError as exc:
+            self._fail_volume(chunk.volume_id, exc)
+            return
+        if upload.received == upload.total:
+            self._finish_upload(chunk.volume_id)
+
+    def _finish_upload(self, vid: str) -> None:
+        entry = self.volumes[vid]
+        upload = entry.upload
+        data = upload.take()
+        digest = "sha256:" + upload.hasher.hexdigest()
+        if digest != vid:
+            self._fail_volume(vid, InvalidVolume(f"volume bytes hash to {digest}, not the declared {vid}"))
+            return
+        filename, reservation = upload.filename, upload.reservation
+
+        def load() -> tuple[Any, Any]:
+            try:
+                return self.core.prepare_bytes(data, filename)
+            finally:
+                reservation.release()  # decoded (or failed): the raw bytes are no longer held
+
+        future, hit = self.core.cache.get(vid, load)
+        if hit:  # another stream finished the same volume first
+            reservation.release()
+        placeholder = entry.own
+        entry.future, entry.cache_hit = future, hit
+        _when_done(future, lambda f: _chain(f, placeholder))
+        _when_done(future, lambda f, vid=vid: self._volume_ready(vid, f))
+
+    def _fail_volume(self, vid: str, exc: BaseException) -> None:
+        entry = self.volumes.get(vid)
+        if entry is None:
+            entry = self.volumes[vid] = _SessionVolume(None, False)
+        entry.failed = exc
+        if entry.upload is not None:
+            entry.upload.drop()
+        if entry.own is not None and not entry.own.done():
+            entry.own.set_exception(exc)  # questions already waiting on the upload
+        # Never the cache's future: other streams share it.
+        entry.future = Future()
+        entry.future.set_exception(exc)
+        self._send_volume_status(vid, exc, 0.0, False)
+
+    def _volume_ready(self, vid: str, future: Future) -> None:
+        entry = self.volumes.get(vid)
+        exc = future.exception()
+        if exc is None:
+            result: PreparedVolume = future.result()
+            self._send_volume_status(vid, None, result.load_ms, entry.cache_hit if entry else False)
+            with self._lock:
+                self._release_if_done(vid)
+        elif entry is not None and entry.failed is None:
+            entry.failed = exc
+            self._send_volume_status(vid, exc, 0.0, False)
+
+    def _send_volume_status(self, vid: str, exc: BaseException | None, load_ms: float, hit: bool) -> None:
+        status = OK if exc is None else status_from_exception(exc, f"volume {vid}")
+        self.out.put(pb.AnswerResponse(volume=pb.VolumeStatus(volume_id=vid, status=status, load_ms=load_ms, cache_hit=hit)))
+
+    def _on_question(self, question: pb.Question) -> None:
+        arrived = time.perf_counter()
+        with self._lock:
+            self._outstanding += 1
+        item = QuestionItem(question_id=question.question_id, volume_id=question.volume_id, text="")
+        try:
+            item = QuestionItem(
+                question_id=question.question_id,
+                text=question.text,
+                options=tuple(question.options),
+                question_type=question.question_type,
+                metadata=dict(question.metadata),
+                volume_id=question.volume_id,
+            )
+            if not self.core.model.ready:
+                raise ModelNotReady(self.core.load_error or "model is still loading")
+            future, hit = self._volume_for(question, item)
+        except Exception as exc:  # a typed error or a bug: this question alone fails
+            self._deliver_error(item, exc)
+            return
+        _when_done(future, lambda f: self._enqueue(item, f, arrived, hit))
+
+    def _volume_for(self, question: pb.Question, item: QuestionItem) -> tuple[Future, bool]:
+        """The future of the question's volume (found again if released); counts it in flight."""
+        vid = question.volume_id
+        entry = self.volumes.get(vid)
+        if entry is None:
+            raise UnknownVolume(f"question {question.question_id!r} refers to volume {vid!r}, never sent on this stream")
+        with self._lock:
+            if entry.future is None:
+                if entry.path is not None:
+                    self._acquire(vid, entry, announce=False)
+                else:
+                    cached = self.core.cache.peek(vid)
+                    if cached is None:
+                        raise UnknownVolume(
+                            f"question {question.question_id!r}: inline volume {vid!r} was released after its "
+                            "earlier questions and has left the cache; send it again before its questions"
+                        )
+                    entry.future, entry.cache_hit = cached, True
+            entry.in_flight += 1
+            self._holding.add(id(item))
+            return entry.future, entry.cache_hit
+
+    def _enqueue(self, item: QuestionItem, future: Future, arrived: float, hit: bool) -> None:
+        try:
+            exc = future.exception()
+            if exc is not None:
+                raise exc
+            prepared: PreparedVolume = future.result()
+            item.prepared, item.state = prepared.prepared, prepared.state
+            self.core.batcher.submit(
+                PendingItem(item, arrived, prepared.load_ms, hit, self._deliver, lambda: self.cancelled)
+            )
+        except BaseException as exc:  # the volume's error, or a bug: this question alone fails
+            self._deliver_error(item, exc)
+
+    # --- releasing volumes ------------------------------------------------------------------
+    def _supersede(self, vid: str) -> None:
+        """`vid` is now the newest volume: the one before it may go once its questions are done."""
+        with self._lock:
+            previous, self._newest = self._newest, vid
+            if previous is not None and previous != vid:
+                self._release_if_done(previous)
+
+    def _release_if_done(self, vid: str) -> None:
+        """Drop the stream's hold on `vid` if nothing here needs it (call with the lock held)."""
+        entry = self.volumes.get(vid)
+        if entry is None or entry.failed is not None or entry.future is None or vid == self._newest:
+            return
+        if entry.in_flight == 0 and entry.future.done() and (entry.upload is None or not entry.upload.wanted):
+            entry.future = entry.own = None  # the placeholder holds the result too
+
+    # --- response side --------------------------------------------------------------------
+    def _deliver_error(self, item: QuestionItem, exc: BaseException) -> None:
+        self._deliver(PendingItem(item, 0.0, 0.0, False, self._deliver, lambda: self.cancelled), exc, {})
+
+    def _deliver(self, pending: PendingItem, result, timings: dict) -> None:
+        item = pending.item
+        if isinstance(result, BaseException):
+            status, text = status_from_exception(result, f"question {item.question_id}"), ""
+        elif isinstance(result, str):
+            status, text = OK, result
+        else:
+            status = status_from_exception(TypeError(f"answer() returned {type(result).__name__}, not str"))
+            text = ""
+        try:
+            answer = pb.Answer(
+                question_id=item.question_id,
+                text=text,
+                status=status,
+                timings=pb.Timings(**timings) if timings else None,
+                model_version=self.core.model.version,
+            )
+        except Exception as exc:  # e.g. text that is not valid UTF-8: one bad item, not a dead batcher thread
+            answer = pb.Answer(question_id=item.question_id, status=status_from_exception(exc, f"question {item.question_id}"))
+        item.prepared = item.state = None  # the answer is out: this item no longer holds the volume
+        with self._lock:
+            if id(item) in self._holding:
+                self._holding.discard(id(item))
+                self.volumes[item.volume_id].in_flight -= 1
+                self._release_if_done(item.volume_id)
+        self.out.put(pb.AnswerResponse(answer=answer))
+        with self._lock:
+            self._outstanding -= 1
+            finished = self._input_done and self._outstanding == 0
+        if finished:
+            self.out.put(_END)
+
+    def responses(self) -> Iterator[pb.AnswerResponse]:
+        try:
+            while True:
+                message = self.out.get()
+                if message is _END or self.cancelled:
+                    return
+                yield message
+        finally:
+            # Callbacks on shared cache futures may keep this session alive: let go of volumes.
+            with self._lock:
+                for entry in self.volumes.values():
+                    entry.future = entry.own = None
+
+    def _on_done(self) -> None:
+        self.cancelled = True
+        self.out.put(_END)
+
+
+def _when_done(future: Future, callback: Callable[[Future], None]) -> None:
+    """Run `callback` now if `future` is done (not kept on the future), else when it is."""
+    if future.done():
+        callback(future)
+    else:
+        future.add_done_callback(callback)
+
+
+def _chain(source: Future, target: Future | None) -> None:
+    if target is None or target.done():  # None: the session has already let go of it
+        return
+    if source.exception() is not None:
+        target.set_exception(source.exception())
+    else:
+        target.set_result(source.result())
