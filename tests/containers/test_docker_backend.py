@@ -187,7 +187,7 @@ def test_data_root_the_container_user_cannot_read_is_refused_up_front(backend, t
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     private.chmod(0o700)
-    with pytest.raises(ServerStartError, match="not readable by the containers' user .*chmod o\\+rx"):
+    with pytest.raises(ServerStartError, match="not readable by the containers' user .*chmod g\\+rx.*joins gid"):
         backend.start(spec_for("chance"), private, tmp_path / "logs")
     assert not backend.running()
 
