@@ -28,6 +28,14 @@ COPY model_servers/ /src/model_servers/
 COPY preprocess/ /src/preprocess/
 COPY evaluation/ /src/evaluation/
 COPY datasets/ /src/datasets/
+# The project files the wheel carries inside the package (ctbench/project.py: PROJECT_FILES).
+COPY compose/ /src/compose/
+COPY dockerfiles/ /src/dockerfiles/
+COPY proto/ /src/proto/
+COPY docs/ /src/docs/
+COPY scripts/docker/ /src/scripts/docker/
+COPY scripts/install-wordnet.sh /src/scripts/
+COPY LICENSE .dockerignore /src/
 RUN if [ -s /tmp/build-secrets/ca-certificates.crt ]; then export PIP_CERT=/tmp/build-secrets/ca-certificates.crt; fi \
  && pip install --no-deps /src
 

@@ -129,18 +129,28 @@ def runnable_here(spec: ServerSpec) -> bool | str:
 CONTAINER_UID = 10001  # the non-root user of dockerfiles/base.Dockerfile
 
 
-def check_readable_by_containers(data_root: Path) -> None:
-    """Containers run as uid 10001: a data root only its owner may read fails inside the
-    container with a confusing error. Say so before starting anything."""
+def check_readable_by_containers(data_root: Path) -> list[int]:
+    """The supplementary groups the containers need to read `data_root` as it is.
+
+    Containers run as uid 10001. A data root owned by that uid, or readable and searchable by
+    everyone, needs none; one its group may read and search (say 0750, owned by another user)
+    needs that group, which the model container then joins (`group_add`), so patient data never
+    has to be made world-readable. Anything else fails inside the container with a confusing
+    error: refuse it up front, saying what would do."""
     try:
         st = data_root.stat()
     except OSError as exc:
         raise ServerStartError(f"data root {data_root} cannot be read: {exc}") from None
-    if st.st_uid != CONTAINER_UID and (st.st_mode & 0o005) != 0o005:
-        raise ServerStartError(
-            f"data root {data_root} is not readable by the containers' user (uid {CONTAINER_UID}; "
-            f"mode {st.st_mode & 0o777:o}): chmod o+rx it (and o+r its files)"
-        )
+    if st.st_uid == CONTAINER_UID or (st.st_mode & 0o005) == 0o005:
+        return []
+    if (st.st_mode & 0o050) == 0o050:
+        return [st.st_gid]
+    raise ServerStartError(
+        f"data root {data_root} (mode {st.st_mode & 0o777:o}, uid {st.st_uid}, gid {st.st_gid}) is not "
+        f"readable by the containers' user (uid {CONTAINER_UID}): give its group read and search "
+        f"(chmod g+rx, and g+r on its files; the model container joins gid {st.st_gid}), or chown it "
+        f"to uid {CONTAINER_UID}"
+    )
 
 
 def _port_taken(message: str) -> bool:
@@ -312,12 +322,13 @@ class DockerBackend(Backend):
         reason = runnable_here(spec)
         if reason is not True:
             raise ServerStartError(f"server {spec.name} {reason}")
-        check_readable_by_containers(Path(data_root))
+        entry_groups = check_readable_by_containers(Path(data_root))
         self.ensure_image(spec.image, spec.build)
         self.ensure_image(self.gateway_image, GATEWAY_BUILD)
         models, edge = self._models_network(spec.name), self._edge_network()
         labels = {f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id, f"{LABEL}.server": spec.name}
-        entry: dict = {"spec": spec, "log_dir": Path(log_dir), "data_root": Path(data_root)}
+        entry: dict = {"spec": spec, "log_dir": Path(log_dir), "data_root": Path(data_root),
+                       "groups": entry_groups}
         with self._lock:
             self._servers[spec.name] = entry
         host_port = 0
@@ -394,6 +405,7 @@ class DockerBackend(Backend):
             hostname=spec.name,
             environment=dict(spec.environment),
             volumes=volumes,
+            group_add=[str(g) for g in entry["groups"]] or None,  # reads a group-only data root
             device_requests=device_requests or None,
             shm_size="2g" if spec.gpu else None,  # data loaders in GPU stacks use shared memory
             cap_drop=["ALL"],

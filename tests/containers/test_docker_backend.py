@@ -187,7 +187,7 @@ def test_data_root_the_container_user_cannot_read_is_refused_up_front(backend, t
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
     private.chmod(0o700)
-    with pytest.raises(ServerStartError, match="not readable by the containers' user .*chmod o\\+rx"):
+    with pytest.raises(ServerStartError, match="not readable by the containers' user .*chmod g\\+rx.*joins gid"):
         backend.start(spec_for("chance"), private, tmp_path / "logs")
     assert not backend.running()
 
@@ -382,3 +382,23 @@ def test_a_model_reaches_only_its_own_gateway(backend, require_image, docker_cli
     assert lines[f"{own}:50051"] == "reached", out
     assert all(lines[target].startswith("blocked") for target in others), out
     assert gateway["blind"].attrs["Config"]["Cmd"] == ["50051=blind:50051"], "a gateway relays for its own model only"
+
+
+def test_model_reads_a_data_root_readable_by_its_group_only(backend, require_image, tmp_path):
+    """Patient data as a hospital keeps it (mode 0750, files 0640, another owner and group): the
+    model container reads it through the group it joins; nothing is made world-readable."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the data root another owner")
+    require_image("ctbench/chance:latest")
+    root = tmp_path / "patients"
+    root.mkdir()
+    (root / "note.txt").write_text("group only\n")
+    for path, mode in ((root / "note.txt", 0o640), (root, 0o750)):
+        path.chmod(mode)
+        os.chown(path, 4242, 4242)
+    tmp_path.chmod(0o755)
+    endpoint = backend.start(spec_for("chance"), root, tmp_path / "logs")
+    wait(backend, endpoint)
+    assert backend.model_container("chance").exec_run(["cat", "/data/note.txt"]).output == b"group only\n"

@@ -337,3 +337,46 @@ def test_each_model_gets_its_own_internal_network_shared_only_with_its_gateway(t
     assert {n["name"]: n["internal"] for n in client.networks_created} == {
         "ctbench-unit-chance-models": True, "ctbench-unit-blind-models": True, "ctbench-unit-edge": False}
     backend.stop_all()
+
+
+def _private_root(tmp_path, mode: int) -> Path:
+    """A data root owned by another user and group (uid/gid 4242), with `mode`."""
+    root = tmp_path / "patients"
+    root.mkdir()
+    (root / "scan.nii.gz").write_bytes(b"x")
+    (root / "scan.nii.gz").chmod(0o640)
+    root.chmod(mode)
+    if os.geteuid() == 0:
+        os.chown(root, 4242, 4242)
+        os.chown(root / "scan.nii.gz", 4242, 4242)
+    return root
+
+
+def test_a_group_readable_data_root_is_read_through_its_group_not_made_world_readable(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the data root another owner")
+    client = FakeClient()
+    root = _private_root(tmp_path, 0o750)
+    DockerBackend(client, run_id="unit", block_host_access=False).start(
+        ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), root, tmp_path / "logs")
+    model, gateway = client.created
+    assert model["group_add"] == ["4242"], "the model container joins the data root's group"
+    assert "group_add" not in gateway, "the gateway reads no data"
+    assert root.stat().st_mode & 0o777 == 0o750, "the data root's mode is left as it is"
+
+
+def test_a_world_readable_data_root_needs_no_extra_group(recorded, tmp_path):
+    client, backend, data = recorded
+    data.chmod(0o755)
+    backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
+    assert client.created[0]["group_add"] is None
+
+
+def test_a_data_root_neither_group_nor_world_readable_is_refused_saying_what_it_needs(tmp_path):
+    client = FakeClient()
+    root = _private_root(tmp_path, 0o700)
+    gid = root.stat().st_gid
+    with pytest.raises(ServerStartError, match=rf"mode 700.*chmod g\+rx.*joins gid {gid}.*chown it to uid 10001"):
+        DockerBackend(client, run_id="unit", block_host_access=False).start(
+            ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), root, tmp_path / "logs")
+    assert client.created == []
