@@ -20,9 +20,11 @@ from ctbench.cli.options import library_errors
 def report(run_dir, out_dir, metric_opts, reference) -> None:
     """Write a self-contained HTML report, a markdown summary and PNG figures.
 
-    Leaderboard with 95% CIs clustered by volume, per-category chart, answer-length
-    distributions, the question x model correctness heatmap, paired comparisons and, where
-    RUN/judges/ holds verdicts, the jury and judge agreement.
+    Run metadata and each server's model card; leaderboard, per category and per question
+    type, all in percent with 95% CIs clustered by volume; paired comparisons; where
+    RUN/judges/ holds verdicts, the jury and judge agreement; example questions with every
+    server's answer (two per category, seeded, and those the servers disagree on most);
+    error analysis; the run's attempts; how the intervals are computed.
 
     \b
     Example:
