@@ -50,7 +50,8 @@ def error_samples(result: ScoreResult, per_kind: int = 3) -> list[ErrorSample]:
         sample.count += 1
         if len(sample.question_ids) < per_kind:
             sample.question_ids.append(item.question_id)
-        message = item.error_message or (f"answer: {item.prediction!r}" if kind == NO_OPTION else "")
+        message = item.error_message or {NO_OPTION: f"answer: {item.prediction!r}",
+                                          MISSING: "no line in the ledger"}.get(kind, "")
         if message and message not in sample.messages and len(sample.messages) < per_kind:
             sample.messages.append(message)
     return sorted(samples.values(), key=lambda s: (result.servers.index(s.server), -s.count, s.kind))

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ctbench.evaluation.error_analysis import error_samples, outcome_counts
 from ctbench.evaluation.examples import Example, examples_per_category, most_disputed
 from ctbench.evaluation.report_tables import (
-    TEXT_METRIC_SCALE, Section, Table, headline_label, headline_metric, leaderboard_rows, missing, pct, pct_ci,
+    METRIC_HEADERS, TEXT_METRIC_SCALE, Section, Table, headline_label, headline_metric, leaderboard_rows, missing, pct, pct_ci,
 )
 from ctbench.evaluation.scoring import ScoreResult
 
@@ -158,7 +158,7 @@ def leaderboard_section(inp: ReportInput) -> Section:
     extra = [c for c in ("jury_accuracy_published", *TEXT_METRIC_SCALE) if any(c in r for r in board)]
     also_accuracy = metric != "accuracy"  # plain accuracy gets a column when the jury is the headline
     headers = ["server", f"{headline_label(result)} % [95% CI]", *(["accuracy % [95% CI]"] if also_accuracy else []),
-               "n", "answered", "errors", "missing", *[f"{c} %" for c in extra]]
+               "n", "answered", "errors", "missing", *[METRIC_HEADERS[c] for c in extra]]
     rows = [[r["server"], pct_ci(r["headline_row"]), *([pct_ci(r["accuracy_row"])] if also_accuracy else []),
              r["n"], r["answered"], r["errors"], r["missing"], *[_text_metric_cell(r.get(c), c) for c in extra]]
             for r in board]
@@ -231,15 +231,17 @@ def jury_section(inp: ReportInput) -> Section | None:
     jury = result.extra.get("jury", {}).get("servers", {})
     if not jury:
         return None
+    published = any(sec.get("published_accuracy") is not None for sec in jury.values())  # the reference runs
     rows = []
     for server, sec in jury.items():
         agr = sec["agreement"]
-        rows.append([server, pct(sec["aligned_accuracy"]), pct(sec["published_accuracy"]), sec["published_count"],
-                     "–" if missing(agr["fleiss_kappa"]) else f"{agr['fleiss_kappa']:.3f}",
+        rows.append([server, pct(sec["aligned_accuracy"]),
+                     *([pct(sec["published_accuracy"]), sec["published_count"]] if published else []),
+                     "– (judges never differ)" if missing(agr["fleiss_kappa"]) else f"{agr['fleiss_kappa']:.3f}",
                      ", ".join(f"{j}: {100 * r:.2f}" for j, r in agr["failure_rate"].items()),
                      "; ".join(sec["misaligned_files"]) or "none"])
-    tables = [Table(["server", "jury % (aligned)", "jury % (as published)", "published count", "Fleiss κ (−1 to 1)",
-                     "judge failure rate %", "misaligned verdict files"], rows)]
+    tables = [Table(["server", "jury % (aligned)", *(["jury % (as published)", "published count"] if published else []),
+                     "Fleiss κ (−1 to 1)", "judge failure rate %", "misaligned verdict files"], rows)]
     paragraphs = ["The jury counts a question correct when the mean of its judges' verdicts is ≥ 0.66 (2 of 3). "
                   "'Aligned' joins each verdict to its prediction by question identity; 'as published' zips the "
                   "verdict files by position, as the published pipeline did. Where a verdict file is misaligned the "
@@ -323,7 +325,7 @@ def answers_section(inp: ReportInput) -> Section | None:
 def attempts_section(inp: ReportInput) -> Section | None:
     if not inp.result.attempts:
         return None
-    return Section("Run attempts", ["Every `bench run` on this run folder, first to last (RUN/run.json)."],
+    return Section("Run attempts", ["Every bench run on this run folder, first to last (RUN/run.json)."],
                    [Table(["#", "started", "finished", "command", "ctbench", "host", "backend", "servers"],
                           [_attempt_row(i, a) for i, a in enumerate(inp.result.attempts, start=1)], text=True)])
 

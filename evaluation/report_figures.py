@@ -76,7 +76,7 @@ def write_figures(result: ScoreResult, out: Path, plt) -> list[Path]:
         ax.set_xticks(range(len(servers)))
         ax.set_xticklabels(servers, rotation=30)
         ax.set_ylabel(f"{len(qids)} questions (sorted)")
-        ax.set_title(f"Correctness ({label})\ngreen = correct", fontsize=10)
+        ax.set_title(f"Correctness by {label}\ngreen = correct", fontsize=10)
         files.append(_save(plt, fig, out / "correctness_heatmap.png"))
 
     jury = result.extra.get("jury", {}).get("servers", {})
@@ -101,7 +101,9 @@ def write_figures(result: ScoreResult, out: Path, plt) -> list[Path]:
             ax.set_xticklabels(short, fontsize=8)
             ax.set_yticks(range(len(judges)))
             ax.set_yticklabels(short, fontsize=8)
-            ax.set_title(f"{server}: Fleiss κ = {agr['fleiss_kappa']:.2f}", fontsize=9)
+            kappa = agr["fleiss_kappa"]
+            ax.set_title(f"{server}: Fleiss κ = {kappa:.2f}" if kappa == kappa else f"{server}: judges never differ",
+                         fontsize=9)
         fig.suptitle("Judge agreement (% of items two judges agree on)", fontsize=10)
         files.append(_save(plt, fig, out / "judge_agreement.png"))
     return files

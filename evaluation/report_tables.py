@@ -10,6 +10,10 @@ from ctbench.evaluation.scoring import ScoreResult
 
 #: Text metrics the leaderboard shows, and the factor that puts each on the report's 0-100 scale.
 TEXT_METRIC_SCALE = {"bleu": 1.0, "meteor": 100.0, "rougeL_f": 100.0, "sbert_cosine": 100.0, "alignscore": 100.0}
+#: Column headers that say each metric's scale.
+METRIC_HEADERS = {"jury_accuracy_published": "jury % (as published)", "bleu": "BLEU (0–100)",
+                  "meteor": "METEOR ×100", "rougeL_f": "ROUGE-L F1 ×100", "sbert_cosine": "SBERT cosine ×100",
+                  "alignscore": "AlignScore ×100"}
 
 
 @dataclass
