@@ -117,6 +117,9 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
         from ctbench.evaluation.judges.judge import parse_judge_spec
 
         prompt = load_prompt(prompt_name) if prompt_name else load_prompt()
+        source = getattr(prompt, "source", None)
+        console.print(f"judge prompt: {prompt.name}" + (f" from {source}" if source else "")
+                      + f" (sha256 {prompt.sha256[:12]})")
         try:
             specs = [parse_judge_spec(s) for s in judge_specs]
         except ValueError as exc:

@@ -133,6 +133,7 @@ def test_cli_score_with_the_published_prompt(small_run):
                                         "--prompt", "published"], env={"CTBENCH_CACHE": str(small_run.parent / "cache")})
         assert res.exit_code == 0, res.output
         assert "judged good.local-judge: 5 new" in res.output
+        assert "judge prompt: published from" in res.output and "published-judging.json" in res.output
         assert len(server.requests) == 2  # good: 5 items in one batch; flaky: 2 answered items
     rows = [json.loads(line) for line in (small_run / "judges" / "good.local-judge.jsonl").read_text().splitlines()]
     assert {r["prompt"] for r in rows} == {"published"}
