@@ -239,13 +239,20 @@ def jury_section(inp: ReportInput) -> Section | None:
                      *([pct(sec["published_accuracy"]), sec["published_count"]] if published else []),
                      "– (judges never differ)" if missing(agr["fleiss_kappa"]) else f"{agr['fleiss_kappa']:.3f}",
                      ", ".join(f"{j}: {100 * r:.2f}" for j, r in agr["failure_rate"].items()),
-                     "; ".join(sec["misaligned_files"]) or "none"])
+                     "; ".join(sec["misaligned_files"]) or "none",
+                     "; ".join(f"{j}: {', '.join(p)}" for j, p in sec.get("prompts", {}).items() if p) or "not recorded"])
     tables = [Table(["server", "jury % (aligned)", *(["jury % (as published)", "published count"] if published else []),
-                     "Fleiss κ (−1 to 1)", "judge failure rate %", "misaligned verdict files"], rows)]
+                     "Fleiss κ (−1 to 1)", "judge failure rate %", "misaligned verdict files", "judge prompts"], rows)]
     paragraphs = ["The jury counts a question correct when the mean of its judges' verdicts is ≥ 0.66 (2 of 3). "
                   "'Aligned' joins each verdict to its prediction by question identity; 'as published' zips the "
                   "verdict files by position, as the published pipeline did. Where a verdict file is misaligned the "
                   "two differ: verdicts of one question were counted for another."]
+    mixed = [f"{server} / {judge}" for server, sec in jury.items() for judge, p in sec.get("prompts", {}).items()
+             if len(p) > 1]
+    if mixed:
+        paragraphs.append("Verdicts from more than one prompt are mixed in: " + ", ".join(mixed) + ". Judge again "
+                          "with one prompt (`bench score RUN --judge ... --prompt NAME` asks again every verdict "
+                          "another prompt gave).")
     cats = sorted({r["group"] for r in result.rows
                    if r["group_kind"] == "category" and r["metric"] == "jury_accuracy_published"})
     if cats:

@@ -34,7 +34,9 @@ class Section:
 
 
 def headline_metric(result: ScoreResult) -> str:
-    return "jury_accuracy" if any(r["metric"] == "jury_accuracy" for r in result.rows) else "accuracy"
+    """The jury where every server was judged, else accuracy (a leaderboard ranks one metric)."""
+    judged = {r["server"] for r in result.rows if r["metric"] == "jury_accuracy" and r["group_kind"] == "all"}
+    return "jury_accuracy" if judged and judged >= set(result.servers) else "accuracy"
 
 
 def headline_label(result: ScoreResult) -> str:

@@ -138,3 +138,23 @@ def test_cli_score_with_the_published_prompt(small_run):
     rows = [json.loads(line) for line in (small_run / "judges" / "good.local-judge.jsonl").read_text().splitlines()]
     assert {r["prompt"] for r in rows} == {"published"}
     assert {r["prompt_sha256"] for r in rows} == {load_prompt("published").sha256}
+
+
+def test_judging_again_with_the_published_prompt_replaces_the_v1_verdicts(small_run, tmp_path):
+    from ctbench.evaluation import score_run
+    from ctbench.evaluation.judges import judge_run
+    from ctbench.evaluation.judges.fake import judge_responder
+
+    def responder(request):
+        return published_responder(request) if "Batch:" in request.user else judge_responder(request)
+
+    with FakeLLMServer(responder) as server:
+        v1 = LLMJudge.create(JudgeSpec("gpt-4o", "openai", "m", server.openai_base_url), load_prompt(),
+                             cache_path=tmp_path / "c.sqlite")
+        judge_run(small_run, [v1])
+        first = len(server.requests)
+        again = judge_run(small_run, [make_judge(server, "gpt-4o", "openai", tmp_path)])
+    assert again.judged["good.gpt-4o"] == 5 and again.skipped["good.gpt-4o"] == 0
+    assert len(server.requests) > first
+    section = score_run(small_run).extra["jury"]["servers"]["good"]
+    assert section["prompts"] == {"gpt-4o": ["published"]}

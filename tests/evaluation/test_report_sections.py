@@ -173,3 +173,16 @@ def test_a_section_is_added_with_one_line(small_run, monkeypatch):
     files = write_report(score_run(small_run), small_run / "report")
     assert page_of(files).sections["Volume controls"]["paragraphs"] == ["2 servers"]
     assert "## Volume controls\n\n2 servers" in files.markdown.read_text()
+
+
+def test_a_jury_that_mixes_two_prompts_is_flagged(small_run):
+    (small_run / "judges").mkdir()
+    ids = ["v1::0", "v1::1", "v2::0", "v2::1", "v3::0"]
+    for judge in ("ja", "jb"):
+        rows = [{"question_id": q, "is_correct": True, "prompt": "published" if judge == "ja" or k < 2 else "v1",
+                 "prompt_sha256": "x"} for k, q in enumerate(ids)]
+        (small_run / "judges" / f"good.{judge}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = write_report(score_run(small_run), small_run / "report")
+    section = page_of(files).sections["LLM jury and judge agreement"]
+    assert column(section["tables"][0], "judge prompts") == ["ja: published; jb: published, v1"]
+    assert any("more than one prompt are mixed in: good / jb" in p for p in section["paragraphs"])
