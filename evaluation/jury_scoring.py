@@ -75,6 +75,9 @@ def jury_rows(
             "published_accuracy": published.accuracy if positional else None,
             "aligned_accuracy": sum(correct_by_server[preds.server].values()) / len(items),
             "agreement": agreement(jury),
+            # judge -> the prompts its effective verdicts came from (ctbench ledgers record them)
+            "prompts": {judge: sorted({str(r["prompt"]) for r in a.rows if isinstance(r, dict) and r.get("prompt")})
+                        for judge, a in alignments.items()},
         }
     return rows, section, correct_by_server
 

@@ -111,6 +111,8 @@ def load_run_dataset(run_dir: str | Path) -> Dataset:
     dataset.name = name if isinstance(name, str) and name else Path(run_dir).resolve().name
     if isinstance(record.get("subset"), dict):
         dataset.extra["subset"] = record["subset"]
+    if isinstance(record.get("dataset"), dict):
+        dataset.extra["manifest"] = record["dataset"]
     if isinstance(record.get("attempts"), list):
         dataset.extra["attempts"] = [a for a in record["attempts"] if isinstance(a, dict)]
     return dataset

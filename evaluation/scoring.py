@@ -49,6 +49,7 @@ class ItemScore:
     question_type: str
     prediction: str | None = None  # the effective prediction (None: missing or failed)
     error_type: str = ""  # the ledger's error type for failed items
+    error_message: str = ""  # and its message
 
 
 @dataclass
@@ -67,6 +68,8 @@ class ScoreResult:
     answer_words: dict[str, list[int]] = field(default_factory=dict)  # server (and "reference") -> word counts
     subset: dict[str, Any] | None = None  # run.json's subset record when the run asked part of its dataset
     attempts: list[dict[str, Any]] = field(default_factory=list)  # run.json's attempts (bench report shows them)
+    manifest: dict[str, Any] = field(default_factory=dict)  # run.json's dataset manifest ({} without run.json)
+    questions: dict[str, QAItem] = field(default_factory=dict)  # question id -> the question, in dataset order
 
     @property
     def subset_label(self) -> str:
@@ -136,9 +139,10 @@ def score_item(item: QAItem, record: PredictionRecord | None, server: str) -> It
     cats = canonical_categories(item.categories)
     if record is None or record.status != "ok" or record.prediction is None:
         status = "missing" if record is None else "error"
-        error_type = str((record.error or {}).get("type") or "") if record is not None else ""
+        error = (record.error or {}) if record is not None else {}
         return ItemScore(server, item.question_id, item.case_id, status, False, False, None,
-                         bool(item.options), cats, item.question_type, error_type=error_type)
+                         bool(item.options), cats, item.question_type, error_type=str(error.get("type") or ""),
+                         error_message=str(error.get("message") or ""))
     exact = exact_match(record.prediction, item.answer)
     option = match_option(record.prediction, item.options) if item.options else None
     answer_index = match_option(item.answer, item.options) if item.options else None
@@ -207,6 +211,8 @@ def score_predictions(
     result.headline = headline
     result.subset = dataset.extra.get("subset")
     result.attempts = list(dataset.extra.get("attempts", []))
+    result.manifest = dict(dataset.extra.get("manifest", {}))
+    result.questions = {it.question_id: it for it in dataset.items}
     if result.subset_label:
         for row in result.rows:
             row["note"] = f"{row['note']}; {result.subset_label}" if row["note"] else result.subset_label

@@ -16,13 +16,16 @@ from ctbench.cli.options import library_errors
               help="Text metrics to include (as for `bench score`; e.g. offline). Default: none.")
 @click.option("--reference", "reference", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Report on the published CT-SpatialVQA reference runs instead of a run folder.")
+@click.option("--seed", default=0, show_default=True, help="Seed for drawing the example questions.")
 @library_errors
-def report(run_dir, out_dir, metric_opts, reference) -> None:
+def report(run_dir, out_dir, metric_opts, reference, seed) -> None:
     """Write a self-contained HTML report, a markdown summary and PNG figures.
 
-    Leaderboard with 95% CIs clustered by volume, per-category chart, answer-length
-    distributions, the question x model correctness heatmap, paired comparisons and, where
-    RUN/judges/ holds verdicts, the jury and judge agreement.
+    Run metadata and each server's model card; leaderboard, per category and per question
+    type, all in percent with 95% CIs clustered by volume; paired comparisons; where
+    RUN/judges/ holds verdicts, the jury and judge agreement; example questions with every
+    server's answer (two per category, seeded, and those the servers disagree on most);
+    error analysis; the run's attempts; how the intervals are computed.
 
     \b
     Example:
@@ -41,7 +44,7 @@ def report(run_dir, out_dir, metric_opts, reference) -> None:
         target = Path(out_dir or "reference-report")
         notes = ["Reference runs of the CT-SpatialVQA paper; text metrics use the published protocol "
                  "(lower-cased, blank predictions skipped)."]
-        files = write_report(result, target, "CT-SpatialVQA reference runs", notes)
+        files = write_report(result, target, "CT-SpatialVQA reference runs", notes, seed=seed)
     else:
         if run_dir is None:
             raise click.UsageError("give a run folder or --reference")
@@ -49,5 +52,5 @@ def report(run_dir, out_dir, metric_opts, reference) -> None:
 
         result = score_run(run_dir, text_metrics=metrics)
         target = Path(out_dir) if out_dir else Path(run_dir) / "report"
-        files = write_report(result, target)
+        files = write_report(result, target, seed=seed)
     click.echo(f"wrote {files.html}, {files.markdown} and {len(files.figures)} figures in {target}")

@@ -33,9 +33,13 @@ def _metric_names(values: tuple[str, ...]) -> list[str]:
                    "gpt-4o, qwen-plus, gemini, openai, vllm. Verdicts go to RUN/judges/.")
 @click.option("--allow-external", is_flag=True,
               help="Allow judges to send questions/answers to a non-loopback API (off by default).")
-@click.option("--judge-batch", default=8, show_default=True, help="Items per judge call.")
+@click.option("--judge-batch", type=click.IntRange(min=1), default=None,
+              help="Items per judge call (default: the prompt's; 5 for --prompt published, else 8).")
 @click.option("--judge-concurrency", default=4, show_default=True, help="Judge calls in flight.")
-@click.option("--prompt", "prompt_name", default=None, help="Judge prompt name or file (default: the published-style v1).")
+@click.option("--prompt", "prompt_name", default=None,
+              help="Judge prompt: ct-spatialvqa-judge-v1 (default, ctbench's own), 'published' (the published "
+                   "harness's exact protocol, read from ct-spatialvqa/protocol/published-judging.json in the "
+                   "shared folder), or a prompt .txt / protocol .json file.")
 @click.option("--reference", "reference", is_flag=False, flag_value="", default=None, metavar="[DIR]",
               help="Score the published CT-SpatialVQA reference runs and compare with the published table "
                    "(DIR: the ct-spatialvqa folder; default: ../shared/data/ct-spatialvqa or $CTBENCH_SHARED).")
@@ -57,6 +61,7 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
       bench score runs/phantom
       bench score runs/phantom --metrics offline
       bench score runs/phantom --judge vllm:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1
+      bench score runs/ctsv --judge gpt-4o --judge qwen-plus --prompt published --allow-external
       bench score --reference --metrics offline --out reference-scores/
       MLFLOW_TRACKING_URI=file:$PWD/mlruns bench score runs/phantom --log mlflow
     """
@@ -112,6 +117,9 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
         from ctbench.evaluation.judges.judge import parse_judge_spec
 
         prompt = load_prompt(prompt_name) if prompt_name else load_prompt()
+        source = getattr(prompt, "source", None)
+        console.print(f"judge prompt: {prompt.name}" + (f" from {source}" if source else "")
+                      + f" (sha256 {prompt.sha256[:12]})")
         try:
             specs = [parse_judge_spec(s) for s in judge_specs]
         except ValueError as exc:

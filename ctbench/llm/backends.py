@@ -30,18 +30,16 @@ class OpenAIBackend:
                                      timeout=config.timeout_s, max_retries=0)
 
     def complete(self, system: str, user: UserContent) -> str:
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if self.config.json_mode:
             kwargs["response_format"] = {"type": "json_object"}
+        if self.config.temperature is not None:
+            kwargs["temperature"] = self.config.temperature
+        if self.config.max_output_tokens is not None:
+            kwargs["max_tokens"] = self.config.max_output_tokens
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": user if isinstance(user, str) else list(user)})
-        reply = self._client.chat.completions.create(
-            model=self.config.model,
-            messages=messages,
-            temperature=self.config.temperature,
-            max_tokens=self.config.max_output_tokens,
-            **kwargs,
-        )
+        reply = self._client.chat.completions.create(model=self.config.model, messages=messages, **kwargs)
         return openai_reply_text(reply)
 
 
@@ -80,7 +78,7 @@ class GeminiBackend:
             raise ValueError("the gemini backend sends text only")
         types = self._types
         cfg = types.GenerateContentConfig(
-            system_instruction=system,
+            system_instruction=system or None,
             temperature=self.config.temperature,
             max_output_tokens=self.config.max_output_tokens,
             response_mime_type="application/json" if self.config.json_mode else None,

@@ -92,7 +92,7 @@ class LLMClient:
                     raise error(f"{self.config.backend}:{self.config.model} failed after {attempt} "
                                 f"attempt(s): {last}") from exc
                 self.stats.add(retries=1)
-                wait = suggested if suggested is not None else delay * (0.5 + random.random())
+                wait = suggested if suggested is not None else self._jittered(delay)
                 self._sleep(min(wait, self.config.max_backoff_s))
                 delay = min(delay * 2, self.config.max_backoff_s)
                 continue
@@ -100,6 +100,11 @@ class LLMClient:
                 self.cache.put(key, text)
             return Completion(text, False, attempt)
         raise LLMError(f"unreachable: {last}")  # pragma: no cover
+
+    def _jittered(self, delay: float) -> float:
+        if self.config.backoff_jitter is None:
+            return delay * (0.5 + random.random())
+        return delay + random.uniform(0, self.config.backoff_jitter * delay)
 
     def complete_many(self, requests: Sequence[tuple[str, UserContent]]) -> list[Completion | LLMError]:
         """Replies in request order; at most `config.concurrency` calls in flight; failures returned."""

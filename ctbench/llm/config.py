@@ -20,13 +20,14 @@ class LLMConfig:
     base_url: str | None = None  # None: the provider's public API (external)
     api_key: str | None = None  # default: $api_key_env (or a dummy for loopback)
     api_key_env: str | None = None  # None: OPENAI_API_KEY / GEMINI_API_KEY
-    temperature: float = 0.0
-    max_output_tokens: int = 2048
+    temperature: float | None = 0.0  # None: not sent (the provider's default)
+    max_output_tokens: int | None = 2048  # None: not sent (the provider's default)
     json_mode: bool = True
     concurrency: int = 4
     max_retries: int = 5
     backoff_s: float = 1.0  # first retry delay; doubles each time, with jitter, capped
     max_backoff_s: float = 30.0
+    backoff_jitter: float | None = None  # None: wait delay * uniform(0.5, 1.5); f: delay + uniform(0, f * delay)
     timeout_s: float = 60.0
     allow_external: bool = False
     cache_path: Path | None = None  # None: $CTBENCH_CACHE/llm.sqlite; use cache=False on the client to disable

@@ -5,8 +5,8 @@ formats, so the real SDK clients can be tested (and judge throughput measured) o
         LLMConfig(backend="openai", model="m", base_url=server.openai_base_url)
         LLMConfig(backend="gemini", model="m", base_url=server.gemini_base_url)
 
-`responder(request)` gets a `FakeRequest` (api, model, system, user, n, and for OpenAI the image
-parts and bearer key) and returns a `FakeReply` (status, text, delay_s, retry_after, and the
+`responder(request)` gets a `FakeRequest` (api, model, system, user, n, the decoded request body,
+and for OpenAI the image parts and bearer key) and returns a `FakeReply` (status, text, delay_s, retry_after, and the
 finish_reason / refusal a provider sets). Binds 127.0.0.1 only.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -30,6 +30,7 @@ class FakeRequest:
     n: int  # 1-based arrival number
     image_urls: tuple[str, ...] = ()  # OpenAI image_url parts, in message order
     api_key: str = ""  # the bearer token sent
+    body: dict = field(default_factory=dict, compare=False)  # the request's JSON body, as received
 
     def images(self) -> list[tuple[str, bytes]]:
         """(media type, bytes) of each image, decoded from its data: URI (ValueError for any other URL)."""
@@ -80,9 +81,9 @@ class FakeLLMServer:
                 if path.endswith("/chat/completions"):
                     key = (self.headers.get("authorization") or "").removeprefix("Bearer ")
                     req = server._record("openai", body.get("model", ""), *_openai_text(body),
-                                         image_urls=_openai_images(body), api_key=key)
+                                         image_urls=_openai_images(body), api_key=key, body=body)
                 elif (m := _GEMINI_PATH.match(path)) is not None:
-                    req = server._record("gemini", m["model"], *_gemini_text(body))
+                    req = server._record("gemini", m["model"], *_gemini_text(body), body=body)
                 else:
                     return self._send(404, {"error": {"message": f"no route {path}"}})
                 reply = server.responder(req)

@@ -1,22 +1,26 @@
 """An LLM judge: batches items into one prompt, parses the reply tolerantly, caches verdicts.
 
-A reply that cannot be parsed, or that has no verdict for an item, is a recorded judge failure
-for that item (`is_correct=None`, `failure` says why), never a wrong answer. Successful verdicts
-are cached per item under (judge model, prompt sha256, question, answer, prediction), so a
-different batching, a resumed run or another server with the same prediction costs no call.
+The prompt (`prompts.JudgePrompt`, or the published protocol) decides the messages, the call
+settings it fixes, how a reply is read and what a failed call records. A reply that cannot be
+parsed, or that has no verdict for an item, is a recorded judge failure for that item
+(`is_correct=None`, `failure` says why), never a wrong answer. Successful verdicts are cached
+per item under (judge model, prompt sha256, question, answer, prediction), so a different
+batching, a resumed run or another server with the same prediction costs no call.
 """
 from __future__ import annotations
 
-import ast
 import json
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from ctbench.evaluation.judges.prompts import JudgePrompt
+from ctbench.evaluation.judges.verdict_parsing import parse_verdicts  # noqa: F401  (re-exported)
 from ctbench.llm import LLMClient, LLMConfig, LLMError, ResponseCache
 from ctbench.llm.cache import cache_key
 from ctbench.registry import Registry
+
+DEFAULT_BATCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class JudgeStats:
 
 class LLMJudge:
     def __init__(self, spec: JudgeSpec, prompt: JudgePrompt, client: LLMClient,
-                 batch_size: int = 8, cache: ResponseCache | None = None):
+                 batch_size: int = DEFAULT_BATCH_SIZE, cache: ResponseCache | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.spec, self.prompt, self.client, self.batch_size = spec, prompt, client, batch_size
@@ -100,12 +104,17 @@ class LLMJudge:
 
     @classmethod
     def create(cls, spec: JudgeSpec, prompt: JudgePrompt, *, allow_external: bool = False,
-               concurrency: int = 4, batch_size: int = 8, timeout_s: float = 60.0, max_retries: int = 5,
-               backoff_s: float = 1.0, cache_path=None, use_cache: bool = True, api_key: str | None = None) -> "LLMJudge":
+               concurrency: int = 4, batch_size: int | None = None, timeout_s: float = 60.0,
+               max_retries: int | None = None, backoff_s: float | None = None, cache_path=None,
+               use_cache: bool = True, api_key: str | None = None) -> "LLMJudge":
+        """A judge with the prompt's call settings; `batch_size`, `max_retries` and `backoff_s`
+        given here override the prompt's (default batch 8, 5 retries from 1 s)."""
+        settings = {"json_mode": True, "max_retries": 5, "backoff_s": 1.0, **prompt.settings(spec.name, spec.backend)}
+        settings |= {k: v for k, v in (("max_retries", max_retries), ("backoff_s", backoff_s)) if v is not None}
         config = LLMConfig(backend=spec.backend, model=spec.model, base_url=spec.base_url, api_key=api_key,
-                           concurrency=concurrency, timeout_s=timeout_s, max_retries=max_retries,
-                           backoff_s=backoff_s, allow_external=allow_external, json_mode=True,
-                           cache_path=cache_path)
+                           concurrency=concurrency, timeout_s=timeout_s, allow_external=allow_external,
+                           cache_path=cache_path, **settings)
+        batch_size = batch_size or prompt.batch_size or DEFAULT_BATCH_SIZE
         client = LLMClient(config, cache=False)  # verdicts are cached per item, below
         cache = None
         if use_cache:
@@ -128,7 +137,7 @@ class LLMJudge:
         todo: list[int] = []
         for i, item in enumerate(items):
             self.stats.items += 1
-            if not item.prediction.strip():
+            if not item.prediction.strip() and not self.prompt.sends_empty_predictions:
                 self.stats.not_sent += 1
                 out[i] = self._verdict(item, False, "empty prediction (not sent to the judge)")
                 continue
@@ -140,16 +149,18 @@ class LLMJudge:
                 continue
             todo.append(i)
         batches = [todo[k:k + self.batch_size] for k in range(0, len(todo), self.batch_size)]
-        requests = [self.prompt.render([{"id": j, "question": items[i].question, "reference_answer": items[i].answer,
-                                         "prediction": items[i].prediction} for j, i in enumerate(batch)])
+        requests = [self.prompt.request(self.spec.name, self.spec.backend,
+                                        [{"question": items[i].question, "answer": items[i].answer,
+                                          "prediction": items[i].prediction} for i in batch])
                     for batch in batches]
         self.stats.calls += len(requests)
         replies = self.client.complete_many(requests)
         for batch, reply in zip(batches, replies):
             if isinstance(reply, LLMError):
-                parsed: dict[int, tuple[bool | None, str, str]] = {j: (None, "", f"call failed: {reply}") for j in range(len(batch))}
+                reasoning, failure = self.prompt.call_failure(reply)
+                parsed: dict[int, tuple[bool | None, str, str]] = {j: (None, reasoning, failure) for j in range(len(batch))}
             else:
-                parsed = parse_verdicts(reply.text, len(batch))
+                parsed = self.prompt.parse(reply.text, len(batch))
             for j, i in enumerate(batch):
                 ok, reasoning, failure = parsed[j]
                 verdict = self._verdict(items[i], ok, reasoning, failure)
@@ -159,84 +170,3 @@ class LLMJudge:
                     self.cache.put(self._key(items[i]), json.dumps({"is_correct": ok, "reasoning": reasoning}))
                 out[i] = verdict
         return [out[i] for i in range(len(items))]
-
-
-# --- tolerant parsing ------------------------------------------------------------------------
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-_TRAILING_COMMA = re.compile(r",\s*([}\]])")
-_LOOSE = re.compile(r'"?id"?\s*:\s*"?(\d+)"?[^{}]*?"?is_correct"?\s*:\s*"?(true|false|True|False)', re.S)
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "correct", "1"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "no", "incorrect", "0"):
-        return False
-    return None
-
-
-def _load_json_like(text: str) -> Any:
-    candidates = [text.strip()]
-    fenced = _FENCE.findall(text)
-    candidates += [f.strip() for f in fenced]
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    if starts:
-        start = min(starts)
-        end = max(text.rfind("}"), text.rfind("]"))
-        if end > start:
-            candidates.append(text[start:end + 1])
-    for cand in candidates:
-        for attempt in (cand, _TRAILING_COMMA.sub(r"\1", cand)):
-            try:
-                return json.loads(attempt)
-            except (json.JSONDecodeError, ValueError, RecursionError):  # nesting too deep: not a verdict
-                pass
-            try:
-                py = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", attempt)))
-                return ast.literal_eval(py)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                pass
-    raise ValueError("no JSON found")
-
-
-def parse_verdicts(text: str, n: int) -> dict[int, tuple[bool | None, str, str]]:
-    """Batch-local id -> (is_correct or None, reasoning, failure reason)."""
-    out: dict[int, tuple[bool | None, str, str]] = {}
-    try:
-        data = _load_json_like(text)
-    except ValueError:
-        data = None
-    entries: list[Any] = []
-    if isinstance(data, dict) and isinstance(data.get("verdicts"), list):
-        entries = data["verdicts"]
-    elif isinstance(data, list):
-        entries = data
-    elif isinstance(data, dict) and "is_correct" in data:
-        entries = [{"id": data.get("id", 0), **data}]
-    elif isinstance(data, dict):
-        entries = [{"id": k, **v} if isinstance(v, dict) else {"id": k, "is_correct": v} for k, v in data.items()]
-    for pos, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            continue
-        try:
-            idx = int(entry.get("id", pos))
-        except (TypeError, ValueError):
-            continue
-        if 0 <= idx < n and idx not in out:
-            value = _as_bool(entry.get("is_correct"))
-            reasoning = str(entry.get("reasoning") or "")
-            out[idx] = (value, reasoning, "" if value is not None else f"unusable is_correct {entry.get('is_correct')!r}")
-    if data is None:
-        for m in _LOOSE.finditer(text):
-            idx = int(m.group(1))
-            if 0 <= idx < n and idx not in out:
-                out[idx] = (m.group(2).lower() == "true", "", "")
-    why = "unparseable reply" if data is None and not out else "no verdict for this item in the reply"
-    snippet = text.strip().replace("\n", " ")[:120]
-    for idx in range(n):
-        out.setdefault(idx, (None, "", f"{why}: {snippet!r}"))
-    return out

@@ -20,7 +20,9 @@ class JudgeRunReport:
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _done(path: Path) -> set[str]:
+def _done(path: Path, prompt_sha256: str) -> set[str]:
+    """Question ids whose last verdict is a real one from this prompt: a verdict from another
+    prompt is asked again (its new line then wins), so one ledger never mixes two protocols."""
     done: set[str] = set()
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -28,7 +30,7 @@ def _done(path: Path) -> set[str]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if row.get("is_correct") is not None:
+            if row.get("is_correct") is not None and row.get("prompt_sha256") == prompt_sha256:
                 done.add(row["question_id"])
             else:
                 done.discard(row.get("question_id"))
@@ -37,7 +39,8 @@ def _done(path: Path) -> set[str]:
 
 def judge_run(run_dir: str | Path, judge_list: Sequence[LLMJudge], servers: Sequence[str] | None = None,
               chunk: int = 256) -> JudgeRunReport:
-    """Judge every answered item of every (selected) server with every judge; skip items already judged."""
+    """Judge every answered item of every (selected) server with every judge; skip items already
+    judged with the judge's prompt."""
     run_dir = Path(run_dir)
     dataset = load_run_dataset(run_dir)
     out_dir = run_dir / "judges"
@@ -53,7 +56,7 @@ def judge_run(run_dir: str | Path, judge_list: Sequence[LLMJudge], servers: Sequ
         for judge in judge_list:
             tag = f"{preds.server}.{judge.spec.name}"
             path = out_dir / f"{tag}.jsonl"
-            done = _done(path)
+            done = _done(path, judge.prompt.sha256)
             todo = [it for it in items if it.question_id not in done]
             report.skipped[tag] = len(items) - len(todo)
             report.judged[tag] = report.failures[tag] = 0

@@ -146,3 +146,25 @@ def test_images_travel_as_content_parts_and_the_key_comes_from_the_named_variabl
     (request,) = server.requests
     assert (request.user, request.image_urls, request.api_key) == ("look", ("data:image/png;base64,iVBO",), "sk-named")
     assert request.system == ""  # an empty system prompt sends no system message
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_retry_schedule_with_additive_jitter_waits_delay_plus_a_fraction(backend):
+    waits: list[float] = []
+    with FakeLLMServer(lambda r: FakeReply(status=503) if r.n <= 3 else FakeReply("ok")) as server:
+        cfg = config(server, backend, backoff_s=5.0, max_backoff_s=120.0, backoff_jitter=0.25)
+        assert LLMClient(cfg, cache=False, sleep=waits.append).complete("s", "u").text == "ok"
+    assert len(waits) == 3
+    for wait, delay in zip(waits, (5.0, 10.0, 20.0)):
+        assert delay <= wait <= 1.25 * delay
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_settings_left_unset_are_not_sent(backend):
+    with FakeLLMServer(lambda r: FakeReply("ok")) as server:
+        LLMClient(config(server, backend, temperature=None, max_output_tokens=None, json_mode=False),
+                  cache=False).complete("", "u")
+    body = server.requests[0].body
+    sent = body if backend == "openai" else body.get("generationConfig", {})
+    assert not {"temperature", "max_tokens", "maxOutputTokens", "response_format", "responseMimeType"} & set(sent)
+    assert "systemInstruction" not in body and [m["role"] for m in body.get("messages", [])] in ([], ["user"])
