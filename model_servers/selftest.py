@@ -37,7 +37,7 @@ class TinyModel:
     """How to build and serve a tiny random-weight instance of one server's model."""
 
     imports: tuple[str, ...]  # what the server's load imports
-    builder: str  # "module:function"; function(out_dir) -> weights directory
+    builder: str | Callable[[Path], Path]  # "module:function" (or the function): out_dir -> weights dir
     options: dict = field(default_factory=dict)  # `bench serve` options for the tiny model
 
 
@@ -109,7 +109,9 @@ def tiny_model(name: str) -> TinyModel:
         raise UnknownName(f"No selftest for {name!r}. Available: {', '.join(sorted(TINY_MODELS))}") from None
 
 
-def _call(target: str) -> Callable:
+def _call(target: str | Callable) -> Callable:
+    if callable(target):
+        return target
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
