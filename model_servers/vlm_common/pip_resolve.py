@@ -23,7 +23,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Python of the images' default base (nvidia/cuda ...-ubuntu22.04: python3 is 3.10)
+#: Python of the images' default base (nvidia/cuda ...-ubuntu22.04: python3 is 3.10), unless
+#: the Dockerfile makes its venv with another (`python3.11 -m venv`)
 IMAGE_PYTHON = "3.10"
 #: glibc of Ubuntu 22.04 is 2.35: every manylinux tag up to it, newest first
 PLATFORMS = tuple(f"manylinux_2_{minor}_x86_64" for minor in range(35, 4, -1)) + (
@@ -71,6 +72,12 @@ def pip_installs(dockerfile: Path) -> list[PipInstall]:
             if words[:2] == ["pip", "install"]:
                 installs.append(PipInstall(tuple(words[2:])))
     return installs
+
+
+def image_python(dockerfile: Path) -> str:
+    """The Python version the image's venv is made with."""
+    found = re.search(r"\bpython(3\.\d+) -m venv\b", dockerfile.read_text())
+    return found.group(1) if found else IMAGE_PYTHON
 
 
 def copied_files(dockerfile: Path) -> dict[str, str]:
@@ -122,8 +129,7 @@ def dry_run_command(args: list[str], target: Path, python_version: str = IMAGE_P
             *platform, "--target", str(target), *args]
 
 
-def check_dockerfile(dockerfile: Path, repo_root: Path, timeout_s: float = 600.0,
-                     python_version: str = IMAGE_PYTHON) -> ResolveResult:
+def check_dockerfile(dockerfile: Path, repo_root: Path, timeout_s: float = 600.0) -> ResolveResult:
     """Resolve the Dockerfile's pip lines for its image's Python. Ignores this machine's pip
     configuration (`PIP_CONFIG_FILE=/dev/null`: its constraints and local indexes would
     change the answer); the index is PyPI, as in the image build."""
@@ -134,7 +140,7 @@ def check_dockerfile(dockerfile: Path, repo_root: Path, timeout_s: float = 600.0
         if key in os.environ:
             env[key] = os.environ[key]
     with tempfile.TemporaryDirectory(prefix="ctbench-resolve-") as target:
-        command = dry_run_command(args, Path(target) / "site", python_version)
+        command = dry_run_command(args, Path(target) / "site", image_python(dockerfile))
         shown = [dockerfile.name, *command[1:]]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=env,
