@@ -249,7 +249,10 @@ def _answers(address: str, data_root: Path, relative: str, questions, report: Se
     bad = []
     for index, (question, options) in enumerate(questions):
         answer = answers.get(f"v::{index}")
-        status = "none" if answer is None else (answer.status.error_type or "OK") if answer.status.code else "OK"
+        if answer is None:
+            status = "none"
+        else:
+            status = (answer.status.error_type or f"code {answer.status.code}") if answer.status.code else "OK"
         report.answers.append(PhantomAnswer(question, options, status, answer.text if answer is not None else ""))
         if status != "OK":
             bad.append(f"{question!r}: {status} {answer.status.message if answer is not None else 'no answer'}")
