@@ -32,7 +32,7 @@ RUN git init -q /opt/authors/CT-CLIP \
 # The model's pinned stack first (its own layer), then ctbench on top of it.
 COPY model_servers/ct_chat/requirements.txt /tmp/model-requirements.txt
 RUN pip install -r /tmp/model-requirements.txt \
- && pip install -c /tmp/model-requirements.txt /opt/authors/CT-CLIP/transformer_maskgit
+ && pip install --no-deps /opt/authors/CT-CLIP/transformer_maskgit
 COPY pyproject.toml setup.py README.md /src/
 COPY ctbench/ /src/ctbench/
 COPY runners/ /src/runners/

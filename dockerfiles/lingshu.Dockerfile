@@ -15,9 +15,10 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PIP_NO_CACHE_DIR=1
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv python3-dev git ca-certificates build-essential \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv python3.11-dev git ca-certificates build-essential \
  && rm -rf /var/lib/apt/lists/*
-RUN python3 -m venv /opt/venv
+# transformers 5.x from 5.21 on needs Python >= 3.11; Ubuntu 22.04's python3 is 3.10.
+RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # The model's pinned stack first (its own layer), then ctbench on top of it.
 COPY model_servers/lingshu/requirements.txt /tmp/model-requirements.txt
@@ -35,7 +36,7 @@ FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 ca-certificates \
+ && apt-get install -y --no-install-recommends python3.11 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \

@@ -20,6 +20,7 @@ COMMANDS = {
     "report": "ctbench.cli.report:report",
     "run": "ctbench.cli.run:run",
     "score": "ctbench.cli.score:score",
+    "selftest": "ctbench.cli.selftest:selftest",
     "serve": "ctbench.cli.serve:serve",
 }
 

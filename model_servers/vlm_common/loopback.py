@@ -27,8 +27,10 @@ def serving(model, data_root: Path | None, wait_loaded: bool = True):
         server.stop(0.5)
 
 
-def ask(address: str, volume_relative: str, volume_id: str, questions: list[str], timeout: float = 120.0) -> dict:
-    """Send one volume by reference and its questions on one Answer stream; answers by question id."""
+def ask(address: str, volume_relative: str, volume_id: str, questions: list[str], timeout: float = 120.0,
+        options: list[list[str]] | None = None) -> dict:
+    """Send one volume by reference and its questions (with `options[i]` declared, if given) on
+    one Answer stream; answers by question id."""
     import grpc
 
     from ctbench.v1 import answer_volume_question_pb2 as pb
@@ -37,7 +39,9 @@ def ask(address: str, volume_relative: str, volume_id: str, questions: list[str]
     def requests():
         yield pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=volume_id, path=volume_relative))
         for index, text in enumerate(questions):
-            yield pb.AnswerRequest(question=pb.Question(question_id=f"v::{index}", volume_id=volume_id, text=text))
+            declared = options[index] if options else []
+            yield pb.AnswerRequest(question=pb.Question(question_id=f"v::{index}", volume_id=volume_id, text=text,
+                                                        options=declared))
 
     answers = {}
     with grpc.insecure_channel(address) as channel:

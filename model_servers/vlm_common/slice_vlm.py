@@ -22,6 +22,7 @@ from ctbench.model_servers.vlm_common.base import InvalidOption, VLMModel, parse
 from ctbench.model_servers.vlm_common.inputs import preset, slice_pipeline
 from ctbench.model_servers.vlm_common.slice_prompt import SplitPrompt, split_prompt
 from ctbench.model_servers.vlm_common.text import clean_answer
+from ctbench.model_servers.vlm_common.weights import require_complete_load
 from ctbench.preprocess.volume import Volume
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
@@ -104,7 +105,8 @@ class SliceVLM(VLMModel):
         path = str(self.weights_path)
         self.processor = self.load_processor(path)
         cls = getattr(transformers, self.model_class)
-        model = cls.from_pretrained(path, **self.dtype_kwargs())
+        model, info = cls.from_pretrained(path, output_loading_info=True, **self.dtype_kwargs())
+        require_complete_load(self.name, self.weights_path, info)
         self.model = model.to(self.device()).eval()
         tokenizer = self.processor.tokenizer
         self.end_ids = self._end_token_ids()

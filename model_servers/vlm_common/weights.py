@@ -52,3 +52,28 @@ def _how_to_get(spec: ModelWeights, root: Path) -> str:
     if spec.extra:
         text += "; also needed: " + "; ".join(spec.extra)
     return text + f". Licence: {spec.license}."
+
+
+def require_complete_load(name: str, source: Path, info: dict) -> None:
+    """Raise `ModelNotReady` when a load left parameters at their random init: `info` is what
+    transformers' `from_pretrained(..., output_loading_info=True)` returns (missing,
+    unexpected and mismatched keys). A prefixed or mis-named checkpoint loads nothing and,
+    left alone, would only log a warning and serve a random model."""
+    missing = sorted(info.get("missing_keys") or ())
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or ())
+    if not missing and not mismatched:
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} parameter(s) missing from the checkpoint ({_few(missing)})")
+    if mismatched:
+        parts.append(f"{len(mismatched)} with the wrong shape ({_few(mismatched)})")
+    unexpected = sorted(info.get("unexpected_keys") or ())
+    if unexpected:
+        parts.append(f"checkpoint keys nothing uses: {_few(unexpected)} (a prefixed or mis-named checkpoint?)")
+    raise ModelNotReady(f"{name}: loading {source} would leave parameters at random init: " + "; ".join(parts))
+
+
+def _few(keys: list[str], shown: int = 3) -> str:
+    more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more

@@ -101,3 +101,25 @@ def test_bench_serve_reports_a_bad_option_as_an_error_not_a_traceback():
     result = CliRunner().invoke(serve, ["medgemma", "--port", "0", "--option", "reuse=maybe"])
     assert result.exit_code == 1
     assert "Error: option reuse='maybe': expected true or false" in result.output
+
+
+def test_prefixed_checkpoint_keeps_the_server_not_serving_and_names_the_keys(tmp_path, phantom):
+    """transformers only warns when no checkpoint key matches and serves a random model; the
+    server refuses instead, and says which parameters stayed at random init and why."""
+    import time
+
+    from bad_checkpoints import prefixed_lingshu
+
+    from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS, ask
+
+    weights = prefixed_lingshu(tmp_path / "lingshu")
+    model = get_model_class("lingshu")(**{**TINY_OPTIONS, "weights": str(weights)})
+    with serving(model, phantom["root"], wait_loaded=False) as (address, server):
+        deadline = time.monotonic() + 60
+        while server.core.load_error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert health(address) == "NOT_SERVING"
+        (answer,) = ask(address, phantom["relative"], phantom["volume_id"], phantom["questions"][:1]).values()
+    assert answer.status.error_type == "ModelNotReady"
+    assert "random init" in answer.status.message
+    assert "module.lm_head.weight" in answer.status.message and str(weights) in answer.status.message

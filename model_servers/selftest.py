@@ -1,0 +1,261 @@
+"""`bench selftest MODEL`: does this environment load and serve MODEL, before any weights?
+
+Run inside a model's image (or a venv built from its requirements) right after building it.
+It builds a tiny random-weight instance of the model's real architecture from the classes the
+server loads, serves it with `bench serve` as its own process on loopback, and asks a phantom
+CT volume a few questions over gRPC, one open and the rest with options. Each stage is timed
+and reported; the first failing stage stops the run and names what broke:
+
+  imports   the modules the server's load imports (a missing package is named here)
+  build     the tiny random-weight weights directory, written with the authors' classes
+  serve     `bench serve MODEL --option weights=DIR ...` listening on a loopback port
+  load      the server loading that directory (health SERVING, or the server's load error)
+  describe  Describe answers with the model's own name and version
+  answers   every phantom question answered with status OK
+
+Random weights answer gibberish: the answers show the whole path runs, not that it is right.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ctbench.errors import ModelError, ModelNotReady, UnknownName, WrongServer
+from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS
+
+STAGES = ("imports", "build", "serve", "load", "describe", "answers")
+STILL_LOADING = "model is still loading"
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """How to build and serve a tiny random-weight instance of one server's model."""
+
+    imports: tuple[str, ...]  # what the server's load imports
+    builder: str | Callable[[Path], Path]  # "module:function" (or the function): out_dir -> weights dir
+    options: dict = field(default_factory=dict)  # `bench serve` options for the tiny model
+
+
+TINY_MODELS: dict[str, TinyModel] = {
+    "medgemma": TinyModel(("torch", "transformers", "PIL"),
+                          "ctbench.model_servers.vlm_common.random_weights:build_medgemma_dir", dict(TINY_OPTIONS)),
+    "lingshu": TinyModel(("torch", "transformers", "PIL"),
+                         "ctbench.model_servers.vlm_common.random_weights:build_lingshu_dir", dict(TINY_OPTIONS)),
+}
+
+
+@dataclass
+class Stage:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class PhantomAnswer:
+    question: str
+    options: list[str]
+    status: str  # "OK" or the error type
+    text: str
+
+
+@dataclass
+class SelftestReport:
+    model: str
+    stages: list[Stage] = field(default_factory=list)
+    answers: list[PhantomAnswer] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return len(self.stages) == len(STAGES) and all(s.ok for s in self.stages)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def verdict(self) -> str:
+        if self.passed:
+            return f"SELFTEST PASSED: {self.model} loads, serves and answers in this environment"
+        failed = next((s for s in self.stages if not s.ok), None)
+        where = failed.name if failed else "not run"
+        return f"SELFTEST FAILED: {self.model} at stage {where}"
+
+    def to_text(self) -> str:
+        lines = [f"bench selftest {self.model} (tiny random weights, no downloads)"]
+        for stage in self.stages:
+            mark = "ok  " if stage.ok else "FAIL"
+            lines.append(f"  {mark} {stage.name:<9} {stage.seconds:7.2f} s  {stage.detail}".rstrip())
+        for answer in self.answers:
+            options = f" [{' / '.join(answer.options)}]" if answer.options else " [open]"
+            lines.append(f"       {answer.status:<4} {answer.question}{options} -> {answer.text!r}")
+        lines.append(self.verdict())
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "passed": self.passed, "verdict": self.verdict(),
+                "stages": [asdict(s) for s in self.stages], "answers": [asdict(a) for a in self.answers]}
+
+
+def tiny_model(name: str) -> TinyModel:
+    try:
+        return TINY_MODELS[name]
+    except KeyError:
+        raise UnknownName(f"No selftest for {name!r}. Available: {', '.join(sorted(TINY_MODELS))}") from None
+
+
+def _call(target: str | Callable) -> Callable:
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class _StageFailed(Exception):
+    pass
+
+
+def _stage(report: SelftestReport, name: str, step: Callable[[], str]) -> None:
+    start = time.perf_counter()
+    try:
+        detail = step()
+        ok = True
+    except Exception as exc:  # reported as the failing stage, with its message
+        detail, ok = f"{type(exc).__name__}: {exc}", False
+    report.stages.append(Stage(name, ok, time.perf_counter() - start, detail))
+    if not ok:
+        raise _StageFailed(name)
+
+
+def phantom_questions(root: Path) -> tuple[str, list[tuple[str, list[str]]]]:
+    """One phantom CT volume under `root` and its questions: the first asked open, the next
+    two with their options. Returns (volume path relative to root, [(question, options)])."""
+    from ctbench.datasets.phantom.generate import PhantomConfig, generate
+
+    qa = json.loads(generate(root, PhantomConfig(n_volumes=1)).read_text())
+    entry = next(iter(qa.values()))
+    pairs = entry["qa_pairs"]
+    asked = [(pairs[0]["question"], [])] + [(q["question"], list(q["options"])) for q in pairs[1:3]]
+    return entry["image_path"], asked
+
+
+def load_error(address: str) -> str | None:
+    """The server's load error, None while it is still loading (asked with a question the
+    server cannot place: before the model is ready it answers ModelNotReady and why)."""
+    import grpc
+
+    from ctbench.v1 import answer_volume_question_pb2 as pb
+    from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
+
+    probe = pb.AnswerRequest(question=pb.Question(question_id="selftest::probe", volume_id="none", text="?"))
+    with grpc.insecure_channel(address) as channel:
+        for response in pb_grpc.AnswerVolumeQuestionStub(channel).Answer(iter([probe]), timeout=10):
+            if response.WhichOneof("item") == "answer" and response.answer.status.error_type == "ModelNotReady":
+                message = response.answer.status.message
+                return None if message == STILL_LOADING else message
+    return None
+
+
+def run_selftest(name: str, workdir: Path | None = None, load_timeout_s: float = 300.0) -> SelftestReport:
+    """Run every stage for server `name`; never raises for a failing stage (see the report)."""
+    spec = tiny_model(name)
+    report = SelftestReport(name)
+    with tempfile.TemporaryDirectory(prefix=f"ctbench-selftest-{name}-") as scratch:
+        root = Path(workdir) if workdir is not None else Path(scratch)
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            _run_stages(name, spec, root, report, load_timeout_s)
+        except _StageFailed:
+            pass
+    return report
+
+
+def _run_stages(name: str, spec: TinyModel, root: Path, report: SelftestReport, load_timeout_s: float) -> None:
+    from ctbench.model_servers.registry import get_model_class
+
+    def imports() -> str:
+        versions = []
+        get_model_class(name)
+        for module in spec.imports:
+            imported = importlib.import_module(module)
+            versions.append(f"{module} {getattr(imported, '__version__', '')}".strip())
+        return ", ".join(versions)
+
+    _stage(report, "imports", imports)
+    weights = root / "weights"
+    _stage(report, "build", lambda: f"random weights in {_call(spec.builder)(weights)}")
+    data_root = root / "data"
+    data_root.mkdir(exist_ok=True)
+    relative, questions = phantom_questions(data_root)
+
+    from ctbench.runners.backends.base import ServerSpec
+    from ctbench.runners.backends.local import LocalProcessBackend
+
+    options = {**spec.options, "weights": str(weights)}
+    args = tuple(a for key, value in options.items() for a in ("--option", f"{key}={value}"))
+    with LocalProcessBackend(start_timeout_s=60) as backend:
+        endpoint = None
+
+        def serve() -> str:
+            nonlocal endpoint
+            endpoint = backend.start(ServerSpec(name=name, model=name, args=args), data_root, root / "logs")
+            return f"bench serve {name} on {endpoint.address}"
+
+        _stage(report, "serve", serve)
+        _stage(report, "load", lambda: _wait_loaded(endpoint.address, name, backend, load_timeout_s))
+        _stage(report, "describe", lambda: _describe(endpoint.address, name))
+        _stage(report, "answers", lambda: _answers(endpoint.address, data_root, relative, questions, report))
+
+
+def _wait_loaded(address: str, name: str, backend, timeout_s: float) -> str:
+    from ctbench.model_servers.vlm_common.loopback import health
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if not backend.is_alive(name):
+            raise ModelNotReady(f"the server exited while loading:\n{backend.logs(name)}")
+        status = health(address)
+        if status == "SERVING":
+            return "health SERVING"
+        error = load_error(address)
+        if error is not None:
+            raise ModelNotReady(f"health {status}: {error}")
+        if time.monotonic() > deadline:
+            raise ModelNotReady(f"still {status} after {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def _describe(address: str, name: str) -> str:
+    from ctbench.model_servers.vlm_common.loopback import describe
+
+    card = describe(address)
+    if card.name != name:
+        raise WrongServer(f"Describe names {card.name!r}, not {name!r}")
+    return f"{card.name} {card.version}"
+
+
+def _answers(address: str, data_root: Path, relative: str, questions, report: SelftestReport) -> str:
+    import hashlib
+
+    from ctbench.model_servers.vlm_common.loopback import ask
+
+    volume_id = "sha256:" + hashlib.sha256((data_root / relative).read_bytes()).hexdigest()
+    answers = ask(address, relative, volume_id, [q for q, _ in questions], options=[o for _, o in questions])
+    bad = []
+    for index, (question, options) in enumerate(questions):
+        answer = answers.get(f"v::{index}")
+        if answer is None:
+            status = "none"
+        else:
+            status = (answer.status.error_type or f"code {answer.status.code}") if answer.status.code else "OK"
+        report.answers.append(PhantomAnswer(question, options, status, answer.text if answer is not None else ""))
+        if status != "OK":
+            bad.append(f"{question!r}: {status} {answer.status.message if answer is not None else 'no answer'}")
+    if bad:
+        raise ModelError("; ".join(bad))
+    return f"{len(questions)} of {len(questions)} phantom questions answered"
