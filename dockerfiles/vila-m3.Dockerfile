@@ -27,7 +27,10 @@ RUN git init -q /opt/authors/VLM-Radiology-Agent-Framework \
  && rm -rf /opt/authors/VLM-Radiology-Agent-Framework/.git
 # The model's pinned stack first (its own layer), then ctbench on top of it.
 COPY model_servers/vila_m3/requirements.txt /tmp/model-requirements.txt
+# s2wrapper (imported by VILA's vision encoder) is not on PyPI: pinned to a commit of its repository.
+ARG S2WRAPPER_COMMIT=9c008a37540e761f53574b488979db6e49a64312
 RUN pip install -r /tmp/model-requirements.txt \
+ && pip install --no-deps "s2wrapper @ git+https://github.com/bfshi/scaling_on_scales@${S2WRAPPER_COMMIT}" \
  && pip install --no-deps /opt/authors/VLM-Radiology-Agent-Framework/thirdparty/VILA
 COPY pyproject.toml setup.py README.md /src/
 COPY ctbench/ /src/ctbench/

@@ -107,7 +107,8 @@ CATALOG: dict[str, ModelWeights] = {
         license="NVIDIA OneWay Noncommercial License + Meta Llama 3 Community Licence (non-commercial)",
         required=("llm/config.json", "vision_tower/config.json", "mm_projector/config.json"),
         approx_gb=17.0,
-        extra=("the MONAI VISTA3D bundle (`python -m monai.bundle download vista3d --bundle_dir WEIGHTS/vista3d`)",),
+        extra=("the MONAI VISTA3D bundle 0.5.4 (`python -m monai.bundle download vista3d --version 0.5.4 --bundle_dir WEIGHTS`, "
+               "which puts it in WEIGHTS/vista3d)",),
     ),
     "lingshu": ModelWeights(
         name="lingshu",

@@ -75,26 +75,22 @@ def test_merlin_prompt_per_variant(variant):
 
 
 @pytest.mark.parametrize("variant", ["authors", "published"])
-def test_vila_prompt_has_two_images_and_the_expert_legend(variant):
-    from ctbench.model_servers.vila_m3.server import TRIGGER, vila_prompt
+def test_vila_prompts_put_the_slice_and_the_overlay_in_order(variant):
+    """The turns around the expert; the expert itself is tested in test_vila_m3.py."""
+    from ctbench.model_servers.vila_m3 import server as vila
 
-    prompt = vila_prompt(Q.text, "{#ff0000: liver}", variant)
-    assert prompt.count("<image>") == 2
-    assert "The colors in this image describe {#ff0000: liver}" in prompt
+    expert = "The results are <image>. The colors in this image describe red: liver. Use this result to respond to this prompt:\nq"
+    if variant == "authors":
+        first = vila.authors_prompt(Q.text)
+        assert first.count("<image>") == 1 and "<image>This is a CT image.\nWhich lung contains the nodule?" in first
+        prompt = vila.authors_expert_prompt(Q.text, "Let me trigger <VISTA3D(everything)>.", expert)
+        assert prompt.startswith(first.removesuffix("<|start_header_id|>assistant<|end_header_id|>\n\n"))
+        assert prompt.count("<|start_header_id|>user") == 2
+    else:
+        prompt = vila.published_prompt(Q.text, expert)
+        assert prompt.count("<|start_header_id|>user") == 1 and vila.PUBLISHED_SYSTEM in prompt
+    assert prompt.count("<image>") == 2 and expert in prompt
     assert prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
-    assert (TRIGGER in prompt) is (variant == "authors")
-    assert prompt.count("<|start_header_id|>user") == (2 if variant == "authors" else 1)
-
-
-def test_vila_overlay_and_legend():
-    from ctbench.model_servers.vila_m3.server import legend_text, overlay
-
-    gray = np.zeros((4, 4, 3), np.uint8)
-    labels = np.zeros((4, 4), int)
-    labels[0, 0] = 1
-    out = overlay(gray, labels, {1: (255, 0, 0)}, alpha=1.0)
-    assert tuple(out[0, 0]) == (255, 0, 0) and tuple(out[1, 1]) == (0, 0, 0)
-    assert legend_text({1: "liver", 2: "spleen"}, {1: (255, 0, 0), 2: (0, 255, 0)}, [1]) == "{#ff0000: liver}"
 
 
 # --- post-processing and stop strings -----------------------------------------------------------
