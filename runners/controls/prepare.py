@@ -3,7 +3,7 @@
 RUN/controls/<control>/ holds what a control needs: `dataset.jsonl` (its questions, with the
 expected answers the control implies: left and right swapped for `mirror-lr`), `control.json`
 (what was done: the seed, the shuffle's assignment, volumes that could not be derived, questions
-left out), `volumes/` (the derived volumes of `mirror-lr`, `blank` and `noise`, written once and
+left out), `derived/` (the derived volumes of `mirror-lr`, `blank` and `noise`, written once and
 reused on resume) and `predictions/<server>.jsonl` (a ledger like any other). Derived volumes
 live in the run folder, which a server does not mount, so they travel inline; `shuffle` uses
 the real volumes and travels however the real run does.
@@ -121,7 +121,7 @@ def _transform(name: str, seed: int) -> Callable[[NiftiVoxels, str], NiftiVoxels
 
 
 def derived_name(image_path: str) -> str:
-    """Where a volume's derived copy goes under volumes/: its relative image path, or (absolute
+    """Where a volume's derived copy goes under derived/: its relative image path, or (absolute
     paths, paths with ..) a short hash of the path plus the file name."""
     path = PurePosixPath(image_path.replace("\\", "/"))
     if not path.is_absolute() and ".." not in path.parts:
@@ -133,7 +133,7 @@ def _derived(name: str, dataset: Dataset, items: list[QAItem], folder: Path, tra
     failed: dict[str, str] = {}
     renamed: dict[str, str] = {}
     for image_path in dict.fromkeys(item.image_path for item in items):
-        target_name = "volumes/" + derived_name(image_path)
+        target_name = "derived/" + derived_name(image_path)
         renamed[image_path] = target_name
         target = folder / target_name
         if target.is_file():
