@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ctbench.evaluation.control_report import control_sections
 from ctbench.evaluation.scoring import ScoreResult
 
 
@@ -203,6 +204,7 @@ def _sections(result: ScoreResult, notes: list[str]) -> list[tuple[str, list[str
                      f"{c['mcnemar_p']:.3g}"] for c in comps]
             sections.append((f"Paired comparisons ({name})", ["pair", "n", "only A right", "only B right",
                                                               "difference (points, 95% CI)", "McNemar p"], rows, ""))
+    sections += control_sections(result)
     jury = result.extra.get("jury", {}).get("servers", {})
     if jury:
         rows = []

@@ -84,11 +84,13 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
         console.print(result.selection.label)
     if score:
         from ctbench.evaluation import score_run
-        from ctbench.evaluation.tables import overall_table
+        from ctbench.evaluation.tables import controls_tables, overall_table
 
         scores = score_run(result.out_dir)
         written = scores.write(result.out_dir)
         make_console().print(overall_table(scores))
+        for table in controls_tables(scores):
+            make_console().print(table)
         console.print("scores: " + ", ".join(str(p) for p in written))
     failed = [n for n, s in result.servers.items() if s.failure]
     if failed:
