@@ -62,14 +62,14 @@ class NiftiVoxels:
         return NiftiVoxels(self.head, raw, self.tail, self.slope, self.inter, self.lr_axis, self.gzipped)
 
     def write(self, path: str | os.PathLike) -> None:
-        """Write atomically (a temporary file, then rename); gzip without a time stamp, so the
+        """Write atomically (a temporary file, then rename); gzip without a time stamp or a name, so the
         same voxels give the same bytes (and the same volume id) on every run."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".partial")
         body = self.head + np.ascontiguousarray(self.raw).tobytes() + self.tail
         if self.gzipped:
-            with open(tmp, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0, compresslevel=6) as out:
+            with open(tmp, "wb") as handle, gzip.GzipFile(filename="", fileobj=handle, mode="wb", mtime=0, compresslevel=6) as out:
                 out.write(body)
         else:
             tmp.write_bytes(body)

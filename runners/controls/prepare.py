@@ -93,7 +93,7 @@ def mirrored_item(item: QAItem) -> QAItem | None:
     answer_flips = flips_under_mirror(item.answer)
     if not answer_flips and laterality_words(item.question):
         return None
-    options = tuple(swap_laterality(o) for o in item.options)
+    options = tuple(swap_laterality(o) if flips_under_mirror(o) else o for o in item.options)
     if set(options) == set(item.options):
         options = item.options
     answer = swap_laterality(item.answer) if answer_flips else item.answer
