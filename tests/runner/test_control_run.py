@@ -102,3 +102,59 @@ def test_an_unknown_control_is_refused_before_anything_starts(tmp_path):
     assert cli.exit_code == 1
     assert "Unknown control 'flip'. Available: mirror-lr, shuffle, blank, noise" in cli.output
     assert not (tmp_path / "run").exists()
+
+
+def test_the_report_has_the_volume_control_section(control_run, tmp_path):
+    from ctbench.evaluation.report import write_report
+
+    out, _ = control_run
+    files = write_report(score_run(out), tmp_path / "report", title="controls")
+    page = files.html.read_text()
+    for title in ("Did the model read the volume? Volume controls", "Real − control accuracy per category",
+                  "Mirror consistency (mirror-lr)"):
+        assert title in page
+    assert "Did the model read the volume?" in files.markdown.read_text()
+
+
+def test_a_volume_a_control_cannot_derive_fails_its_own_questions_and_the_rest_carry_on(tmp_path, chance_endpoint):
+    import SimpleITK as sitk
+
+    from runner_helpers import write_qa
+
+    data = tmp_path / "data"
+    qa = write_qa(data, ["a", "b"])
+    sitk.WriteImage(sitk.Image([6, 6, 6], sitk.sitkInt16), str(data / "c.mha"))  # not NIfTI: no header to keep
+    qa.write_text(qa.read_text() + json.dumps({"case_id": "c", "image_path": "c.mha", "question": "Which side?",
+                                               "answer": "left", "options": ["left", "right"]}) + "\n")
+    notes = []
+    out = tmp_path / "run"
+    result = run_benchmark(RunConfig(out_dir=out, dataset=str(qa), data_root=data, endpoints={"chance": chance_endpoint},
+                                     controls=["blank"]), announce=notes.append)
+    lines = {line["question_id"]: line for line in _lines(out / "controls/blank/predictions/chance.jsonl")}
+    assert len(lines) == 5
+    failed = [line for line in lines.values() if line["status"] == "error"]
+    assert [line["image_path"] for line in failed] == ["derived/c.mha"]
+    assert failed[0]["error"]["type"] == "InvalidVolume" and "c.mha" in failed[0]["error"]["message"]
+    assert "NIfTI" in failed[0]["error"]["message"]
+    assert all(line["status"] == "ok" for line in lines.values() if line["case_id"] != "c")
+    assert any("1 volume(s) could not be derived" in note for note in notes)
+    assert result.servers["chance"].failure == ""
+
+
+def test_a_server_killed_during_a_control_is_restarted_and_every_control_question_answered_once(tmp_path, slow_registry, support_env):
+    from runner_helpers import bench as bench_process, kill9, wait_for
+
+    out = tmp_path / "run"
+    ledger = out / "controls" / "blank" / "predictions" / "slow.jsonl"
+    proc = bench_process("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "local",
+                         "--phantom-volumes", "6", "--restarts", "1", "--control", "blank", "--no-score", env=support_env)
+    wait_for(lambda: ledger.is_file() and len(ledger.read_text().splitlines()) >= 8, 60, "the first control answers")
+    kill9(int((out / "logs" / "slow.pid").read_text()))
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output
+    assert "server died (control blank); restarting (1/1)" in output
+    lines = _lines(ledger)
+    ids = [json.loads(line)["question_id"] for line in (out / "dataset.jsonl").read_text().splitlines()]
+    effective = {line["question_id"]: line for line in lines}
+    assert set(effective) == set(ids) and all(line["status"] == "ok" for line in effective.values())
+    assert max(Counter(line["question_id"] for line in lines if line["status"] == "ok").values()) == 1
