@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.evaluation.compare import mcnemar_exact
 from ctbench.evaluation.intervals import clustered_mean_ci, clustered_proportion_ci
-from ctbench.evaluation.ledger import read_ledger
+from ctbench.evaluation.ledger import PredictionsError, read_ledger
 from ctbench.evaluation.normalize import exact_match, match_option
 from ctbench.evaluation.scoring import ItemScore, ScoreResult, score_item
 from ctbench.runners.controls.laterality import flips_under_mirror, laterality_words, swap_words
@@ -53,7 +53,8 @@ def score_controls(run_dir: str | Path, real: ScoreResult, questions: Dataset) -
         return None
     real_items = {(it.server, it.question_id): it for it in real.items}
     by_id = {item.question_id: item for item in questions.items}
-    section: dict[str, Any] = {"controls": {}, "rows": [], "reliance": {}, "mirror_consistency": {}, "method": METHOD}
+    section: dict[str, Any] = {"controls": {}, "rows": [], "reliance": {}, "mirror_consistency": {}, "method": METHOD,
+                               "ledger_issues": {}}
     for name, dataset in datasets.items():
         folder = Path(run_dir) / "controls" / name
         section["controls"][name] = _control_record(folder)
@@ -61,7 +62,14 @@ def score_controls(run_dir: str | Path, real: ScoreResult, questions: Dataset) -
             ledger = folder / "predictions" / f"{server}.jsonl"
             if not ledger.is_file():
                 continue
-            predictions = read_ledger(ledger, dataset, server)
+            try:
+                predictions = read_ledger(ledger, dataset, server)
+            except PredictionsError as exc:  # that ledger is unusable; the other controls and servers still count
+                section["ledger_issues"][f"{server}@{name}"] = str(exc)
+                continue
+            issues = {k: v for k, v in predictions.issues.to_json().items() if isinstance(v, int) and v}
+            if issues:
+                section["ledger_issues"][f"{server}@{name}"] = issues
             pairs = [(real_items[(server, item.question_id)], score_item(item, predictions.records.get(item.question_id), server), item)
                      for item in dataset.items if (server, item.question_id) in real_items]
             section["rows"] += _rows(server, name, pairs)

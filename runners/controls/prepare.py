@@ -17,12 +17,13 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
 from ctbench.datasets.qa_items import Dataset, QAItem
-from ctbench.errors import CtbenchError, UnknownName
+from ctbench.errors import CtbenchError, PreflightError, UnknownName
 from ctbench.runners.controls import transforms
 from ctbench.runners.controls.laterality import flips_under_mirror, laterality_words, swap_laterality
 from ctbench.runners.controls.nifti_voxels import NiftiVoxels, read_nifti_voxels
 from ctbench.runners.controls.shuffle import shuffle_assignment
 
+SEEDED = ("shuffle", "noise")  # controls whose volumes or questions depend on --control-seed
 CONTROLS = {
     "mirror-lr": "the volume mirrored left-right in patient space; left and right swapped in the expected answer",
     "shuffle": "each question gets another patient's volume of the same size class (seeded)",
@@ -71,6 +72,7 @@ def prepare_controls(names: list[str], dataset: Dataset, out_dir: Path, seed: in
     sets = []
     for name in names:
         folder = out_dir / "controls" / name
+        _check_seed(name, folder, seed)
         assignment = None
         if name == "shuffle":
             control, assignment = _shuffled(dataset, folder, seed)
@@ -82,6 +84,20 @@ def prepare_controls(names: list[str], dataset: Dataset, out_dir: Path, seed: in
         (folder / "control.json").write_text(json.dumps(control.to_json(seed, assignment), indent=1) + "\n")
         sets.append(control)
     return sets
+
+
+def _check_seed(name: str, folder: Path, seed: int) -> None:
+    """Refuse to resume a seeded control with another seed: its derived volumes and questions
+    were made with the first one."""
+    if name not in SEEDED:
+        return
+    try:
+        earlier = json.loads((folder / "control.json").read_text(encoding="utf-8")).get("seed")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(earlier, int) and earlier != seed:
+        raise PreflightError(f"{folder}: control {name} was made with --control-seed {earlier}, not {seed}; "
+                             "resume with the same seed, or use a new --out")
 
 
 # --- the expected answers under a mirror ----------------------------------------------------

@@ -1,7 +1,8 @@
 """The volume controls: what each one does to a volume's voxels (the header stays as it is).
 
 Pure functions of a `NiftiVoxels`. `mirror_lr` flips the voxel axis that runs left-right in
-patient space, so the patient's left becomes their right for every loader; `blank` fills the
+patient space, so the patient's left becomes their right for every loader (for an oblique
+volume, the mirror plane is across the voxel axis nearest left-right: no resampling); `blank` fills the
 volume with air; `noise` replaces it with Gaussian noise of the volume's own mean and spread
 (seeded per volume). `shuffle` changes no voxels: it gives each question another patient's
 volume (`shuffle.py`).

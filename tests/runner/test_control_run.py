@@ -158,3 +158,30 @@ def test_a_server_killed_during_a_control_is_restarted_and_every_control_questio
     effective = {line["question_id"]: line for line in lines}
     assert set(effective) == set(ids) and all(line["status"] == "ok" for line in effective.values())
     assert max(Counter(line["question_id"] for line in lines if line["status"] == "ok").values()) == 1
+
+
+def test_a_seeded_control_resumes_only_with_its_seed(tmp_path, chance_endpoint):
+    from ctbench.errors import PreflightError
+    from runner_helpers import write_qa
+
+    data = tmp_path / "data"
+    qa = write_qa(data, ["a", "b", "c"])
+    config = RunConfig(out_dir=tmp_path / "run", dataset=str(qa), data_root=data, endpoints={"chance": chance_endpoint},
+                       controls=["noise"], control_seed=3)
+    run_benchmark(config)
+    config.control_seed = 4
+    with pytest.raises(PreflightError, match="made with --control-seed 3, not 4"):
+        run_benchmark(config)
+
+
+def test_an_unusable_control_ledger_is_reported_and_the_rest_is_scored(control_run, tmp_path):
+    import shutil
+
+    out, _ = control_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("derived", "logs", "data"))
+    (copy / "controls/blank/predictions/blind.jsonl").write_text("not json\n")
+    section = score_run(copy).extra["controls"]
+    assert "blind@blank" in section["ledger_issues"]
+    assert {(r["server"], r["control"]) for r in section["rows"] if r["group_kind"] == "all"} >= {("blind", "shuffle"), ("geometric", "blank")}
+    assert ("blind", "blank") not in {(r["server"], r["control"]) for r in section["rows"]}
