@@ -74,6 +74,8 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
         result = run_benchmark(config, progress=bars.update, announce=bars.announce)
     for name, server in result.servers.items():
         line = f"{name}: {server.ok} answered, {server.errors} errors"
+        if config.controls:
+            line += f" (real volumes and {len(config.controls)} control(s): {', '.join(config.controls)})"
         if server.already_done:
             line += f", {server.already_done} from earlier runs"
         if server.failure:
