@@ -20,14 +20,15 @@ from typing import Any, Sequence
 
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.evaluation.compare import mcnemar_exact
-from ctbench.evaluation.intervals import clustered_mean_ci, clustered_proportion_ci
+from ctbench.evaluation.intervals import clustered_proportion_ci, paired_difference_ci
 from ctbench.evaluation.ledger import PredictionsError, read_ledger
 from ctbench.evaluation.normalize import exact_match, match_option
 from ctbench.evaluation.scoring import ItemScore, ScoreResult, score_item
 from ctbench.runners.controls.laterality import flips_under_mirror, laterality_words, swap_words
 
 METHOD = {
-    "difference": "real − control accuracy over the questions asked both ways, 95% cluster-robust (by volume) normal interval; "
+    "difference": "real − control accuracy over the questions asked both ways, 95% cluster-robust (by volume) normal interval "
+                  "(when every pair differs alike, ± the Wilson bound of 0 of the volume count); "
                   "McNemar's exact test on the discordant pairs",
     "reliance": "real − shuffled accuracy (each question asked of another patient's volume of the same size class)",
     "mirror_flip": "of the questions whose expected answer names one side, the fraction whose answer on the mirrored "
@@ -102,7 +103,7 @@ def _row(server: str, control: str, kind: str, group: str, pairs: Sequence[tuple
     clusters = [real.case_id for real, _, _ in pairs]
     real_ci = clustered_proportion_ci([float(r.correct) for r, _, _ in pairs], clusters)
     control_ci = clustered_proportion_ci([float(c.correct) for _, c, _ in pairs], clusters)
-    diff = clustered_mean_ci([float(r.correct) - float(c.correct) for r, c, _ in pairs], clusters)
+    diff = paired_difference_ci([float(r.correct) - float(c.correct) for r, c, _ in pairs], clusters)
     only_real = sum(r.correct and not c.correct for r, c, _ in pairs)
     only_control = sum(c.correct and not r.correct for r, c, _ in pairs)
     return {
