@@ -185,3 +185,25 @@ def test_an_unusable_control_ledger_is_reported_and_the_rest_is_scored(control_r
     assert "blind@blank" in section["ledger_issues"]
     assert {(r["server"], r["control"]) for r in section["rows"] if r["group_kind"] == "all"} >= {("blind", "shuffle"), ("geometric", "blank")}
     assert ("blind", "blank") not in {(r["server"], r["control"]) for r in section["rows"]}
+
+
+def test_servers_get_the_derived_volume_and_one_that_takes_only_references_fails_only_those_questions(tmp_path, support_env):
+    from runner_helpers import write_registry
+
+    registry = write_registry(tmp_path / "registry.yaml", {
+        "echo": {"model": "ctbench_test_models:EchoModel"},
+        "echo-reference-only": {"model": "ctbench_test_models:ReferenceOnlyEchoModel"},
+    })
+    out = tmp_path / "run"
+    result = run_benchmark(RunConfig(out_dir=out, servers="echo,echo-reference-only", registry=registry, backend="local",
+                                     phantom_volumes=2, controls=["blank", "shuffle"]))
+    assert all(server.failure == "" for server in result.servers.values())
+    voxels = 96 * 96 * 64
+    blank = _lines(out / "controls/blank/predictions/echo.jsonl")
+    assert len(blank) == 20 and all(line["prediction"].endswith(f"|{-1000 * voxels}") for line in blank)
+    real_sums = {line["image_path"]: line["prediction"].rsplit("|", 1)[1] for line in _lines(out / "predictions/echo.jsonl")}
+    for line in _lines(out / "controls/shuffle/predictions/echo-reference-only.jsonl"):
+        assert line["status"] == "ok" and line["prediction"].rsplit("|", 1)[1] == real_sums[line["image_path"]]
+    refused = _lines(out / "controls/blank/predictions/echo-reference-only.jsonl")
+    assert len(refused) == 20 and {line["error"]["type"] for line in refused} == {"UnsupportedTransport"}
+    assert all(line["status"] == "ok" for line in _lines(out / "predictions/echo-reference-only.jsonl"))
