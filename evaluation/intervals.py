@@ -76,3 +76,18 @@ def clustered_mean_ci(values: Sequence[float], clusters: Sequence[str], z: float
     half = z * math.sqrt(var)
     deff = var / var_srs if var_srs > 0 else math.nan
     return Interval(mean, mean - half, mean + half, n, g, deff)
+
+
+def paired_difference_ci(differences: Sequence[float], clusters: Sequence[str], z: float = Z95) -> Interval:
+    """Mean of paired 0/1 differences (each -1, 0 or 1) with a cluster-robust 95% interval.
+
+    As `clustered_mean_ci`, except when every difference is the same (no discordant pairs, or all
+    discordant one way): there the sandwich variance is 0 and would give a zero-width interval,
+    so, as `clustered_proportion_ci` does for 0% and 100%, count volumes, not questions: the
+    estimate plus or minus the Wilson upper bound of 0 of `n_volumes`, clipped to [-1, 1].
+    """
+    ci = clustered_mean_ci(differences, clusters, z)
+    if ci.n == 0 or len(set(differences)) > 1:
+        return ci
+    width = _wilson(0.0, float(ci.n_clusters), z)[1]
+    return Interval(ci.estimate, max(-1.0, ci.estimate - width), min(1.0, ci.estimate + width), ci.n, ci.n_clusters, math.nan)

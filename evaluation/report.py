@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ctbench.evaluation.control_report import control_sections
 from ctbench.evaluation.error_analysis import error_samples, outcome_counts
 from ctbench.evaluation.examples import Example, examples_per_category, most_disputed
 from ctbench.evaluation.report_tables import (
@@ -283,6 +284,15 @@ def _examples_table(result: ScoreResult, examples: list[Example], first_column: 
                    *[_answer_cell(e, s) for s in result.servers]] for e in examples], text=True)
 
 
+def controls_section(inp: ReportInput) -> Section | None:
+    """Did the model read the volume? The volume controls (`bench run --control`)."""
+    parts = control_sections(inp.result)
+    if not parts:
+        return None
+    paragraphs = [f"{title}. {note}" if i else note for i, (title, _, _, note) in enumerate(parts)]
+    return Section(parts[0][0], paragraphs, [Table(headers, rows) for _, headers, rows, _ in parts])
+
+
 def examples_section(inp: ReportInput) -> Section | None:
     examples = examples_per_category(inp.result, inp.metric, seed=inp.seed)
     if not examples:
@@ -379,6 +389,7 @@ SECTIONS: list[Callable[[ReportInput], Section | None]] = [
     categories_section,
     question_types_section,
     comparisons_section,
+    controls_section,
     jury_section,
     examples_section,
     disagreement_section,

@@ -231,7 +231,8 @@ def score_run(
     protocol: TextProtocol = TextProtocol(),
     verdicts_dir: str | Path | None = None,
 ) -> ScoreResult:
-    """Score every ledger in RUN/predictions/ plus any extra prediction files.
+    """Score every ledger in RUN/predictions/ plus any extra prediction files, and the run's
+    volume controls (RUN/controls/, `control_scores.py`) when it has any.
 
     The denominator is RUN/dataset.jsonl unless `dataset` is given (needed when there is no
     run folder). Extra files take their server name from the file name (`m3d.jsonl` -> m3d).
@@ -257,7 +258,14 @@ def score_run(
     if verdicts_dir is None and run_dir is not None and (Path(run_dir) / "judges").is_dir():
         verdicts_dir = Path(run_dir) / "judges"
     verdicts = find_verdict_files(verdicts_dir) if verdicts_dir is not None else None
-    return score_predictions(ds, loaded, text_metrics, protocol, verdicts)
+    result = score_predictions(ds, loaded, text_metrics, protocol, verdicts)
+    if run_dir is not None:
+        from ctbench.evaluation.control_scores import score_controls
+
+        controls = score_controls(run_dir, result, ds)
+        if controls is not None:
+            result.extra["controls"] = controls
+    return result
 
 
 # --- aggregation ---------------------------------------------------------------------------

@@ -79,3 +79,51 @@ def comparison_table(checks: list[dict]) -> Table:
         table.add_row(c["model"], c["figure"], f"{c['ours']:.6f}" if c["ours"] is not None else "-",
                       f"{c['published']:.6f}", f"{c['abs_diff']:.1e}" if c["abs_diff"] is not None else "-", ok)
     return table
+
+
+def _pp(value: float, low: float, high: float) -> str:
+    """A difference in percentage points with its interval."""
+    return f"{100 * value:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def _ci(cell: dict) -> str:
+    return f"{100 * cell['value']:.1f} [{100 * cell['ci_low']:.1f}, {100 * cell['ci_high']:.1f}]"
+
+
+def controls_tables(result: ScoreResult) -> list[Table]:
+    """Volume controls (`bench run --control`): accuracy on the real volumes against each control,
+    reliance per category, mirror consistency. Empty when the run had no controls."""
+    section = result.extra.get("controls")
+    if not section:
+        return []
+    tables = []
+    overall = Table(title="Volume controls: accuracy % on the real volumes vs each control (paired, 95% CI by volume)")
+    for col in ("server", "control", "n", "real", "control volume", "real − control (points)", "McNemar p"):
+        overall.add_column(col, justify="left" if col in ("server", "control") else "right")
+    for row in (r for r in section["rows"] if r["group_kind"] == "all"):
+        overall.add_row(row["server"], row["control"], str(row["n"]),
+                        _ci({"value": row["real"], "ci_low": row["real_ci_low"], "ci_high": row["real_ci_high"]}),
+                        _ci({"value": row["control_accuracy"], "ci_low": row["control_ci_low"], "ci_high": row["control_ci_high"]}),
+                        _pp(row["difference"], row["ci_low"], row["ci_high"]), f"{row['mcnemar_p']:.3g}")
+    tables.append(overall)
+    shuffle_rows = [r for r in section["rows"] if r["control"] == "shuffle"]
+    if shuffle_rows:
+        servers = list(dict.fromkeys(r["server"] for r in shuffle_rows))
+        reliance = Table(title="Volume reliance: real − shuffled accuracy (points, 95% CI by volume)")
+        reliance.add_column("category")
+        for server in servers:
+            reliance.add_column(server, justify="right")
+        for group in dict.fromkeys(r["group"] for r in shuffle_rows):
+            cells = {r["server"]: r for r in shuffle_rows if r["group"] == group}
+            reliance.add_row(group, *[_pp(cells[s]["difference"], cells[s]["ci_low"], cells[s]["ci_high"]) if s in cells else "-"
+                                      for s in servers])
+        tables.append(reliance)
+    if section.get("mirror_consistency"):
+        mirror = Table(title="Mirror consistency (mirror-lr): answers naming a side that flip; answers that should stay that stay (%)")
+        for col in ("server", "flip", "n", "stay", "n", "not answered"):
+            mirror.add_column(col, justify="left" if col == "server" else "right")
+        for server, cell in section["mirror_consistency"].items():
+            mirror.add_row(server, _ci(cell["flip"]), str(cell["flip"]["n"]), _ci(cell["stay"]), str(cell["stay"]["n"]),
+                           str(cell["not_answered"]))
+        tables.append(mirror)
+    return tables

@@ -1,9 +1,11 @@
 """`bench run`: stream a dataset to every selected server and keep every answer.
 
 lock the run folder -> dataset -> preflight (volumes readable, dataset valid; --limit,
---skip-missing-volumes) -> (per server) backend starts it -> health -> Describe (the card must
+--skip-missing-volumes) -> volume controls (`--control`: their questions and derived volumes,
+once, under RUN/controls/) -> (per server) backend starts it -> health -> Describe (the card must
 name the server asked for) -> Answer stream -> ledger; run.json records each attempt.
-Servers run concurrently, each in its own thread with its own ledger. Re-running with the same
+Servers run concurrently, each in its own thread with its own ledgers: the real volumes first,
+then each control, on the same server process. Re-running with the same
 --out resumes: settled questions are skipped, so a killed server or runner loses nothing and
 duplicates nothing. A server that dies is restarted (up to --restarts times) and its remaining
 questions re-sent; if it stays down they are recorded as UNAVAILABLE errors, which a later
@@ -25,6 +27,7 @@ from ctbench.datasets.manifest import dataset_manifest
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import CtbenchError, DatasetError, ServerStartError
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
+from ctbench.runners.controls import ControlSet, prepare_controls
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup, describe
 from ctbench.runners.health import wait_until_serving
 from ctbench.runners.ledger import Ledger, read_ledger
@@ -58,6 +61,8 @@ class RunConfig:
     skip_missing_volumes: bool = False  # run the questions whose volumes can be read, record the subset
     command: list[str] | None = None  # recorded in run.json (default: this process's command line)
     inline_buffer_bytes: int = DEFAULT_INLINE_BUFFER_BYTES  # volume bytes the runner keeps for inline uploads
+    controls: list[str] = field(default_factory=list)  # volume controls (`runners/controls/`), asked after the real volumes
+    control_seed: int = 0  # the shuffle's assignment and the noise
 
 
 @dataclass
@@ -162,6 +167,9 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
     selection = select_questions(full, config.limit, config.skip_missing_volumes)
     dataset = selection.dataset
     record_dataset(dataset, out)
+    controls = prepare_controls(config.controls, dataset, out, config.control_seed)
+    for control in controls:
+        record_dataset(control.dataset, control.folder)
 
     if config.endpoints:
         backend, why = None, "already-running endpoints (--endpoints)"
@@ -182,6 +190,13 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
         announce(f"skipping {', '.join(names)}: {reason}")
     for note in selection.notes():
         announce(note)
+    for control in controls:
+        note = f"control {control.name}: {len(control.dataset.items)} questions"
+        if control.left_out:
+            note += f" ({len(control.left_out)} left out: the question names a side, the answer does not)"
+        if control.failed:
+            note += f"; {len(control.failed)} volume(s) could not be derived, first: {next(iter(control.failed.values()))}"
+        announce(note)
     if not specs:
         raise ServerStartError("no server to run: none selected can run with this backend")
 
@@ -195,7 +210,7 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
         for spec in specs:
             thread = threading.Thread(
                 target=_run_server_guarded,
-                args=(spec, config, dataset, backend, source, results[spec.name], progress, announce, stop),
+                args=(spec, config, dataset, controls, backend, source, results[spec.name], progress, announce, stop),
                 name=f"ctbench-{spec.name}",
                 daemon=True,
             )
@@ -222,10 +237,10 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
     return RunResult(out, why, results, skipped, source.reads, len(dataset.items), selection)
 
 
-def _run_server_guarded(spec, config, dataset, backend, source, result: ServerResult, progress, announce, stop) -> None:
+def _run_server_guarded(spec, config, dataset, controls, backend, source, result: ServerResult, progress, announce, stop) -> None:
     """_run_server, and whatever kills it is the server's failure (the run then exits non-zero)."""
     try:
-        _run_server(spec, config, dataset, backend, source, result, progress, announce, stop)
+        _run_server(spec, config, dataset, controls, backend, source, result, progress, announce, stop)
     except BaseException as exc:  # noqa: BLE001 - a thread must not die silently
         log.exception("%s: the runner thread died", spec.name)
         result.failure = f"runner thread died: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -236,33 +251,54 @@ def _pending(spec, config, dataset, ledger_path: Path, announce) -> tuple[list[Q
     """The questions still to ask, and how many good ledger lines each question has so far."""
     contents = read_ledger(ledger_path)
     if contents.bad_lines:
-        announce(f"{spec.name}: {len(contents.bad_lines)} bad ledger line(s) skipped, their questions are asked again: "
+        announce(f"{ledger_path}: {len(contents.bad_lines)} bad ledger line(s) skipped, their questions are asked again: "
                  + "; ".join(contents.problems(3)))
     if contents.invalid_predictions:
-        announce(f"{spec.name}: {contents.invalid_predictions} ledger line(s) say ok without a prediction; asked again")
+        announce(f"{ledger_path}: {contents.invalid_predictions} ledger line(s) say ok without a prediction; asked again")
     records = contents.records
     pending = [item for item in dataset.items
                if not (item.question_id in records and records[item.question_id].settled(config.retry_errors))]
     return pending, dict(contents.lines_per_question)
 
 
-def _run_server(spec, config, dataset, backend, source, result: ServerResult, progress, announce, stop) -> None:
-    started = time.monotonic()
-    ledger_path = config.out_dir / "predictions" / f"{spec.name}.jsonl"
-    result.total = len(dataset.items)
+@dataclass
+class _Pass:
+    """One ledger's worth of a server's questions: the real volumes (label "") or one control."""
+
+    label: str
+    dataset: Dataset
+    ledger_path: Path
+    by_reference: bool = True  # False: the control's derived volumes, sent inline
+    failed: dict[str, str] = field(default_factory=dict)  # image path -> why its volume could not be derived
+    pending: list[QAItem] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
     ledger: Ledger | None = None
+
+    @classmethod
+    def of(cls, control: ControlSet, server: str) -> "_Pass":
+        return cls(control.name, control.dataset, control.ledger(server), control.by_reference, control.failed)
+
+
+def _run_server(spec, config, dataset, controls, backend, source, result: ServerResult, progress, announce, stop) -> None:
+    started = time.monotonic()
+    passes = [_Pass("", dataset, config.out_dir / "predictions" / f"{spec.name}.jsonl")]
+    passes += [_Pass.of(control, spec.name) for control in controls]
+    result.total = sum(len(p.dataset.items) for p in passes)
     lock = threading.Lock()
-    settled_now: set[str] = set()
-    pending: list[QAItem] = []
-    attempts: dict[str, int] = {}
+    settled_now: set[tuple[str, str]] = set()
+    current = passes[0]
     done = 0
 
-    def on_outcome(outcome: Outcome) -> None:
+    def on_outcome(outcome: Outcome, where: _Pass | None = None) -> None:
         nonlocal done
+        where = where or current
         item = outcome.item
-        attempts[item.question_id] = attempts.get(item.question_id, 0) + 1
-        settled_now.add(item.question_id)
-        ledger.append(outcome.to_record(spec.name, attempts[item.question_id]))
+        where.attempts[item.question_id] = where.attempts.get(item.question_id, 0) + 1
+        settled_now.add((where.label, item.question_id))
+        record = outcome.to_record(spec.name, where.attempts[item.question_id])
+        if where.label:
+            record.extra["control"] = where.label
+        where.ledger.append(record)
         with lock:
             done += 1
             if outcome.error is None:
@@ -272,60 +308,92 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
         if progress:
             progress(spec.name, done, result.total)
 
-    def record_all(items: list[QAItem], code: str, type_name: str, message: str) -> None:
+    def record_all(where: _Pass, items: list[QAItem], code: str, type_name: str, message: str) -> None:
         for item in items:
-            on_outcome(Outcome(item, "", {"code": code, "type": type_name, "message": message}))
+            on_outcome(Outcome(item, "", {"code": code, "type": type_name, "message": message}), where)
 
     try:
-        pending, attempts = _pending(spec, config, dataset, ledger_path, announce)
-        result.already_done = result.total - len(pending)
+        for p in passes:
+            p.pending, p.attempts = _pending(spec, config, p.dataset, p.ledger_path, announce)
+        result.already_done = result.total - sum(len(p.pending) for p in passes)
         done = result.already_done
         if progress:
             progress(spec.name, done, result.total)
-        if not pending:
+        if not any(p.pending for p in passes):
             announce(f"{spec.name}: all {result.total} questions already answered (resumed)")
             return
-        ledger = Ledger(ledger_path)
-        endpoint = _start(spec, config, dataset, backend, result)
-        remaining = pending
-        while remaining and not stop.is_set():
-            stream = ServerStream(
-                endpoint.address, source, on_outcome,
-                use_reference=_use_reference(config, endpoint, result.card),
-                window=min(max(2 * int(result.card.get("max_batch_size", 1) or 1), 4), 128),
-                deadline_s=config.deadline_s, stop=stop,
-            )
-            remaining = stream.stream(_groups(remaining, dataset))
-            if not remaining or stop.is_set():
-                break
-            died = backend is not None and _exits_within(backend, spec.name, 3.0)
-            what = "died" if died else "broke the stream"
-            if backend is None or result.restarts >= config.restarts:
-                tail = backend.logs(spec.name) if backend is not None else ""
-                result.failure = f"server {what}; {len(remaining)} questions not answered"
-                announce(f"{spec.name}: {result.failure}" + (f"\n{tail}" if tail else ""))
-                record_all(remaining, "UNAVAILABLE", "ServerUnavailable", f"server {spec.name} {what} before answering; re-run to retry")
-                remaining = []
-                break
-            result.restarts += 1
-            announce(f"{spec.name}: server {what}; restarting ({result.restarts}/{config.restarts}), {len(remaining)} questions left")
-            endpoint = backend.restart(spec.name)
-            wait_until_serving(endpoint.address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
+        for p in passes:
+            if p.pending:
+                p.ledger = Ledger(p.ledger_path)
+        endpoint: Endpoint | None = None
+        for p in passes:
+            if not p.pending or stop.is_set():
+                continue
+            current = p
+            for item in p.pending:
+                if item.image_path in p.failed:
+                    on_outcome(Outcome(item, "", {"code": "INVALID_ARGUMENT", "type": "InvalidVolume", "message": p.failed[item.image_path]}))
+            remaining = [item for item in p.pending if item.image_path not in p.failed]
+            if not remaining:
+                continue
+            if result.failure:
+                record_all(p, remaining, "UNAVAILABLE", "ServerUnavailable", f"not asked: {spec.name}: {result.failure}; re-run to retry")
+                continue
+            if endpoint is None:
+                endpoint = _start(spec, config, dataset, backend, result)
+            if not p.by_reference and "VOLUME_TRANSPORT_INLINE" not in result.card.get("transports", []):
+                record_all(p, remaining, "UNIMPLEMENTED", "UnsupportedTransport",
+                           f"control {p.label}: its derived volumes travel inline and server {spec.name} accepts volumes only by reference")
+                continue
+            endpoint = _ask(spec, config, p, remaining, endpoint, backend, source, result, on_outcome, record_all, announce, stop)
     except CtbenchError as exc:
         result.failure = str(exc)
         announce(f"{spec.name}: {exc}")
-        if ledger is not None:
-            record_all([item for item in pending if item.question_id not in settled_now], exc.code, exc.type_name, str(exc).splitlines()[0])
+        for p in passes:
+            if p.ledger is not None:
+                record_all(p, [item for item in p.pending if (p.label, item.question_id) not in settled_now],
+                           exc.code, exc.type_name, str(exc).splitlines()[0])
     except Exception as exc:  # untyped: a bug or the file system; say so (exit 2), leave the questions to a resume
         log.exception("%s: unexpected error", spec.name)
         result.failure = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         announce(f"{spec.name}: {result.failure}")
     finally:
-        if ledger is not None:
-            ledger.close()
+        for p in passes:
+            if p.ledger is not None:
+                p.ledger.close()
         if backend is not None and spec.name in backend.running():
             backend.stop(spec.name)
         result.seconds = time.monotonic() - started
+
+
+def _ask(spec, config, p: _Pass, remaining: list[QAItem], endpoint: Endpoint, backend, source, result: ServerResult,
+         on_outcome, record_all, announce, stop) -> Endpoint:
+    """Stream one pass's questions, restarting a server that dies (up to --restarts in all);
+    returns the endpoint the server ends on."""
+    what_pass = f" (control {p.label})" if p.label else ""
+    while remaining and not stop.is_set():
+        stream = ServerStream(
+            endpoint.address, source, on_outcome,
+            use_reference=p.by_reference and _use_reference(config, endpoint, result.card),
+            window=min(max(2 * int(result.card.get("max_batch_size", 1) or 1), 4), 128),
+            deadline_s=config.deadline_s, stop=stop,
+        )
+        remaining = stream.stream(_groups(remaining, p.dataset))
+        if not remaining or stop.is_set():
+            break
+        died = backend is not None and _exits_within(backend, spec.name, 3.0)
+        what = "died" if died else "broke the stream"
+        if backend is None or result.restarts >= config.restarts:
+            tail = backend.logs(spec.name) if backend is not None else ""
+            result.failure = f"server {what}{what_pass}; {len(remaining)} questions not answered"
+            announce(f"{spec.name}: {result.failure}" + (f"\n{tail}" if tail else ""))
+            record_all(p, remaining, "UNAVAILABLE", "ServerUnavailable", f"server {spec.name} {what} before answering; re-run to retry")
+            break
+        result.restarts += 1
+        announce(f"{spec.name}: server {what}{what_pass}; restarting ({result.restarts}/{config.restarts}), {len(remaining)} questions left")
+        endpoint = backend.restart(spec.name)
+        wait_until_serving(endpoint.address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
+    return endpoint
 
 
 def _by_reason(skipped: dict[str, str]) -> dict[str, list[str]]:

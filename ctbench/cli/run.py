@@ -39,9 +39,11 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N", help="Only the first N volumes' questions (dataset order): a quick trial run, labelled as a subset.")
 @click.option("--skip-missing-volumes", is_flag=True, help="Run only the questions whose volumes exist and can be read (default: stop and list what is missing).")
 @click.option("--inline-buffer-mib", type=click.IntRange(min=1), default=1024, show_default=True, help="Volume bytes the runner keeps in memory to share one read among inline uploads (MiB).")
+@click.option("--control", "controls", multiple=True, metavar="NAME[,NAME]", help="Also ask every question under a volume control: mirror-lr, shuffle, blank, noise (repeatable or a comma list); answers go to RUN/controls/NAME/.")
+@click.option("--control-seed", default=0, show_default=True, help="Seed of the shuffle control's assignment and the noise control.")
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, controls, control_seed, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -52,7 +54,9 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
       bench run --servers geometric,blind --dataset qa_pairs.json --data-root /data/ct-rate --out runs/ct
       bench run --endpoints medgemma=gpu-host:50051 --dataset qa_pairs.json --out runs/remote
       bench run --servers all --dataset qa_pairs.json --data-root /data/ct-rate --limit 5 --out runs/trial
+      bench run --servers all --control mirror-lr,shuffle,blank --out runs/phantom
     """
+    from ctbench.runners.controls import parse_controls
     from ctbench.runners.progress import RunProgress
     from ctbench.runners.run import RunConfig, run_benchmark
 
@@ -64,12 +68,14 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
         deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
         phantom_volumes=phantom_volumes, phantom_size=phantom_size, limit=limit,
         skip_missing_volumes=skip_missing_volumes, command=["bench", *sys.argv[1:]],
-        inline_buffer_bytes=inline_buffer_mib << 20,
+        inline_buffer_bytes=inline_buffer_mib << 20, controls=parse_controls(controls), control_seed=control_seed,
     )
     with RunProgress(console) as bars:
         result = run_benchmark(config, progress=bars.update, announce=bars.announce)
     for name, server in result.servers.items():
         line = f"{name}: {server.ok} answered, {server.errors} errors"
+        if config.controls:
+            line += f" (real volumes and {len(config.controls)} control(s): {', '.join(config.controls)})"
         if server.already_done:
             line += f", {server.already_done} from earlier runs"
         if server.failure:
@@ -80,11 +86,13 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
         console.print(result.selection.label)
     if score:
         from ctbench.evaluation import score_run
-        from ctbench.evaluation.tables import overall_table
+        from ctbench.evaluation.tables import controls_tables, overall_table
 
         scores = score_run(result.out_dir)
         written = scores.write(result.out_dir)
         make_console().print(overall_table(scores))
+        for table in controls_tables(scores):
+            make_console().print(table)
         console.print("scores: " + ", ".join(str(p) for p in written))
     failed = [n for n, s in result.servers.items() if s.failure]
     if failed:

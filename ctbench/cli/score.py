@@ -65,7 +65,7 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
       bench score --reference --metrics offline --out reference-scores/
       MLFLOW_TRACKING_URI=file:$PWD/mlruns bench score runs/phantom --log mlflow
     """
-    from ctbench.evaluation.tables import comparison_table, group_table, overall_table, text_table
+    from ctbench.evaluation.tables import comparison_table, controls_tables, group_table, overall_table, text_table
 
     console = make_console()
     metric_names = _metric_names(metric_opts)
@@ -144,6 +144,8 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
         table = group_table(result, kind)
         if table is not None:
             console.print(table)
+    for table in controls_tables(result):
+        console.print(table)
     for server, issues in result.issues.items():
         info = issues.to_json()
         problems = {k: v for k, v in info.items() if isinstance(v, int) and v}

@@ -43,6 +43,13 @@ class EchoModel(Model):
         return results
 
 
+class ReferenceOnlyEchoModel(EchoModel):
+    """EchoModel that accepts volumes only by reference (a server that mounts its data)."""
+
+    name = "echo-reference-only"
+    transports = ("reference",)
+
+
 class NeverReadyModel(Model):
     name = "never-ready"
 
