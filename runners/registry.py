@@ -61,6 +61,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, ServerSpec]:
             profiles=tuple(service.get("profiles") or ()),
             environment=dict(service.get("environment") or {}) if isinstance(service.get("environment"), dict) else {},
             local=bool(meta.get("local", False)),
+            slurm=dict(meta.get("slurm") or {}),
         )
     return specs
 

@@ -40,7 +40,8 @@ class RunConfig:
     servers: str = "all"
     dataset: str = "synthetic"
     data_root: Path | None = None
-    backend: str = "auto"  # auto | local | docker
+    backend: str = "auto"  # auto | local | docker | slurm
+    slurm: dict[str, str] = field(default_factory=dict)  # --slurm KEY=VALUE: sbatch resources for every server
     endpoints: dict[str, str] = field(default_factory=dict)  # name -> host:port, already running
     registry: Path | None = None
     transport: str = "auto"  # auto | inline | reference
@@ -108,13 +109,17 @@ def record_dataset(dataset: Dataset, out_dir: Path) -> None:
 
 
 # --- backends -------------------------------------------------------------------------------
-def choose_backend(name: str, registry: Path | None = None) -> tuple[Backend, str]:
+def choose_backend(name: str, registry: Path | None = None, slurm: dict | None = None) -> tuple[Backend, str]:
     """The backend to use and a sentence saying why. Docker resolves build contexts against the
     registry file's folder."""
     from ctbench.runners.backends.local import LocalProcessBackend
 
     if name == "local":
         return LocalProcessBackend(), "local processes (--backend local)"
+    if name == "slurm":
+        from ctbench.runners.backends.slurm import slurm_backend
+
+        return slurm_backend(slurm)
     compose_dir = Path(registry).resolve().parent if registry is not None else None
     try:
         from ctbench.runners.backends import docker_backend
@@ -153,7 +158,7 @@ def run_benchmark(
         skipped: dict[str, str] = {}
     else:
         registry = load_registry(config.registry)
-        backend, why = choose_backend(config.backend, config.registry)
+        backend, why = choose_backend(config.backend, config.registry, config.slurm)
         runnable = backend.runnable
         specs, skipped = select_servers(config.servers, registry, runnable)
         if config.servers.strip() != "all":

@@ -21,12 +21,23 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
     return endpoints
 
 
+def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
+        pairs[key.strip()] = setting.strip()
+    return pairs
+
+
 @click.command()
 @click.option("--servers", default="all", show_default=True, help="'all' (every server this host can run) or a comma list from the registry.")
 @click.option("--dataset", default="synthetic", show_default=True, help="'synthetic' (the phantom benchmark) or a CT-SpatialVQA-style JSON/JSONL file.")
 @out_dir_option
 @data_root_option
-@click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes.")
+@click.option("--backend", type=click.Choice(["auto", "local", "docker", "slurm"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes. slurm: one batch job per server (docs/slurm.md).")
+@click.option("--slurm", "slurm", multiple=True, metavar="KEY=VALUE", help="sbatch resources for every server under --backend slurm: gpus, cpus, mem, time, partition, account.")
 @click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any.")
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
 @click.option("--transport", type=click.Choice(["auto", "inline", "reference"]), default="auto", show_default=True, help="How volumes travel: by reference when the server mounts the data, else inline.")
@@ -38,7 +49,7 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--phantom-size", type=click.Choice(["small", "ct-rate"]), default="small", show_default=True)
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, slurm, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -48,6 +59,7 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
       bench run --servers all --out runs/phantom
       bench run --servers geometric,blind --dataset qa_pairs.json --data-root /data/ct-rate --out runs/ct
       bench run --endpoints medgemma=gpu-host:50051 --dataset qa_pairs.json --out runs/remote
+      bench run --backend slurm --slurm partition=gpu --slurm time=04:00:00 --out runs/cluster
     """
     from ctbench.runners.progress import RunProgress
     from ctbench.runners.run import RunConfig, run_benchmark
@@ -56,7 +68,7 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
     console = make_console(stderr=True)
     config = RunConfig(
         out_dir=Path(out_dir), servers=servers, dataset=dataset, data_root=Path(data_root) if data_root else None,
-        backend=backend, endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
+        backend=backend, slurm=_parse_pairs(slurm, "--slurm"), endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
         deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
         phantom_volumes=phantom_volumes, phantom_size=phantom_size,
     )

@@ -27,6 +27,7 @@ class ServerSpec:
     profiles: tuple[str, ...] = ()
     environment: dict = field(default_factory=dict)
     local: bool = True  # can run as a plain local process on this host
+    slurm: dict = field(default_factory=dict)  # sbatch resources (runners/backends/slurm_jobs.py)
 
 
 @dataclass(frozen=True)
