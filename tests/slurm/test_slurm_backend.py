@@ -1,0 +1,123 @@
+"""--backend slurm on a real cluster: servers are batch jobs, answers match the local backend,
+a cancelled job is resubmitted with nothing lost or repeated, refused resources stop the run
+before anything is queued, and the runner cancels its jobs at the end and on Ctrl-C."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ctbench.errors import ServerStartError
+from ctbench.runners.run import RunConfig, run_benchmark
+
+from runner_helpers import bench, dataset_ids, ledger_lines, wait_for, write_registry
+from slurm_helpers import job_state, wait_until_ended
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def predictions(out: Path, server: str) -> dict[str, str]:
+    return {line["question_id"]: line["prediction"] for line in ledger_lines(out, server) if line["status"] == "ok"}
+
+
+def assert_complete_once(out: Path, server: str) -> None:
+    ids = dataset_ids(out)
+    lines = ledger_lines(out, server)
+    effective = {line["question_id"]: line for line in lines}
+    assert set(effective) == set(ids), f"lost: {set(ids) - set(effective)}; extra: {set(effective) - set(ids)}"
+    assert all(effective[q]["status"] == "ok" for q in ids)
+    ok_counts = Counter(line["question_id"] for line in lines if line["status"] == "ok")
+    assert max(ok_counts.values()) == 1, [q for q, n in ok_counts.items() if n > 1]
+
+
+@pytest.fixture
+def slow_registry(tmp_path, support_env) -> Path:
+    """One echo server on one fake GPU, taking 600 ms per batch of <= 4: a run of 6 volumes
+    outlasts the 5 s a cancelled server gives its open stream to finish."""
+    return write_registry(tmp_path / "registry.yaml", {
+        "slow": {"model": "ctbench_test_models:EchoModel", "args": ["--option", "delay_ms=600"], "slurm": {"gpus": 1, "time": "10"}},
+    })
+
+
+def test_the_phantom_benchmark_through_slurm_jobs_gives_the_local_backends_predictions(tmp_path, slurm_cluster):
+    answers = {}
+    for backend in ("local", "slurm"):
+        out = tmp_path / backend
+        result = run_benchmark(RunConfig(out_dir=out, backend=backend, servers="geometric,chance", phantom_volumes=3))
+        assert all(not server.failure for server in result.servers.values()), result.servers
+        answers[backend] = {name: predictions(out, name) for name in ("geometric", "chance")}
+        assert all(len(answers[backend][name]) == 30 for name in answers[backend])
+    assert answers["slurm"] == answers["local"]
+    job_id = (tmp_path / "slurm" / "logs" / "geometric.jobid").read_text()
+    assert job_state(job_id) not in {"PENDING", "RUNNING", "COMPLETING"}, "the runner cancels its jobs at the end"
+    assert "job " + job_id + " on n" in (tmp_path / "slurm" / "logs" / "geometric.log").read_text()
+
+
+def test_a_server_job_cancelled_mid_run_is_resubmitted_and_the_run_loses_and_repeats_nothing(tmp_path, slow_registry, support_env, slurm_cluster):
+    out = tmp_path / "run"
+    proc = bench("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "slurm",
+                 "--phantom-volumes", "6", "--restarts", "1", "--no-score", env=support_env)
+    wait_for(lambda: len(ledger_lines(out, "slow")) >= 8, 120, "the first answers")
+    first_job = (out / "logs" / "slow.jobid").read_text()
+    subprocess.run(["scancel", first_job], check=True)
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, output
+    assert "restarting (1/1)" in output
+    assert_complete_once(out, "slow")
+    second_job = (out / "logs" / "slow.jobid").read_text()
+    assert second_job != first_job
+    assert wait_until_ended(first_job) in {"CANCELLED", "GONE"}
+    assert wait_until_ended(second_job) in {"CANCELLED", "GONE"}
+    log = (out / "logs" / "slow.log").read_text()
+    assert f"job {first_job} on" in log and f"job {second_job} on" in log
+    assert "GPUs: 0" in log, "a job with gpus=1 sees one GPU"
+    tokens = {path.name.rsplit(".", 1)[0] for path in (out / "endpoints").iterdir()}
+    assert len(tokens) == 2, "each submission writes its endpoint under its own token"
+
+
+def test_a_job_asking_for_more_gpus_than_any_node_has_is_refused_before_anything_runs(tmp_path, support_env, slurm_cluster):
+    registry = write_registry(tmp_path / "registry.yaml", {
+        "fits": {"model": "ctbench_test_models:EchoModel"},
+        "greedy": {"model": "ctbench_test_models:EchoModel", "slurm": {"gpus": 3}},
+    })
+    out = tmp_path / "run"
+    with pytest.raises(ServerStartError) as refused:
+        run_benchmark(RunConfig(out_dir=out, backend="slurm", servers="fits,greedy", registry=registry, phantom_volumes=1))
+    message = str(refused.value)
+    assert "'greedy'" in message and "gres=gpu:3" in message and "Requested node configuration is not available" in message
+    assert "gpu:2" in message, "the message says what the nodes offer"
+    assert not (out / "logs").exists() and not (out / "predictions").exists(), "nothing was queued or asked"
+
+
+def test_a_gpu_option_on_the_command_line_overrides_the_registry(tmp_path, support_env, slurm_cluster):
+    registry = write_registry(tmp_path / "registry.yaml", {"echo": {"model": "ctbench_test_models:EchoModel", "slurm": {"gpus": 1}}})
+    proc = bench("run", "--servers", "echo", "--registry", str(registry), "--out", str(tmp_path / "run"), "--backend", "slurm",
+                 "--slurm", "gpus=5", "--phantom-volumes", "1", "--no-score", env=support_env)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, output
+    assert "gres=gpu:5" in output and "Requested node configuration is not available" in output
+
+
+def test_a_job_that_ends_before_listening_fails_with_its_log(tmp_path, support_env, slurm_cluster):
+    registry = write_registry(tmp_path / "registry.yaml", {"broken": {"model": "no_such_module:Model"}})
+    out = tmp_path / "run"
+    result = run_benchmark(RunConfig(out_dir=out, backend="slurm", servers="broken", registry=registry, phantom_volumes=1))
+    failure = result.servers["broken"].failure
+    assert "SLURM job" in failure and "before it listened" in failure and "no_such_module" in failure
+
+
+def test_ctrl_c_cancels_the_runs_jobs_and_keeps_what_was_answered(tmp_path, slow_registry, support_env, slurm_cluster):
+    out = tmp_path / "run"
+    proc = bench("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "slurm",
+                 "--phantom-volumes", "6", "--no-score", env=support_env)
+    wait_for(lambda: len(ledger_lines(out, "slow")) >= 4, 120, "the first answers")
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0, output
+    assert wait_until_ended((out / "logs" / "slow.jobid").read_text()) in {"CANCELLED", "GONE"}
+    kept = [json.loads(line) for line in (out / "predictions" / "slow.jsonl").read_text().splitlines()]
+    assert len(kept) >= 4
