@@ -37,6 +37,7 @@ class JobResources:
     time: str | None = None  # --time, e.g. 02:00:00
     partition: str | None = None
     account: str | None = None
+    nodelist: str | None = None  # --nodelist, e.g. gpu-node[01-04]
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -63,7 +64,8 @@ class JobResources:
         if self.gpus:
             options.append(f"--gres=gpu:{self.gpus}")
         for flag, value in (("--cpus-per-task", self.cpus), ("--mem", self.mem), ("--time", self.time),
-                            ("--partition", self.partition), ("--account", self.account)):
+                            ("--partition", self.partition), ("--account", self.account),
+                            ("--nodelist", self.nodelist)):
             if value is not None:
                 options.append(f"{flag}={value}")
         return options

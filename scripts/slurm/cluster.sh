@@ -4,6 +4,11 @@
 # process tracking. Everything it writes lives under one folder, $CTBENCH_SLURM_DIR
 # (default /tmp/ctbench-slurm): config, state, spool, logs, pid files, the munge key and socket.
 #
+# Node n2 runs in its own network namespace (ctbench-slurm-n2, a veth pair 10.77.7.1 <-> 10.77.7.2),
+# as a compute node that is not the login node: a server there that bound 127.0.0.1 would be
+# unreachable, so servers bind to their node's address. CTBENCH_SLURM_NETNS=0 keeps n2 on the
+# host's network (NodeAddr 127.0.0.1), for machines without `ip netns`.
+#
 #   scripts/slurm/cluster.sh start    # as root: installs slurm-wlm and munge (apt) if missing
 #   eval "$(scripts/slurm/cluster.sh env)"   # SLURM_CONF for sinfo/sbatch in this shell
 #   scripts/slurm/cluster.sh status
@@ -21,6 +26,11 @@ CPUS_PER_NODE=4
 MEMORY_MB=4000
 CONF="$DIR/etc/slurm.conf"
 MUNGE_SOCKET="$DIR/munge/munge.socket"
+NETNS_ENABLED="${CTBENCH_SLURM_NETNS:-1}"
+NETNS=ctbench-slurm-n2
+SUBNET="${CTBENCH_SLURM_SUBNET:-10.77.7}"  # host side .1, namespaced node .2
+VETH_HOST=ctbslurm-h
+VETH_NODE=ctbslurm-n
 
 log() { echo "cluster.sh: $*" >&2; }
 
@@ -33,6 +43,37 @@ install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends slurm-wlm munge >/dev/null
+}
+
+node_addr() {  # NODE -> the address slurmctld and the runner reach it at
+  if [[ "$NETNS_ENABLED" == 1 && "$1" == n2 ]]; then echo "$SUBNET.2"; else echo 127.0.0.1; fi
+}
+
+ctld_addr() {  # reachable from the host and from inside the namespace
+  if [[ "$NETNS_ENABLED" == 1 ]]; then echo "$SUBNET.1"; else echo 127.0.0.1; fi
+}
+
+start_netns() {
+  [[ "$NETNS_ENABLED" == 1 ]] || return 0
+  ip netns list | grep -qw "$NETNS" || ip netns add "$NETNS"
+  if ! ip link show "$VETH_HOST" >/dev/null 2>&1; then
+    ip link add "$VETH_HOST" type veth peer name "$VETH_NODE" netns "$NETNS"
+    ip addr add "$SUBNET.1/30" dev "$VETH_HOST"
+    ip -n "$NETNS" addr add "$SUBNET.2/30" dev "$VETH_NODE"
+  fi
+  ip link set "$VETH_HOST" up
+  ip -n "$NETNS" link set lo up
+  ip -n "$NETNS" link set "$VETH_NODE" up
+}
+
+stop_netns() {
+  ip link del "$VETH_HOST" 2>/dev/null || true  # takes its peer in the namespace with it
+  if ip netns list 2>/dev/null | grep -qw "$NETNS"; then ip netns del "$NETNS"; fi
+}
+
+in_node_netns() {  # NODE COMMAND...: nsenter, not `ip netns exec` (that remounts /sys, and slurmd needs its cgroups)
+  local node="$1"; shift
+  if [[ "$NETNS_ENABLED" == 1 && "$node" == n2 ]]; then nsenter --net="/run/netns/$NETNS" "$@"; else "$@"; fi
 }
 
 write_config() {
@@ -59,7 +100,7 @@ CGROUP
   {
     cat <<SLURM
 ClusterName=ctbench
-SlurmctldHost=$host(127.0.0.1)
+SlurmctldHost=$host($(ctld_addr))
 SlurmctldPort=$CTLD_PORT
 SlurmUser=root
 SlurmdUser=root
@@ -91,7 +132,7 @@ KillWait=5
 MinJobAge=60
 SLURM
     for ((n = 0; n < ${#NODES[@]}; n++)); do
-      echo "NodeName=${NODES[$n]} NodeHostname=$host NodeAddr=127.0.0.1 Port=${NODE_PORTS[$n]} CPUs=$CPUS_PER_NODE RealMemory=$MEMORY_MB Gres=gpu:$GPUS_PER_NODE State=UNKNOWN"
+      echo "NodeName=${NODES[$n]} NodeHostname=$host NodeAddr=$(node_addr "${NODES[$n]}") Port=${NODE_PORTS[$n]} CPUs=$CPUS_PER_NODE RealMemory=$MEMORY_MB Gres=gpu:$GPUS_PER_NODE State=UNKNOWN"
     done
     echo "PartitionName=debug Nodes=$(IFS=,; echo "${NODES[*]}") Default=YES MaxTime=INFINITE State=UP"
   } >"$CONF"
@@ -123,11 +164,12 @@ wait_for_nodes() {
 start() {
   install_packages
   write_config
+  start_netns
   start_munge
   export SLURM_CONF="$CONF"
   pid_alive "$DIR/run/slurmctld.pid" || slurmctld -f "$CONF"
   for node in "${NODES[@]}"; do
-    pid_alive "$DIR/run/slurmd-$node.pid" || slurmd -f "$CONF" -N "$node"
+    pid_alive "$DIR/run/slurmd-$node.pid" || in_node_netns "$node" slurmd -f "$CONF" -N "$node"
   done
   wait_for_nodes
   log "cluster up: $(sinfo -h -o '%D nodes, partition %P, %G')"
@@ -153,6 +195,7 @@ stop() {
   for node in "${NODES[@]}"; do stop_pid_file "$DIR/run/slurmd-$node.pid"; done
   stop_pid_file "$DIR/run/slurmctld.pid"
   stop_pid_file "$DIR/run/munged.pid"
+  stop_netns
   log "stopped (state and logs kept in $DIR)"
 }
 
@@ -161,7 +204,7 @@ status() {
   for name in munged slurmctld "${NODES[@]/#/slurmd-}"; do
     if pid_alive "$DIR/run/$name.pid"; then echo "$name: running (pid $(cat "$DIR/run/$name.pid"))"; else echo "$name: stopped"; fi
   done
-  [[ -f "$CONF" ]] && SLURM_CONF="$CONF" sinfo -N -o '%N %t %G' 2>/dev/null || true
+  [[ -f "$CONF" ]] && SLURM_CONF="$CONF" sinfo -N -o '%N %t %G %o' 2>/dev/null || true
 }
 
 case "${1:-}" in

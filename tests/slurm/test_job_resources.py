@@ -33,7 +33,7 @@ def test_a_gpu_server_asks_for_one_gpu_unless_told_otherwise():
 
 
 BAD = [
-    ({"gpu": 1}, "unknown slurm option 'gpu'. Available: gpus, cpus, mem, time, partition, account"),
+    ({"gpu": 1}, "unknown slurm option 'gpu'. Available: gpus, cpus, mem, time, partition, account, nodelist"),
     ({"gpus": "two"}, "slurm option 'gpus' must be a whole number, got 'two'"),
     ({"cpus": -1}, "slurm option 'cpus' must be a whole number, got -1"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -121,3 +122,24 @@ def test_ctrl_c_cancels_the_runs_jobs_and_keeps_what_was_answered(tmp_path, slow
     assert wait_until_ended((out / "logs" / "slow.jobid").read_text()) in {"CANCELLED", "GONE"}
     kept = [json.loads(line) for line in (out / "predictions" / "slow.jsonl").read_text().splitlines()]
     assert len(kept) >= 4
+
+
+def node_address(node: str) -> str:
+    done = subprocess.run(["scontrol", "show", "node", node, "-o"], capture_output=True, text=True, timeout=30)
+    fields = dict(part.split("=", 1) for part in done.stdout.split() if "=" in part)
+    return fields.get("NodeAddr", "")
+
+
+def test_a_server_on_a_node_in_its_own_network_is_reached_at_the_nodes_address(tmp_path, slurm_cluster):
+    address = node_address("n2")
+    if address in ("", "127.0.0.1"):
+        pytest.skip("node n2 shares this host's network (cluster.sh with CTBENCH_SLURM_NETNS=0, or another cluster)")
+    with socket.socket() as probe, pytest.raises(OSError):
+        probe.bind((address, 0))  # the node's address belongs to another network stack, not this host's
+    out = tmp_path / "run"
+    result = run_benchmark(RunConfig(out_dir=out, backend="slurm", servers="geometric", slurm={"nodelist": "n2"}, phantom_volumes=2))
+    assert not result.servers["geometric"].failure
+    assert len(predictions(out, "geometric")) == 20
+    (host_file,) = (out / "endpoints").glob("geometric-*.host")
+    assert host_file.read_text().strip() == address
+    assert f"serving geometric on {address}:" in (out / "logs" / "geometric.log").read_text()
