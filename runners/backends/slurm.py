@@ -10,9 +10,14 @@ must sit on a filesystem the nodes share.
 A job that ends mid-run (scancel, node failure, time limit) breaks its stream; the runner then
 calls `restart`, which submits a new job, and the ledger rules make the resume lose and repeat
 nothing. The job's id is in RUN/logs/<name>.jobid, its output in RUN/logs/<name>.log.
+
+Anyone on the cluster network can reach a node's ports, so each run draws a secret, written
+owner-only to RUN/secrets/server-token; the servers refuse calls without it (health excepted,
+model_servers/sdk/auth.py) and the runner's channels send it (runners/channels.py).
 """
 from __future__ import annotations
 
+import os
 import secrets
 import shlex
 import sys
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctbench.errors import ServerStartError
+from ctbench.model_servers.sdk.auth import TOKEN_FILE_ENV
+from ctbench.runners import channels
 from ctbench.runners.backends import slurm_jobs
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 from ctbench.runners.backends.slurm_jobs import JobResources
@@ -39,6 +46,7 @@ class _Job:
     log_dir: Path
     state: str = "PENDING"
     checked_at: float = 0.0
+    address: str = ""
 
     @property
     def log_path(self) -> Path:
@@ -57,6 +65,7 @@ class SlurmBackend(Backend):
         self.python = python
         self._jobs: dict[str, _Job] = {}
         self._refusals: dict[JobResources, str | None] = {}
+        self._token = secrets.token_urlsafe(32)
 
     def resources(self, spec: ServerSpec) -> JobResources:
         base = JobResources(gpus=1 if spec.gpu else 0)
@@ -83,7 +92,8 @@ class SlurmBackend(Backend):
         host_file = endpoints / f"{spec.name}-{token}.host"
         port_file = endpoints / f"{spec.name}-{token}.port"
         resources = self.resources(spec)
-        job_id = slurm_jobs.submit(self._script(spec, resources, data_root, log_dir, host_file, port_file))
+        token_file = self._write_token(log_dir.parent / "secrets")
+        job_id = slurm_jobs.submit(self._script(spec, resources, data_root, log_dir, host_file, port_file, token_file))
         (log_dir / f"{spec.name}.jobid").write_text(job_id)
         job = self._jobs[spec.name] = _Job(spec, resources, job_id, token, data_root, log_dir)
         deadline = time.monotonic() + self.start_timeout_s
@@ -98,10 +108,23 @@ class SlurmBackend(Backend):
                     f"server {spec.name!r}: SLURM job {job_id} was not listening within {self.start_timeout_s:.0f}s "
                     f"(state {state}{', ' + reason if reason and reason != 'None' else ''}):\n{self.logs(spec.name)}")
             time.sleep(0.1)
-        address = f"{host_file.read_text().strip()}:{port_file.read_text().strip()}"
-        return Endpoint(spec.name, address, data_root=str(data_root))
+        job.address = f"{host_file.read_text().strip()}:{port_file.read_text().strip()}"
+        channels.register_token(job.address, self._token)
+        return Endpoint(spec.name, job.address, data_root=str(data_root))
 
-    def _script(self, spec: ServerSpec, resources: JobResources, data_root: Path, log_dir: Path, host_file: Path, port_file: Path) -> str:
+    def _write_token(self, folder: Path) -> Path:
+        """The run's secret, readable by its owner only (the jobs run as the same user)."""
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+        path = folder / "server-token"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self._token)
+        os.chmod(path, 0o600)
+        return path
+
+    def _script(self, spec: ServerSpec, resources: JobResources, data_root: Path, log_dir: Path, host_file: Path,
+                port_file: Path, token_file: Path) -> str:
         q = shlex.quote
         serve = [self.python, "-m", "ctbench", "serve", spec.model, "--port", "0", "--port-file", str(port_file),
                  "--data-root", str(data_root), *spec.args]
@@ -119,6 +142,7 @@ class SlurmBackend(Backend):
             'host=$(scontrol show node "$SLURMD_NODENAME" -o | grep -o "NodeAddr=[^ ]*" | cut -d= -f2)',
             'host=${host:-$(hostname)}',
             *(f"export {key}={q(str(value))}" for key, value in spec.environment.items()),
+            f"export {TOKEN_FILE_ENV}={q(str(token_file))}",
             f'echo "$host" > {q(str(host_file))}.tmp && mv {q(str(host_file))}.tmp {q(str(host_file))}',
             "exec " + " ".join(q(part) for part in serve[:5]) + ' --host "$host" ' + " ".join(q(part) for part in serve[5:]),
         ]
@@ -161,6 +185,7 @@ class SlurmBackend(Backend):
             if job.state not in slurm_jobs.LIVE_STATES and job.state != "COMPLETING":
                 break
             time.sleep(STATE_POLL_S)
+        channels.forget_token(job.address)
         self._jobs.pop(name, None)
 
     def running(self) -> list[str]:

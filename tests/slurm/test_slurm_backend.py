@@ -10,10 +10,13 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import grpc
 import pytest
 
 from ctbench.errors import ServerStartError
 from ctbench.runners.run import RunConfig, run_benchmark
+from ctbench.v1 import answer_volume_question_pb2 as pb
+from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
 from runner_helpers import bench, dataset_ids, ledger_lines, wait_for, write_registry
 from slurm_helpers import job_state, wait_until_ended
@@ -143,3 +146,26 @@ def test_a_server_on_a_node_in_its_own_network_is_reached_at_the_nodes_address(t
     (host_file,) = (out / "endpoints").glob("geometric-*.host")
     assert host_file.read_text().strip() == address
     assert f"serving geometric on {address}:" in (out / "logs" / "geometric.log").read_text()
+
+
+def test_a_server_job_refuses_calls_without_the_runs_token(tmp_path, slow_registry, support_env, slurm_cluster):
+    out = tmp_path / "run"
+    proc = bench("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "slurm",
+                 "--phantom-volumes", "6", "--no-score", env=support_env)
+    try:
+        wait_for(lambda: len(ledger_lines(out, "slow")) >= 1, 120, "the first answer")
+        (host_file,) = (out / "endpoints").glob("slow-*.host")
+        address = f"{host_file.read_text().strip()}:{host_file.with_suffix('.port').read_text().strip()}"
+        token_file = out / "secrets" / "server-token"
+        assert token_file.stat().st_mode & 0o077 == 0 and (out / "secrets").stat().st_mode & 0o077 == 0
+        for metadata in (None, [("authorization", "Bearer not-the-token")]):
+            with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
+                pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=10, metadata=metadata)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with grpc.insecure_channel(address) as channel:
+            card = pb_grpc.AnswerVolumeQuestionStub(channel).Describe(
+                pb.DescribeRequest(), timeout=10, metadata=[("authorization", f"Bearer {token_file.read_text()}")])
+        assert card.name
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
