@@ -2,11 +2,13 @@
 
 A backend that starts servers behind a token (runners/backends/slurm.py) registers it for the
 address it returns; every channel the runner opens to that address then sends
-`authorization: Bearer <token>` (model_servers/sdk/auth.py checks it).
+`authorization: Bearer <token>` (model_servers/sdk/auth.py checks it). Health checks go without:
+servers leave health open.
 """
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import grpc
 
@@ -17,6 +19,16 @@ _lock = threading.Lock()
 def register_token(address: str, token: str) -> None:
     with _lock:
         _tokens[address] = token
+
+
+def register_token_file(addresses, path: Path) -> None:
+    """Send the token in `path` to each of `addresses` (servers a user runs with
+    $CTBENCH_SERVER_TOKEN_FILE set, reached with `bench run --endpoints ... --token-file`)."""
+    from ctbench.model_servers.sdk.auth import read_token
+
+    token = read_token(Path(path))
+    for address in addresses:
+        register_token(address, token)
 
 
 def forget_token(address: str) -> None:

@@ -39,6 +39,7 @@ def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--backend", type=click.Choice(["auto", "local", "docker", "slurm"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes. slurm: one batch job per server (docs/slurm.md).")
 @click.option("--slurm", "slurm", multiple=True, metavar="KEY=VALUE", help="sbatch resources for every server under --backend slurm: gpus, cpus, mem, time, partition, account, nodelist.")
 @click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any.")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="With --endpoints: the token those servers require (the file their $CTBENCH_SERVER_TOKEN_FILE names).")
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
 @click.option("--transport", type=click.Choice(["auto", "inline", "reference"]), default="auto", show_default=True, help="How volumes travel: by reference when the server mounts the data, else inline.")
 @click.option("--deadline", "deadline_s", default=600.0, show_default=True, help="Per-question deadline in seconds.")
@@ -49,7 +50,7 @@ def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--phantom-size", type=click.Choice(["small", "ct-rate"]), default="small", show_default=True)
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, slurm, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, slurm, endpoints, token_file, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -72,6 +73,10 @@ def run(servers, dataset, out_dir, data_root, backend, slurm, endpoints, registr
         deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
         phantom_volumes=phantom_volumes, phantom_size=phantom_size,
     )
+    if token_file is not None:
+        from ctbench.runners.channels import register_token_file
+
+        register_token_file(config.endpoints.values(), token_file)
     with RunProgress(console) as bars:
         result = run_benchmark(config, progress=bars.update, announce=bars.announce)
     for name, server in result.servers.items():

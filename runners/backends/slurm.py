@@ -85,6 +85,8 @@ class SlurmBackend(Backend):
             f" (its nodes offer {offered})" if offered else "")
 
     def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
+        log_dir = log_dir.resolve()  # the job's paths must not depend on where it starts
+        data_root = data_root.resolve()
         log_dir.mkdir(parents=True, exist_ok=True)
         endpoints = log_dir.parent / "endpoints"
         endpoints.mkdir(exist_ok=True)
@@ -108,7 +110,8 @@ class SlurmBackend(Backend):
                     f"server {spec.name!r}: SLURM job {job_id} was not listening within {self.start_timeout_s:.0f}s "
                     f"(state {state}{', ' + reason if reason and reason != 'None' else ''}):\n{self.logs(spec.name)}")
             time.sleep(0.1)
-        job.address = f"{host_file.read_text().strip()}:{port_file.read_text().strip()}"
+        host = host_file.read_text().strip()
+        job.address = f"[{host}]:{port_file.read_text().strip()}" if ":" in host else f"{host}:{port_file.read_text().strip()}"
         channels.register_token(job.address, self._token)
         return Endpoint(spec.name, job.address, data_root=str(data_root))
 

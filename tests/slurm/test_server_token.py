@@ -14,6 +14,7 @@ from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
 from ctbench_test_models import EchoModel
+from runner_helpers import bench, wait_for
 
 
 @pytest.fixture
@@ -78,3 +79,25 @@ def test_without_the_variable_the_server_is_open(tmp_path, monkeypatch):
         assert describe_with(address, None) == grpc.StatusCode.OK
     finally:
         server.stop(0)
+
+
+@pytest.mark.slow
+def test_bench_run_reaches_a_guarded_server_given_with_endpoints_only_with_its_token_file(tmp_path, support_env):
+    token_file = tmp_path / "token"
+    token_file.write_text("t0ken")
+    port_file = tmp_path / "port"
+    server = bench("serve", "ctbench_test_models:EchoModel", "--port", "0", "--port-file", str(port_file),
+                   env={**support_env, "CTBENCH_SERVER_TOKEN_FILE": str(token_file)})
+    try:
+        wait_for(port_file.is_file, 60, "the server to listen")
+        endpoint = f"echo=127.0.0.1:{port_file.read_text()}"
+        refused = bench("run", "--endpoints", endpoint, "--out", str(tmp_path / "no-token"), "--phantom-volumes", "1", "--no-score")
+        output, _ = refused.communicate(timeout=120)
+        assert refused.returncode == 2 and "Describe failed: UNAUTHENTICATED" in output, output
+        allowed = bench("run", "--endpoints", endpoint, "--token-file", str(token_file), "--out", str(tmp_path / "with-token"),
+                        "--phantom-volumes", "1", "--no-score")
+        output, _ = allowed.communicate(timeout=120)
+        assert allowed.returncode == 0 and "echo: 10 answered, 0 errors" in output, output
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
