@@ -29,6 +29,7 @@ from ctbench.runners.client import Outcome, ServerStream, VolumeGroup, describe
 from ctbench.runners.health import wait_until_serving
 from ctbench.runners.ledger import Ledger, is_settled, read_ledger
 from ctbench.runners.registry import load_registry, select_servers
+from ctbench.runners.sharding import stream_replicas
 from ctbench.runners.volume_source import VolumeSource
 
 log = logging.getLogger("ctbench.runner")
@@ -42,6 +43,7 @@ class RunConfig:
     data_root: Path | None = None
     backend: str = "auto"  # auto | local | docker | slurm
     slurm: dict[str, str] = field(default_factory=dict)  # --slurm KEY=VALUE: sbatch resources for every server
+    replicas: dict[str, int] = field(default_factory=dict)  # --replicas NAME=K (slurm): K jobs share the volumes
     endpoints: dict[str, str] = field(default_factory=dict)  # name -> host:port, already running
     registry: Path | None = None
     transport: str = "auto"  # auto | inline | reference
@@ -109,17 +111,19 @@ def record_dataset(dataset: Dataset, out_dir: Path) -> None:
 
 
 # --- backends -------------------------------------------------------------------------------
-def choose_backend(name: str, registry: Path | None = None, slurm: dict | None = None) -> tuple[Backend, str]:
+def choose_backend(name: str, registry: Path | None = None, slurm: dict | None = None, replicas: dict | None = None) -> tuple[Backend, str]:
     """The backend to use and a sentence saying why. Docker resolves build contexts against the
     registry file's folder."""
     from ctbench.runners.backends.local import LocalProcessBackend
 
+    if replicas and name != "slurm":
+        raise ServerStartError("--replicas needs --backend slurm")
     if name == "local":
         return LocalProcessBackend(), "local processes (--backend local)"
     if name == "slurm":
         from ctbench.runners.backends.slurm import slurm_backend
 
-        return slurm_backend(slurm)
+        return slurm_backend(slurm, replicas)
     compose_dir = Path(registry).resolve().parent if registry is not None else None
     try:
         from ctbench.runners.backends import docker_backend
@@ -158,7 +162,7 @@ def run_benchmark(
         skipped: dict[str, str] = {}
     else:
         registry = load_registry(config.registry)
-        backend, why = choose_backend(config.backend, config.registry, config.slurm)
+        backend, why = choose_backend(config.backend, config.registry, config.slurm, config.replicas)
         runnable = backend.runnable
         specs, skipped = select_servers(config.servers, registry, runnable)
         if config.servers.strip() != "all":
@@ -260,14 +264,17 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
     try:
         endpoint = _start(spec, config, dataset, backend, result)
         remaining = pending
-        while remaining and not stop.is_set():
-            stream = ServerStream(
-                endpoint.address, source, on_outcome,
+
+        def make_stream(address: str) -> ServerStream:  # one per replica of the current endpoint
+            return ServerStream(
+                address, source, on_outcome,
                 use_reference=_use_reference(config, endpoint, result.card),
                 window=min(max(2 * int(result.card.get("max_batch_size", 1) or 1), 4), 128),
                 deadline_s=config.deadline_s, stop=stop,
             )
-            remaining = stream.stream(_groups(remaining, dataset))
+
+        while remaining and not stop.is_set():
+            remaining = stream_replicas(endpoint.addresses, _groups(remaining, dataset), make_stream, spec.name)
             if not remaining or stop.is_set():
                 break
             died = backend is not None and _exits_within(backend, spec.name, 3.0)
@@ -282,7 +289,8 @@ def _run_server(spec, config, dataset, backend, source, result: ServerResult, pr
             result.restarts += 1
             announce(f"{spec.name}: server {what}; restarting ({result.restarts}/{config.restarts}), {len(remaining)} questions left")
             endpoint = backend.restart(spec.name)
-            wait_until_serving(endpoint.address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
+            for address in endpoint.addresses:
+                wait_until_serving(address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
     except CtbenchError as exc:
         result.failure = str(exc)
         announce(f"{spec.name}: {exc}")
@@ -323,7 +331,8 @@ def _start(spec, config, dataset, backend, result: ServerResult) -> Endpoint:
         wait_until_serving(endpoint.address, config.health_timeout_s, spec.name)
     else:
         endpoint = backend.start(spec, dataset.data_root, config.out_dir / "logs")
-        wait_until_serving(endpoint.address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
+        for address in endpoint.addresses:
+            wait_until_serving(address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
     try:
         result.card = describe(endpoint.address)
     except grpc.RpcError as exc:

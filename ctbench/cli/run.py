@@ -31,6 +31,15 @@ def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
+def _parse_replicas(values: tuple[str, ...]) -> dict[str, int]:
+    counts = {}
+    for name, count in _parse_pairs(values, "--replicas").items():
+        if not count.isdigit() or int(count) < 1:
+            raise click.BadParameter(f"expected NAME=K with K >= 1, got {name}={count}", param_hint="--replicas")
+        counts[name] = int(count)
+    return counts
+
+
 @click.command()
 @click.option("--servers", default="all", show_default=True, help="'all' (every server this host can run) or a comma list from the registry.")
 @click.option("--dataset", default="synthetic", show_default=True, help="'synthetic' (the phantom benchmark) or a CT-SpatialVQA-style JSON/JSONL file.")
@@ -38,6 +47,7 @@ def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @data_root_option
 @click.option("--backend", type=click.Choice(["auto", "local", "docker", "slurm"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes. slurm: one batch job per server (docs/slurm.md).")
 @click.option("--slurm", "slurm", multiple=True, metavar="KEY=VALUE", help="sbatch resources for every server under --backend slurm: gpus, cpus, mem, time, partition, account, nodelist.")
+@click.option("--replicas", multiple=True, metavar="NAME=K", help="With --backend slurm: K jobs serve NAME, each answering a share of the volumes.")
 @click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any.")
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="With --endpoints: the token those servers require (the file their $CTBENCH_SERVER_TOKEN_FILE names).")
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
@@ -50,7 +60,7 @@ def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--phantom-size", type=click.Choice(["small", "ct-rate"]), default="small", show_default=True)
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, slurm, endpoints, token_file, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoints, token_file, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -61,6 +71,7 @@ def run(servers, dataset, out_dir, data_root, backend, slurm, endpoints, token_f
       bench run --servers geometric,blind --dataset qa_pairs.json --data-root /data/ct-rate --out runs/ct
       bench run --endpoints medgemma=gpu-host:50051 --dataset qa_pairs.json --out runs/remote
       bench run --backend slurm --slurm partition=gpu --slurm time=04:00:00 --out runs/cluster
+      bench run --backend slurm --servers geometric --replicas geometric=4 --out runs/sharded
     """
     from ctbench.runners.progress import RunProgress
     from ctbench.runners.run import RunConfig, run_benchmark
@@ -69,7 +80,7 @@ def run(servers, dataset, out_dir, data_root, backend, slurm, endpoints, token_f
     console = make_console(stderr=True)
     config = RunConfig(
         out_dir=Path(out_dir), servers=servers, dataset=dataset, data_root=Path(data_root) if data_root else None,
-        backend=backend, slurm=_parse_pairs(slurm, "--slurm"), endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
+        backend=backend, slurm=_parse_pairs(slurm, "--slurm"), replicas=_parse_replicas(replicas), endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
         deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
         phantom_volumes=phantom_volumes, phantom_size=phantom_size,
     )

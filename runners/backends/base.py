@@ -35,6 +35,11 @@ class Endpoint:
     name: str
     address: str  # host:port
     data_root: str | None = None  # where the server resolves by-reference paths; None: inline only
+    replicas: tuple[str, ...] = ()  # host:port of each replica when several serve this server
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return self.replicas or (self.address,)
 
 
 class Backend(abc.ABC):

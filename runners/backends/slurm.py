@@ -38,32 +38,44 @@ STOP_WAIT_S = 30.0
 
 @dataclass
 class _Job:
+    """One submission: a replica of one server."""
+
     spec: ServerSpec
-    resources: JobResources
     job_id: str
-    token: str
-    data_root: Path
-    log_dir: Path
+    label: str  # the server's name, or <name>.r<i> for replica i of several
+    host_file: Path
+    port_file: Path
+    log_path: Path
     state: str = "PENDING"
     checked_at: float = 0.0
     address: str = ""
 
-    @property
-    def log_path(self) -> Path:
-        return self.log_dir / f"{self.spec.name}.log"
+
+@dataclass
+class _Server:
+    spec: ServerSpec
+    data_root: Path
+    log_dir: Path
+    jobs: list[_Job]
 
 
 class SlurmBackend(Backend):
     name = "slurm"
 
-    def __init__(self, overrides: dict | None = None, start_timeout_s: float = 600.0, python: str = sys.executable):
+    def __init__(self, overrides: dict | None = None, start_timeout_s: float = 600.0, python: str = sys.executable,
+                 replicas: dict[str, int] | None = None):
         """`overrides`: sbatch resources for every server (`--slurm KEY=VALUE`);
-        `start_timeout_s`: how long a job may wait in the queue and start before it listens."""
+        `start_timeout_s`: how long a job may wait in the queue and start before it listens;
+        `replicas`: server name -> how many jobs serve it (`--replicas NAME=K`)."""
         self.overrides = dict(overrides or {})
         JobResources().merged(self.overrides, "--slurm")  # bad options fail before anything runs
+        self.replicas = dict(replicas or {})
+        bad = {name: k for name, k in self.replicas.items() if not isinstance(k, int) or k < 1}
+        if bad:
+            raise ServerStartError(f"--replicas: each count must be a whole number >= 1, got {bad}")
         self.start_timeout_s = start_timeout_s
         self.python = python
-        self._jobs: dict[str, _Job] = {}
+        self._servers: dict[str, _Server] = {}
         self._refusals: dict[JobResources, str | None] = {}
         self._token = secrets.token_urlsafe(32)
 
@@ -85,35 +97,45 @@ class SlurmBackend(Backend):
             f" (its nodes offer {offered})" if offered else "")
 
     def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
+        """Submit the server's job (one per replica) and wait until each one listens."""
         log_dir = log_dir.resolve()  # the job's paths must not depend on where it starts
         data_root = data_root.resolve()
         log_dir.mkdir(parents=True, exist_ok=True)
         endpoints = log_dir.parent / "endpoints"
         endpoints.mkdir(exist_ok=True)
-        token = secrets.token_hex(8)
-        host_file = endpoints / f"{spec.name}-{token}.host"
-        port_file = endpoints / f"{spec.name}-{token}.port"
         resources = self.resources(spec)
         token_file = self._write_token(log_dir.parent / "secrets")
-        job_id = slurm_jobs.submit(self._script(spec, resources, data_root, log_dir, host_file, port_file, token_file))
-        (log_dir / f"{spec.name}.jobid").write_text(job_id)
-        job = self._jobs[spec.name] = _Job(spec, resources, job_id, token, data_root, log_dir)
+        count = self.replicas.get(spec.name, 1)
+        server = self._servers[spec.name] = _Server(spec, data_root, log_dir, [])
+        for index in range(1, count + 1):
+            label = spec.name if count == 1 else f"{spec.name}.r{index}"
+            token = secrets.token_hex(8)
+            host_file, port_file = endpoints / f"{label}-{token}.host", endpoints / f"{label}-{token}.port"
+            log_path = log_dir / f"{label}.log"
+            script = self._script(spec, label, resources, data_root, log_path, host_file, port_file, token_file)
+            server.jobs.append(_Job(spec, slurm_jobs.submit(script), label, host_file, port_file, log_path))
+        (log_dir / f"{spec.name}.jobid").write_text("\n".join(job.job_id for job in server.jobs))
         deadline = time.monotonic() + self.start_timeout_s
-        while not (port_file.is_file() and host_file.is_file()):
-            if not self.is_alive(spec.name):
+        for job in server.jobs:
+            self._wait_listening(job, deadline)
+        addresses = tuple(job.address for job in server.jobs)
+        return Endpoint(spec.name, addresses[0], data_root=str(data_root), replicas=addresses if count > 1 else ())
+
+    def _wait_listening(self, job: _Job, deadline: float) -> None:
+        while not (job.port_file.is_file() and job.host_file.is_file()):
+            if not self._job_alive(job):
                 raise ServerStartError(
-                    f"server {spec.name!r}: SLURM job {job_id} ended ({job.state}) before it listened:\n{self.logs(spec.name)}")
+                    f"server {job.label!r}: SLURM job {job.job_id} ended ({job.state}) before it listened:\n{self._tail(job)}")
             if time.monotonic() > deadline:
-                state, reason = slurm_jobs.job_state(job_id)
-                self.stop(spec.name)
+                state, reason = slurm_jobs.job_state(job.job_id)
+                self.stop(job.spec.name)
                 raise ServerStartError(
-                    f"server {spec.name!r}: SLURM job {job_id} was not listening within {self.start_timeout_s:.0f}s "
-                    f"(state {state}{', ' + reason if reason and reason != 'None' else ''}):\n{self.logs(spec.name)}")
+                    f"server {job.label!r}: SLURM job {job.job_id} was not listening within {self.start_timeout_s:.0f}s "
+                    f"(state {state}{', ' + reason if reason and reason != 'None' else ''}):\n{self._tail(job)}")
             time.sleep(0.1)
-        host = host_file.read_text().strip()
-        job.address = f"[{host}]:{port_file.read_text().strip()}" if ":" in host else f"{host}:{port_file.read_text().strip()}"
+        host, port = job.host_file.read_text().strip(), job.port_file.read_text().strip()
+        job.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         channels.register_token(job.address, self._token)
-        return Endpoint(spec.name, job.address, data_root=str(data_root))
 
     def _write_token(self, folder: Path) -> Path:
         """The run's secret, readable by its owner only (the jobs run as the same user)."""
@@ -126,20 +148,20 @@ class SlurmBackend(Backend):
         os.chmod(path, 0o600)
         return path
 
-    def _script(self, spec: ServerSpec, resources: JobResources, data_root: Path, log_dir: Path, host_file: Path,
-                port_file: Path, token_file: Path) -> str:
+    def _script(self, spec: ServerSpec, label: str, resources: JobResources, data_root: Path, log_path: Path,
+                host_file: Path, port_file: Path, token_file: Path) -> str:
         q = shlex.quote
         serve = [self.python, "-m", "ctbench", "serve", spec.model, "--port", "0", "--port-file", str(port_file),
                  "--data-root", str(data_root), *spec.args]
         lines = [
             "#!/bin/bash",
             f"#SBATCH --job-name=ctbench-{spec.name}",
-            f"#SBATCH --output={log_dir / (spec.name + '.log')}",
+            f"#SBATCH --output={log_path}",
             "#SBATCH --open-mode=append",
             "#SBATCH --no-requeue",  # the runner resubmits, so it always knows the job it talks to
             *(f"#SBATCH {option}" for option in resources.sbatch_options()),
             "set -euo pipefail",
-            f'echo "=== $(date +%Y-%m-%dT%H:%M:%S) job $SLURM_JOB_ID on $SLURMD_NODENAME, {resources.describe()}, GPUs: ${{CUDA_VISIBLE_DEVICES:-none}}"',
+            f'echo "=== $(date +%Y-%m-%dT%H:%M:%S) {label}: job $SLURM_JOB_ID on $SLURMD_NODENAME, {resources.describe()}, GPUs: ${{CUDA_VISIBLE_DEVICES:-none}}"',
             # the address the cluster reaches this node at; a server on 127.0.0.1 would be
             # unreachable from the runner's host
             'host=$(scontrol show node "$SLURMD_NODENAME" -o | grep -o "NodeAddr=[^ ]*" | cut -d= -f2)',
@@ -151,53 +173,63 @@ class SlurmBackend(Backend):
         ]
         return "\n".join(lines) + "\n"
 
-    def job_id(self, name: str) -> str | None:
-        job = self._jobs.get(name)
-        return job.job_id if job else None
+    def job_ids(self, name: str) -> list[str]:
+        server = self._servers.get(name)
+        return [job.job_id for job in server.jobs] if server else []
 
-    def is_alive(self, name: str) -> bool:
-        job = self._jobs.get(name)
-        if job is None:
-            return False
+    def _job_alive(self, job: _Job) -> bool:
         now = time.monotonic()
         if now - job.checked_at >= STATE_POLL_S:
             job.state, _ = slurm_jobs.job_state(job.job_id)
             job.checked_at = now
         return job.state in slurm_jobs.LIVE_STATES
 
-    def restart(self, name: str) -> Endpoint:
-        job = self._jobs[name]
-        self.stop(name)
-        return self.start(job.spec, job.data_root, job.log_dir)
+    def is_alive(self, name: str) -> bool:
+        """Whether every replica's job still holds (or waits for) its allocation."""
+        server = self._servers.get(name)
+        return server is not None and all(self._job_alive(job) for job in server.jobs)
 
-    def logs(self, name: str, tail: int = 40) -> str:
-        job = self._jobs.get(name)
-        if job is None or not job.log_path.is_file():
+    def restart(self, name: str) -> Endpoint:
+        server = self._servers[name]
+        self.stop(name)
+        return self.start(server.spec, server.data_root, server.log_dir)
+
+    def _tail(self, job: _Job, tail: int = 40) -> str:
+        if not job.log_path.is_file():
             return ""
         return "\n".join(job.log_path.read_text(errors="replace").splitlines()[-tail:])
 
+    def logs(self, name: str, tail: int = 40) -> str:
+        server = self._servers.get(name)
+        if server is None:
+            return ""
+        if len(server.jobs) == 1:
+            return self._tail(server.jobs[0], tail)
+        return "\n".join(f"--- {job.label} (job {job.job_id})\n{self._tail(job, tail)}" for job in server.jobs)
+
     def stop(self, name: str) -> None:
-        """Cancel the job and wait (bounded) until SLURM says it has ended."""
-        job = self._jobs.get(name)
-        if job is None:
+        """Cancel the server's jobs and wait (bounded) until SLURM says they have ended."""
+        server = self._servers.get(name)
+        if server is None:
             return
-        slurm_jobs.cancel(job.job_id)  # a no-op for a job that already ended
+        for job in server.jobs:
+            slurm_jobs.cancel(job.job_id)  # a no-op for a job that already ended
         deadline = time.monotonic() + STOP_WAIT_S
-        while time.monotonic() < deadline:
-            job.state, _ = slurm_jobs.job_state(job.job_id)
-            if job.state not in slurm_jobs.LIVE_STATES and job.state != "COMPLETING":
-                break
-            time.sleep(STATE_POLL_S)
-        channels.forget_token(job.address)
-        self._jobs.pop(name, None)
+        for job in server.jobs:
+            while time.monotonic() < deadline:
+                job.state, _ = slurm_jobs.job_state(job.job_id)
+                if job.state not in slurm_jobs.LIVE_STATES and job.state != "COMPLETING":
+                    break
+                time.sleep(STATE_POLL_S)
+            channels.forget_token(job.address)
+        self._servers.pop(name, None)
 
     def running(self) -> list[str]:
-        return list(self._jobs)
+        return list(self._servers)
 
-
-def slurm_backend(overrides: dict | None = None) -> tuple[SlurmBackend, str]:
+def slurm_backend(overrides: dict | None = None, replicas: dict[str, int] | None = None) -> tuple[SlurmBackend, str]:
     """The backend and a sentence naming the cluster; `SlurmUnavailable` when none answers."""
     available, why = slurm_jobs.cluster_available()
     if not available:
         raise slurm_jobs.SlurmUnavailable(f"no SLURM cluster answers: {why}")
-    return SlurmBackend(overrides), f"SLURM batch jobs (--backend slurm; partitions: {why})"
+    return SlurmBackend(overrides, replicas=replicas), f"SLURM batch jobs (--backend slurm; partitions: {why})"

@@ -55,7 +55,7 @@ def test_the_registry_carries_the_slurm_block(tmp_path):
 def test_the_batch_script_binds_the_server_to_its_nodes_address(tmp_path):
     spec = ServerSpec("geo", "geometric", args=("--option", "seed=1 2"), slurm={"gpus": 1}, environment={"A": "x y"})
     backend = SlurmBackend(python="/venv/bin/python")
-    script = backend._script(spec, backend.resources(spec), Path("/data"), tmp_path / "logs", tmp_path / "e.host", tmp_path / "e.port", tmp_path / "token")
+    script = backend._script(spec, "geo", backend.resources(spec), Path("/data"), tmp_path / "geo.log", tmp_path / "e.host", tmp_path / "e.port", tmp_path / "token")
     lines = script.splitlines()
     assert "#SBATCH --gres=gpu:1" in lines and "#SBATCH --no-requeue" in lines
     assert "export A='x y'" in lines

@@ -58,7 +58,7 @@ def test_the_phantom_benchmark_through_slurm_jobs_gives_the_local_backends_predi
     assert answers["slurm"] == answers["local"]
     job_id = (tmp_path / "slurm" / "logs" / "geometric.jobid").read_text()
     assert job_state(job_id) not in {"PENDING", "RUNNING", "COMPLETING"}, "the runner cancels its jobs at the end"
-    assert "job " + job_id + " on n" in (tmp_path / "slurm" / "logs" / "geometric.log").read_text()
+    assert "geometric: job " + job_id + " on n" in (tmp_path / "slurm" / "logs" / "geometric.log").read_text()
 
 
 def test_a_server_job_cancelled_mid_run_is_resubmitted_and_the_run_loses_and_repeats_nothing(tmp_path, slow_registry, support_env, slurm_cluster):
@@ -169,3 +169,28 @@ def test_a_server_job_refuses_calls_without_the_runs_token(tmp_path, slow_regist
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
+
+
+def test_two_replicas_split_the_volumes_across_both_nodes_into_one_ledger(tmp_path, support_env, slurm_cluster, caplog):
+    # two GPUs per job: each node (gpu:2) holds one replica
+    registry = write_registry(tmp_path / "registry.yaml", {
+        "slow": {"model": "ctbench_test_models:EchoModel", "args": ["--option", "delay_ms=100"], "slurm": {"gpus": 2, "time": "10"}},
+    })
+    out = tmp_path / "run"
+    caplog.set_level("INFO", logger="ctbench.runner.sharding")
+    result = run_benchmark(RunConfig(out_dir=out, backend="slurm", servers="slow", registry=registry, phantom_volumes=6,
+                                     replicas={"slow": 2}))
+    assert not result.servers["slow"].failure
+    assert_complete_once(out, "slow")
+    shares = [record.getMessage() for record in caplog.records if "replica" in record.getMessage()]
+    assert len(shares) == 2 and all("3 volumes, 30 questions" in share for share in shares), shares
+    job_ids = (out / "logs" / "slow.jobid").read_text().split()
+    assert len(job_ids) == 2
+    nodes = set()
+    for index, job_id in enumerate(job_ids, start=1):
+        log = (out / "logs" / f"slow.r{index}.log").read_text()
+        assert f"slow.r{index}: job {job_id} on" in log
+        nodes.add(log.split(f"job {job_id} on ", 1)[1].split(",")[0])
+    assert nodes == {"n1", "n2"}
+    assert [path.name for path in (out / "predictions").iterdir()] == ["slow.jsonl"]
+
