@@ -9,7 +9,8 @@ must sit on a filesystem the nodes share.
 
 A job that ends mid-run (scancel, node failure, time limit) breaks its stream; the runner then
 calls `restart`, which submits a new job, and the ledger rules make the resume lose and repeat
-nothing. The job's id is in RUN/logs/<name>.jobid, its output in RUN/logs/<name>.log.
+nothing. The job's id is in RUN/logs/<name>.jobid, its output in RUN/logs/<name>.log, the server's pid
+(on its node) next to its endpoint.
 
 Anyone on the cluster network can reach a node's ports, so each run draws a secret, written
 owner-only to RUN/secrets/server-token; the servers refuse calls without it (health excepted,
@@ -168,6 +169,7 @@ class SlurmBackend(Backend):
             'host=${host:-$(hostname)}',
             *(f"export {key}={q(str(value))}" for key, value in spec.environment.items()),
             f"export {TOKEN_FILE_ENV}={q(str(token_file))}",
+            f"echo $$ > {q(str(host_file.with_suffix('.pid')))}",  # exec below: the server keeps this pid
             f'echo "$host" > {q(str(host_file))}.tmp && mv {q(str(host_file))}.tmp {q(str(host_file))}',
             "exec " + " ".join(q(part) for part in serve[:5]) + ' --host "$host" ' + " ".join(q(part) for part in serve[5:]),
         ]

@@ -59,6 +59,7 @@ def test_the_batch_script_binds_the_server_to_its_nodes_address(tmp_path):
     lines = script.splitlines()
     assert "#SBATCH --gres=gpu:1" in lines and "#SBATCH --no-requeue" in lines
     assert "export A='x y'" in lines
+    assert f"echo $$ > {tmp_path}/e.pid" in lines
     assert f"export CTBENCH_SERVER_TOKEN_FILE={tmp_path}/token" in lines
     assert lines[-1] == ("exec /venv/bin/python -m ctbench serve geometric --host \"$host\" --port 0 "
                          f"--port-file {tmp_path}/e.port --data-root /data --option 'seed=1 2'")

@@ -18,7 +18,7 @@ from ctbench.runners.run import RunConfig, run_benchmark
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
-from runner_helpers import bench, dataset_ids, ledger_lines, wait_for, write_registry
+from runner_helpers import bench, dataset_ids, kill9, ledger_lines, wait_for, write_registry
 from slurm_helpers import job_state, wait_until_ended
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -81,6 +81,22 @@ def test_a_server_job_cancelled_mid_run_is_resubmitted_and_the_run_loses_and_rep
     assert "GPUs: 0" in log, "a job with gpus=1 sees one GPU"
     tokens = {path.name.rsplit(".", 1)[0] for path in (out / "endpoints").iterdir()}
     assert len(tokens) == 2, "each submission writes its endpoint under its own token"
+
+
+def test_a_server_killed_with_sigkill_inside_its_job_is_resubmitted_and_the_run_loses_and_repeats_nothing(tmp_path, slow_registry, support_env, slurm_cluster):
+    out = tmp_path / "run"
+    proc = bench("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "slurm",
+                 "--phantom-volumes", "6", "--restarts", "1", "--no-score", env=support_env)
+    wait_for(lambda: len(ledger_lines(out, "slow")) >= 8, 120, "the first answers")
+    first_job = (out / "logs" / "slow.jobid").read_text()
+    (pid_file,) = (out / "endpoints").glob("slow-*.pid")  # the cluster's nodes are on this machine
+    kill9(int(pid_file.read_text()))
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, output
+    assert "slow: server died; restarting (1/1)" in output
+    assert_complete_once(out, "slow")
+    assert wait_until_ended(first_job) in {"FAILED", "GONE"}
+    assert (out / "logs" / "slow.jobid").read_text() != first_job
 
 
 def test_a_job_asking_for_more_gpus_than_any_node_has_is_refused_before_anything_runs(tmp_path, support_env, slurm_cluster):
