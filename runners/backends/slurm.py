@@ -9,7 +9,10 @@ must sit on a filesystem the nodes share.
 
 A job that ends mid-run (scancel, node failure, time limit) breaks its stream; the runner then
 calls `restart`, which submits a new job, and the ledger rules make the resume lose and repeat
-nothing. The job's id is in RUN/logs/<name>.jobid, its output in RUN/logs/<name>.log, the server's pid
+nothing. A runner that dies without cancelling its jobs (SIGKILL, SIGTERM) leaves them nothing
+to do: the backend touches RUN/endpoints/runner-<token>.alive while it runs, and a job stops its
+server once that file is older than $CTBENCH_SLURM_RUNNER_TIMEOUT seconds (default 120).
+The job's id is in RUN/logs/<name>.jobid, its output in RUN/logs/<name>.log, the server's pid
 (on its node) next to its endpoint.
 
 Anyone on the cluster network can reach a node's ports, so each run draws a secret, written
@@ -22,6 +25,7 @@ import os
 import secrets
 import shlex
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,8 @@ from ctbench.runners.backends.slurm_jobs import JobResources
 
 STATE_POLL_S = 0.5  # squeue at most this often per job: a shared controller serves many users
 STOP_WAIT_S = 30.0
+RUNNER_TIMEOUT_ENV = "CTBENCH_SLURM_RUNNER_TIMEOUT"
+RUNNER_TIMEOUT_S = 120.0  # a job whose runner has been silent this long stops its server
 
 
 @dataclass
@@ -79,6 +85,9 @@ class SlurmBackend(Backend):
         self._servers: dict[str, _Server] = {}
         self._refusals: dict[JobResources, str | None] = {}
         self._token = secrets.token_urlsafe(32)
+        self.runner_timeout_s = float(os.environ.get(RUNNER_TIMEOUT_ENV, RUNNER_TIMEOUT_S))
+        self._heartbeat: Path | None = None
+        self._beating = threading.Event()
 
     def resources(self, spec: ServerSpec) -> JobResources:
         base = JobResources(gpus=1 if spec.gpu else 0)
@@ -106,6 +115,7 @@ class SlurmBackend(Backend):
         endpoints.mkdir(exist_ok=True)
         resources = self.resources(spec)
         token_file = self._write_token(log_dir.parent / "secrets")
+        self._start_heartbeat(endpoints)
         count = self.replicas.get(spec.name, 1)
         server = self._servers[spec.name] = _Server(spec, data_root, log_dir, [])
         for index in range(1, count + 1):
@@ -113,7 +123,7 @@ class SlurmBackend(Backend):
             token = secrets.token_hex(8)
             host_file, port_file = endpoints / f"{label}-{token}.host", endpoints / f"{label}-{token}.port"
             log_path = log_dir / f"{label}.log"
-            script = self._script(spec, label, resources, data_root, log_path, host_file, port_file, token_file)
+            script = self._script(spec, label, resources, data_root, log_path, host_file, port_file, token_file, self._heartbeat)
             server.jobs.append(_Job(spec, slurm_jobs.submit(script), label, host_file, port_file, log_path))
         (log_dir / f"{spec.name}.jobid").write_text("\n".join(job.job_id for job in server.jobs))
         deadline = time.monotonic() + self.start_timeout_s
@@ -138,6 +148,20 @@ class SlurmBackend(Backend):
         job.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         channels.register_token(job.address, self._token)
 
+    def _start_heartbeat(self, folder: Path) -> None:
+        """Touch RUN/endpoints/runner-<token>.alive from now until this process ends."""
+        if self._heartbeat is not None:
+            return
+        self._heartbeat = folder / f"runner-{secrets.token_hex(8)}.alive"
+        self._heartbeat.touch()
+        interval = min(10.0, self.runner_timeout_s / 4)
+
+        def beat() -> None:
+            while not self._beating.wait(interval):
+                self._heartbeat.touch()
+
+        threading.Thread(target=beat, name="ctbench-slurm-heartbeat", daemon=True).start()
+
     def _write_token(self, folder: Path) -> Path:
         """The run's secret, readable by its owner only (the jobs run as the same user)."""
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -150,7 +174,7 @@ class SlurmBackend(Backend):
         return path
 
     def _script(self, spec: ServerSpec, label: str, resources: JobResources, data_root: Path, log_path: Path,
-                host_file: Path, port_file: Path, token_file: Path) -> str:
+                host_file: Path, port_file: Path, token_file: Path, heartbeat: Path) -> str:
         q = shlex.quote
         serve = [self.python, "-m", "ctbench", "serve", spec.model, "--port", "0", "--port-file", str(port_file),
                  "--data-root", str(data_root), *spec.args]
@@ -169,9 +193,20 @@ class SlurmBackend(Backend):
             'host=${host:-$(hostname)}',
             *(f"export {key}={q(str(value))}" for key, value in spec.environment.items()),
             f"export {TOKEN_FILE_ENV}={q(str(token_file))}",
-            f"echo $$ > {q(str(host_file.with_suffix('.pid')))}",  # exec below: the server keeps this pid
             f'echo "$host" > {q(str(host_file))}.tmp && mv {q(str(host_file))}.tmp {q(str(host_file))}',
-            "exec " + " ".join(q(part) for part in serve[:5]) + ' --host "$host" ' + " ".join(q(part) for part in serve[5:]),
+            " ".join(q(part) for part in serve[:5]) + ' --host "$host" ' + " ".join(q(part) for part in serve[5:]) + " &",
+            "server=$!",
+            f"echo $server > {q(str(host_file.with_suffix('.pid')))}",
+            "trap 'kill -TERM $server 2>/dev/null || true' TERM INT",
+            # the runner touches its heartbeat file while it runs; one gone quiet stops the server
+            "while kill -0 $server 2>/dev/null; do",
+            f"  if (( $(date +%s) - $(stat -c %Y {q(str(heartbeat))} 2>/dev/null || echo 0) > {int(self.runner_timeout_s)} )); then",
+            f'    echo "=== the runner has been silent for {int(self.runner_timeout_s)} s: stopping the server"',
+            "    kill -TERM $server; break",
+            "  fi",
+            "  sleep 2 & wait $! || true",
+            "done",
+            "wait $server",
         ]
         return "\n".join(lines) + "\n"
 

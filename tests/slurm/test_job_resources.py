@@ -55,12 +55,13 @@ def test_the_registry_carries_the_slurm_block(tmp_path):
 def test_the_batch_script_binds_the_server_to_its_nodes_address(tmp_path):
     spec = ServerSpec("geo", "geometric", args=("--option", "seed=1 2"), slurm={"gpus": 1}, environment={"A": "x y"})
     backend = SlurmBackend(python="/venv/bin/python")
-    script = backend._script(spec, "geo", backend.resources(spec), Path("/data"), tmp_path / "geo.log", tmp_path / "e.host", tmp_path / "e.port", tmp_path / "token")
+    script = backend._script(spec, "geo", backend.resources(spec), Path("/data"), tmp_path / "geo.log", tmp_path / "e.host", tmp_path / "e.port", tmp_path / "token", tmp_path / "runner.alive")
     lines = script.splitlines()
     assert "#SBATCH --gres=gpu:1" in lines and "#SBATCH --no-requeue" in lines
     assert "export A='x y'" in lines
-    assert f"echo $$ > {tmp_path}/e.pid" in lines
+    assert f"echo $server > {tmp_path}/e.pid" in lines
     assert f"export CTBENCH_SERVER_TOKEN_FILE={tmp_path}/token" in lines
-    assert lines[-1] == ("exec /venv/bin/python -m ctbench serve geometric --host \"$host\" --port 0 "
-                         f"--port-file {tmp_path}/e.port --data-root /data --option 'seed=1 2'")
+    assert ("/venv/bin/python -m ctbench serve geometric --host \"$host\" --port 0 "
+            f"--port-file {tmp_path}/e.port --data-root /data --option 'seed=1 2' &") in lines
+    assert f"  if (( $(date +%s) - $(stat -c %Y {tmp_path}/runner.alive 2>/dev/null || echo 0) > 120 )); then" in lines
     assert any(line.startswith('host=$(scontrol show node "$SLURMD_NODENAME"') for line in lines)

@@ -79,7 +79,7 @@ def test_a_server_job_cancelled_mid_run_is_resubmitted_and_the_run_loses_and_rep
     log = (out / "logs" / "slow.log").read_text()
     assert f"job {first_job} on" in log and f"job {second_job} on" in log
     assert "GPUs: 0" in log, "a job with gpus=1 sees one GPU"
-    tokens = {path.name.rsplit(".", 1)[0] for path in (out / "endpoints").iterdir()}
+    tokens = {path.stem for path in (out / "endpoints").glob("slow-*.port")}
     assert len(tokens) == 2, "each submission writes its endpoint under its own token"
 
 
@@ -97,6 +97,18 @@ def test_a_server_killed_with_sigkill_inside_its_job_is_resubmitted_and_the_run_
     assert_complete_once(out, "slow")
     assert wait_until_ended(first_job) in {"FAILED", "GONE"}
     assert (out / "logs" / "slow.jobid").read_text() != first_job
+
+
+def test_a_runner_killed_with_sigkill_leaves_jobs_that_stop_their_servers_once_it_is_silent(tmp_path, slow_registry, support_env, slurm_cluster):
+    out = tmp_path / "run"
+    proc = bench("run", "--servers", "slow", "--registry", str(slow_registry), "--out", str(out), "--backend", "slurm",
+                 "--phantom-volumes", "6", "--no-score", env={**support_env, "CTBENCH_SLURM_RUNNER_TIMEOUT": "4"})
+    wait_for(lambda: len(ledger_lines(out, "slow")) >= 4, 120, "the first answers")
+    job_id = (out / "logs" / "slow.jobid").read_text()
+    kill9(proc.pid)
+    proc.communicate(timeout=30)
+    assert wait_until_ended(job_id, timeout=60) in {"COMPLETED", "GONE"}
+    assert "the runner has been silent for 4 s: stopping the server" in (out / "logs" / "slow.log").read_text()
 
 
 def test_a_job_asking_for_more_gpus_than_any_node_has_is_refused_before_anything_runs(tmp_path, support_env, slurm_cluster):
