@@ -35,14 +35,16 @@ VETH_NODE=ctbslurm-n
 log() { echo "cluster.sh: $*" >&2; }
 
 install_packages() {
-  if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null; then
-    return
-  fi
+  local packages=()
+  command -v slurmctld >/dev/null && command -v slurmd >/dev/null || packages+=(slurm-wlm)
+  command -v munged >/dev/null || packages+=(munge)
+  [[ "$NETNS_ENABLED" != 1 ]] || command -v ip >/dev/null || packages+=(iproute2)
+  ((${#packages[@]})) || return 0
   [[ $(id -u) == 0 ]] || { log "slurm-wlm and munge are not installed; run as root to install them"; exit 1; }
-  log "installing slurm-wlm and munge (apt)"
+  log "installing ${packages[*]} (apt)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends slurm-wlm munge >/dev/null
+  apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
 }
 
 node_addr() {  # NODE -> the address slurmctld and the runner reach it at
