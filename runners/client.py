@@ -22,6 +22,7 @@ from google.protobuf.json_format import MessageToDict
 from ctbench.datasets.qa_items import QAItem
 from ctbench.errors import CtbenchError, QuestionTooLarge
 from ctbench.runners.ledger import PredictionRecord
+from ctbench.runners.channels import open_channel
 from ctbench.runners.volume_source import VolumeSource
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
@@ -64,7 +65,7 @@ class VolumeGroup:
 
 
 def describe(address: str, timeout_s: float = 10.0) -> dict:
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address) as channel:
         card = pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=timeout_s)
     return MessageToDict(card, preserving_proto_field_name=True)
 
@@ -203,7 +204,7 @@ class ServerStream:
         watcher = threading.Thread(target=self._watch_deadlines, daemon=True)
         watcher.start()
         broken = False
-        with grpc.insecure_channel(self.address) as channel:
+        with open_channel(self.address) as channel:
             call = self._call = pb_grpc.AnswerVolumeQuestionStub(channel).Answer(self._requests(groups, unsent))
             try:
                 for response in call:

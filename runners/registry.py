@@ -67,6 +67,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, ServerSpec]:
             environment=dict(service.get("environment") or {}) if isinstance(service.get("environment"), dict) else {},
             local=bool(meta.get("local", False)),
             container=container,
+            slurm=dict(meta.get("slurm") or {}),
         )
     return specs
 

@@ -36,6 +36,7 @@ from ctbench.runners.registry import load_registry, select_servers
 from ctbench.runners.run_lock import RunFolderLock
 from ctbench.runners.run_record import RunRecord
 from ctbench.runners.volume_source import DEFAULT_INLINE_BUFFER_BYTES, VolumeSource
+from ctbench.runners.sharding import stream_replicas
 
 log = logging.getLogger("ctbench.runner")
 
@@ -46,7 +47,9 @@ class RunConfig:
     servers: str = "all"
     dataset: str = "synthetic"
     data_root: Path | None = None
-    backend: str = "auto"  # auto | local | docker
+    backend: str = "auto"  # auto | local | docker | slurm
+    slurm: dict[str, str] = field(default_factory=dict)  # --slurm KEY=VALUE: sbatch resources for every server
+    replicas: dict[str, int] = field(default_factory=dict)  # --replicas NAME=K (slurm): K jobs share the volumes
     endpoints: dict[str, str] = field(default_factory=dict)  # name -> host:port, already running
     registry: Path | None = None
     transport: str = "auto"  # auto | inline | reference
@@ -122,13 +125,19 @@ def record_dataset(dataset: Dataset, out_dir: Path) -> None:
 
 
 # --- backends -------------------------------------------------------------------------------
-def choose_backend(name: str, registry: Path | None = None) -> tuple[Backend, str]:
+def choose_backend(name: str, registry: Path | None = None, slurm: dict | None = None, replicas: dict | None = None) -> tuple[Backend, str]:
     """The backend to use and a sentence saying why. Docker resolves build contexts against the
     registry file's folder."""
     from ctbench.runners.backends.local import LocalProcessBackend
 
+    if replicas and name != "slurm":
+        raise ServerStartError("--replicas needs --backend slurm")
     if name == "local":
         return LocalProcessBackend(), "local processes (--backend local)"
+    if name == "slurm":
+        from ctbench.runners.backends.slurm import slurm_backend
+
+        return slurm_backend(slurm, replicas)
     compose_dir = Path(registry).resolve().parent if registry is not None else None
     try:
         from ctbench.runners.backends import docker_backend
@@ -177,7 +186,7 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
         skipped: dict[str, str] = {}
     else:
         registry = load_registry(config.registry)
-        backend, why = choose_backend(config.backend, config.registry)
+        backend, why = choose_backend(config.backend, config.registry, config.slurm, config.replicas)
         runnable = backend.runnable
         specs, skipped = select_servers(config.servers, registry, runnable)
         if config.servers.strip() != "all":
@@ -371,14 +380,16 @@ def _ask(spec, config, p: _Pass, remaining: list[QAItem], endpoint: Endpoint, ba
     """Stream one pass's questions, restarting a server that dies (up to --restarts in all);
     returns the endpoint the server ends on."""
     what_pass = f" (control {p.label})" if p.label else ""
-    while remaining and not stop.is_set():
-        stream = ServerStream(
-            endpoint.address, source, on_outcome,
+    def make_stream(address: str) -> ServerStream:  # one per replica of the current endpoint
+        return ServerStream(
+            address, source, on_outcome,
             use_reference=p.by_reference and _use_reference(config, endpoint, result.card),
             window=min(max(2 * int(result.card.get("max_batch_size", 1) or 1), 4), 128),
             deadline_s=config.deadline_s, stop=stop,
         )
-        remaining = stream.stream(_groups(remaining, p.dataset))
+
+    while remaining and not stop.is_set():
+        remaining = stream_replicas(endpoint.addresses, _groups(remaining, p.dataset), make_stream, spec.name)
         if not remaining or stop.is_set():
             break
         died = backend is not None and _exits_within(backend, spec.name, 3.0)
@@ -392,7 +403,8 @@ def _ask(spec, config, p: _Pass, remaining: list[QAItem], endpoint: Endpoint, ba
         result.restarts += 1
         announce(f"{spec.name}: server {what}{what_pass}; restarting ({result.restarts}/{config.restarts}), {len(remaining)} questions left")
         endpoint = backend.restart(spec.name)
-        wait_until_serving(endpoint.address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
+        for address in endpoint.addresses:
+            wait_until_serving(address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
     return endpoint
 
 
@@ -421,7 +433,8 @@ def _start(spec, config, dataset, backend, result: ServerResult) -> Endpoint:
         wait_until_serving(endpoint.address, config.health_timeout_s, spec.name)
     else:
         endpoint = backend.start(spec, dataset.data_root, config.out_dir / "logs", volumes=_relative_volumes(dataset))
-        wait_until_serving(endpoint.address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
+        for address in endpoint.addresses:
+            wait_until_serving(address, config.health_timeout_s, spec.name, lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
     try:
         result.card = describe(endpoint.address)
     except grpc.RpcError as exc:

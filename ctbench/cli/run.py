@@ -21,13 +21,35 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
     return endpoints
 
 
+def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
+        pairs[key.strip()] = setting.strip()
+    return pairs
+
+
+def _parse_replicas(values: tuple[str, ...]) -> dict[str, int]:
+    counts = {}
+    for name, count in _parse_pairs(values, "--replicas").items():
+        if not count.isdigit() or int(count) < 1:
+            raise click.BadParameter(f"expected NAME=K with K >= 1, got {name}={count}", param_hint="--replicas")
+        counts[name] = int(count)
+    return counts
+
+
 @click.command()
 @click.option("--servers", default="all", show_default=True, help="'all' (every server this host can run) or a comma list from the registry.")
 @click.option("--dataset", default="synthetic", show_default=True, help="'synthetic' (the phantom benchmark) or a CT-SpatialVQA-style JSON/JSONL file.")
 @out_dir_option
 @data_root_option
-@click.option("--backend", type=click.Choice(["auto", "local", "docker"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes.")
+@click.option("--backend", type=click.Choice(["auto", "local", "docker", "slurm"]), default="auto", show_default=True, help="auto: Docker when an engine is reachable, else local processes. slurm: one batch job per server (docs/slurm.md).")
+@click.option("--slurm", "slurm", multiple=True, metavar="KEY=VALUE", help="sbatch resources for every server under --backend slurm: gpus, cpus, mem, time, partition, account, nodelist.")
+@click.option("--replicas", multiple=True, metavar="NAME=K", help="With --backend slurm: K jobs serve NAME, each answering a share of the volumes.")
 @click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any; NAME must be the name the server's card reports.")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="With --endpoints: the token those servers require (the file their $CTBENCH_SERVER_TOKEN_FILE names).")
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
 @click.option("--transport", type=click.Choice(["auto", "inline", "reference"]), default="auto", show_default=True, help="How volumes travel: by reference when the server mounts the data, else inline.")
 @click.option("--deadline", "deadline_s", default=600.0, show_default=True, help="Per-question deadline in seconds.")
@@ -43,7 +65,7 @@ def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--control-seed", default=0, show_default=True, help="Seed of the shuffle control's assignment and the noise control.")
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, controls, control_seed, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoints, token_file, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, controls, control_seed, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -55,6 +77,8 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
       bench run --endpoints medgemma=gpu-host:50051 --dataset qa_pairs.json --out runs/remote
       bench run --servers all --dataset qa_pairs.json --data-root /data/ct-rate --limit 5 --out runs/trial
       bench run --servers all --control mirror-lr,shuffle,blank --out runs/phantom
+      bench run --backend slurm --slurm partition=gpu --slurm time=04:00:00 --out runs/cluster
+      bench run --backend slurm --servers geometric --replicas geometric=4 --out runs/sharded
     """
     from ctbench.runners.controls import parse_controls
     from ctbench.runners.progress import RunProgress
@@ -64,12 +88,16 @@ def run(servers, dataset, out_dir, data_root, backend, endpoints, registry, tran
     console = make_console(stderr=True)
     config = RunConfig(
         out_dir=Path(out_dir), servers=servers, dataset=dataset, data_root=Path(data_root) if data_root else None,
-        backend=backend, endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
+        backend=backend, slurm=_parse_pairs(slurm, "--slurm"), replicas=_parse_replicas(replicas), endpoints=_parse_endpoints(endpoints), registry=registry, transport=transport,
         deadline_s=deadline_s, health_timeout_s=health_timeout_s, restarts=restarts, retry_errors=retry_errors,
         phantom_volumes=phantom_volumes, phantom_size=phantom_size, limit=limit,
         skip_missing_volumes=skip_missing_volumes, command=["bench", *sys.argv[1:]],
         inline_buffer_bytes=inline_buffer_mib << 20, controls=parse_controls(controls), control_seed=control_seed,
     )
+    if token_file is not None:
+        from ctbench.runners.channels import register_token_file
+
+        register_token_file(config.endpoints.values(), token_file)
     with RunProgress(console) as bars:
         result = run_benchmark(config, progress=bars.update, announce=bars.announce)
     for name, server in result.servers.items():

@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ctbench.errors import CtbenchError, PortInUse
 from ctbench.exit_with_parent import ParentWatch
+from ctbench.model_servers.sdk import auth
 from ctbench.model_servers.sdk.batcher import Batcher
 from ctbench.model_servers.sdk.model import Model
 from ctbench.model_servers.sdk.model_core import ModelCore, ServerLimits
@@ -66,7 +67,7 @@ class ModelServer:
         self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         # so_reuseport off: a second server on a taken port must fail, not silently share it.
-        self.server = grpc.server(self._pool, maximum_concurrent_rpcs=workers * 2, options=[("grpc.so_reuseport", 0)])
+        self.server = grpc.server(self._pool, interceptors=auth.interceptors_from_env(), maximum_concurrent_rpcs=workers * 2, options=[("grpc.so_reuseport", 0)])
         pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.core), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

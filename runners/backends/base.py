@@ -30,6 +30,7 @@ class ServerSpec:
     environment: dict = field(default_factory=dict)
     local: bool = True  # can run as a plain local process on this host
     container: ContainerSettings = field(default_factory=ContainerSettings)  # confinement in Docker
+    slurm: dict = field(default_factory=dict)  # sbatch resources (runners/backends/slurm_jobs.py)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Endpoint:
     name: str
     address: str  # host:port
     data_root: str | None = None  # where the server resolves by-reference paths; None: inline only
+    replicas: tuple[str, ...] = ()  # host:port of each replica when several serve this server
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return self.replicas or (self.address,)
 
 
 class Backend(abc.ABC):
