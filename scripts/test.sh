@@ -6,7 +6,8 @@
 #      the docker-marked fault tests, tear down, stop the engine (scripts/docker/ci-stage.sh)
 #   3. the test suite (unit, loopback gRPC, real server processes, reproduction of the
 #      published tables), last, so its summary line closes the output
-# CTBENCH_SKIP_DOCKER=1 skips stage 2 (for machines where no engine may run).
+#   4. a real SLURM cluster for the slurm-marked tests (scripts/slurm/cluster.sh), stopped after
+# CTBENCH_SKIP_DOCKER=1 skips stage 2 (for machines where no engine may run), CTBENCH_SKIP_SLURM=1 stage 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +28,13 @@ if [[ "${CTBENCH_SKIP_DOCKER:-0}" != 1 ]]; then
   BENCH=.venv/bin/bench PYTEST=.venv/bin/pytest bash scripts/docker/ci-stage.sh
 fi
 
-exec .venv/bin/pytest -q -m "not docker" -p no:cacheprovider "$@"
+# A real SLURM cluster on this machine (two nodes, fake GPUs, one node in its own network
+# namespace) for the slurm-marked tests; stopped, daemons by pid, when the suite ends.
+# CTBENCH_SKIP_SLURM=1 skips it (those tests then skip, saying why).
+if [[ "${CTBENCH_SKIP_SLURM:-0}" != 1 ]]; then
+  trap 'bash scripts/slurm/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+  bash scripts/slurm/cluster.sh start
+  export SLURM_CONF="${CTBENCH_SLURM_DIR:-/tmp/ctbench-slurm}/etc/slurm.conf"
+fi
+
+.venv/bin/pytest -q -m "not docker" -p no:cacheprovider "$@"

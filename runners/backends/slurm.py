@@ -106,7 +106,7 @@ class SlurmBackend(Backend):
         return f"asks SLURM for {resources.describe()}, which the cluster refuses: {refusal}" + (
             f" (its nodes offer {offered})" if offered else "")
 
-    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path) -> Endpoint:
+    def start(self, spec: ServerSpec, data_root: Path, log_dir: Path, volumes: list[str] | None = None) -> Endpoint:
         """Submit the server's job (one per replica) and wait until each one listens."""
         log_dir = log_dir.resolve()  # the job's paths must not depend on where it starts
         data_root = data_root.resolve()
