@@ -23,9 +23,9 @@ def test_report_is_self_contained_with_all_figures(small_run, tmp_path):
     names = sorted(f.name for f in files.figures)
     assert names == ["answer_lengths.png", "categories.png", "correctness_heatmap.png",
                      "judge_agreement.png", "leaderboard.png"]
-    page = files.html.read_text()
+    page = files.html.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 5 and "src='report" not in page
-    md = files.markdown.read_text()
+    md = files.markdown.read_text(encoding="utf-8")
     assert "## Leaderboard" in md and "LLM jury" in md and "alignscore: unavailable" in md
 
 

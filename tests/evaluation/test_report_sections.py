@@ -142,7 +142,7 @@ def test_error_analysis_counts_each_outcome_and_quotes_messages(small_run):
     samples = section["tables"][1]
     invalid = next(row for row in samples[1:] if row[1] == "InvalidVolume")
     assert invalid[0] == "flaky" and invalid[3] == "v1::1" and "boom" in invalid[4]
-    md = files.markdown.read_text()
+    md = files.markdown.read_text(encoding="utf-8")
     assert "## Error analysis" in md and "boom" in md
 
 
@@ -172,7 +172,7 @@ def test_a_section_is_added_with_one_line(small_run, monkeypatch):
     monkeypatch.setattr(report_module, "SECTIONS", [*report_module.SECTIONS, extra_section])
     files = write_report(score_run(small_run), small_run / "report")
     assert page_of(files).sections["Volume controls"]["paragraphs"] == ["2 servers"]
-    assert "## Volume controls\n\n2 servers" in files.markdown.read_text()
+    assert "## Volume controls\n\n2 servers" in files.markdown.read_text(encoding="utf-8")
 
 
 def test_a_jury_that_mixes_two_prompts_is_flagged(small_run):

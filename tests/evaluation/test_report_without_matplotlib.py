@@ -15,7 +15,7 @@ def test_report_without_matplotlib_writes_tables_and_says_how_to_get_figures(sma
     monkeypatch.setattr(report_module, "_plt", _no_matplotlib)
     res = CliRunner().invoke(main, ["report", str(small_run)])
     assert res.exit_code == 0, res.output
-    md = (small_run / "report" / "report.md").read_text()
+    md = (small_run / "report" / "report.md").read_text(encoding="utf-8")
     assert "## Leaderboard" in md
     assert "ctbench[report]" in md
     assert (small_run / "report" / "report.html").is_file()

@@ -109,11 +109,11 @@ def test_the_report_has_the_volume_control_section(control_run, tmp_path):
 
     out, _ = control_run
     files = write_report(score_run(out), tmp_path / "report", title="controls")
-    page = files.html.read_text()
+    page = files.html.read_text(encoding="utf-8")
     for title in ("Did the model read the volume? Volume controls", "Real − control accuracy per category",
                   "Mirror consistency (mirror-lr)"):
         assert title in page
-    assert "Did the model read the volume?" in files.markdown.read_text()
+    assert "Did the model read the volume?" in files.markdown.read_text(encoding="utf-8")
 
 
 def test_a_volume_a_control_cannot_derive_fails_its_own_questions_and_the_rest_carry_on(tmp_path, chance_endpoint):
