@@ -3,27 +3,14 @@ deadlines. Each ends with every question accounted for exactly once."""
 from __future__ import annotations
 
 import time
-from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from ctbench.runners.run import RunConfig, run_benchmark
 
-from runner_helpers import bench, dataset_ids, kill9, ledger_lines, pid_alive, wait_for, write_registry
+from runner_helpers import assert_complete_once, bench, dataset_ids, kill9, ledger_lines, pid_alive, wait_for, write_registry
 
 pytestmark = pytest.mark.slow
-
-
-def assert_complete_once(out: Path, server: str) -> None:
-    """Every dataset question's effective record is ok, and no question was answered ok twice."""
-    ids = dataset_ids(out)
-    lines = ledger_lines(out, server)
-    effective = {line["question_id"]: line for line in lines}
-    assert set(effective) == set(ids), f"lost: {set(ids) - set(effective)}; extra: {set(effective) - set(ids)}"
-    assert all(effective[q]["status"] == "ok" for q in ids)
-    ok_counts = Counter(line["question_id"] for line in lines if line["status"] == "ok")
-    assert max(ok_counts.values()) == 1, [q for q, n in ok_counts.items() if n > 1]
 
 
 def test_kill_9_of_a_server_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path, slow_registry, support_env):

@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import subprocess
-from collections import Counter
 from pathlib import Path
 
 import grpc
@@ -18,7 +17,7 @@ from ctbench.runners.run import RunConfig, run_benchmark
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
-from runner_helpers import bench, dataset_ids, kill9, ledger_lines, wait_for, write_registry
+from runner_helpers import assert_complete_once, bench, kill9, ledger_lines, wait_for, write_registry
 from slurm_helpers import job_state, wait_until_ended
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -26,16 +25,6 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 def predictions(out: Path, server: str) -> dict[str, str]:
     return {line["question_id"]: line["prediction"] for line in ledger_lines(out, server) if line["status"] == "ok"}
-
-
-def assert_complete_once(out: Path, server: str) -> None:
-    ids = dataset_ids(out)
-    lines = ledger_lines(out, server)
-    effective = {line["question_id"]: line for line in lines}
-    assert set(effective) == set(ids), f"lost: {set(ids) - set(effective)}; extra: {set(effective) - set(ids)}"
-    assert all(effective[q]["status"] == "ok" for q in ids)
-    ok_counts = Counter(line["question_id"] for line in lines if line["status"] == "ok")
-    assert max(ok_counts.values()) == 1, [q for q, n in ok_counts.items() if n > 1]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -48,6 +49,17 @@ def ledger_lines(run_dir: Path, server: str) -> list[dict]:
 
 def dataset_ids(run_dir: Path) -> list[str]:
     return [json.loads(line)["question_id"] for line in (run_dir / "dataset.jsonl").read_text().splitlines()]
+
+
+def assert_complete_once(out: Path, server: str) -> None:
+    """Every dataset question's effective record is ok, and no question was answered ok twice."""
+    ids = dataset_ids(out)
+    lines = ledger_lines(out, server)
+    effective = {line["question_id"]: line for line in lines}
+    assert set(effective) == set(ids), f"lost: {set(ids) - set(effective)}; extra: {set(effective) - set(ids)}"
+    assert all(effective[q]["status"] == "ok" for q in ids)
+    ok_counts = Counter(line["question_id"] for line in lines if line["status"] == "ok")
+    assert max(ok_counts.values()) == 1, [q for q, n in ok_counts.items() if n > 1]
 
 
 def bench(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
