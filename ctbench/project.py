@@ -51,6 +51,21 @@ _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.crt", "*.egg-info", PA
 REGISTRY = Path("compose") / "compose.yaml"
 
 
+def require_import_name(name: str, file: str) -> None:
+    """Refuse to import a project folder under any name but its `ctbench.` one.
+
+    From the checkout root, `import runners` would load `runners/` a second time as an unrelated
+    module (two registries, two sets of error types). Each folder's `__init__` calls this with its
+    `__name__` and `__file__`."""
+    folder = Path(file).resolve().parent.name
+    expected = next((package for package, path in PACKAGE_ROOTS.items() if path == folder), None)
+    if expected is not None and name != expected:
+        raise ImportError(
+            f"{Path(file).resolve().parent}: this folder is the package {expected!r}; import it as "
+            f"`{expected}` (installed by `pip install -e .`), not as {name!r}"
+        )
+
+
 def package_dir() -> Path:
     return Path(__file__).resolve().parent
 

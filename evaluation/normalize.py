@@ -1,4 +1,4 @@
-"""Answer normalisation and the two first-cut per-item matches: exact match and option match.
+"""Answer normalisation and the two string-level per-item matches: exact match and option match.
 
 Normalisation follows the SQuAD convention: lower-case, punctuation to spaces, drop the articles
 "a", "an", "the", collapse whitespace. Option match maps a free-text prediction to exactly one of

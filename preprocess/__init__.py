@@ -15,3 +15,6 @@ Typical use in a model server::
     tensor = spec.apply(volume)          # numpy, shape spec.target_shape, axes spec.axis_order
     card_input = spec.to_dict()          # the proto InputSpec fields for Describe
 """
+from ctbench.project import require_import_name
+
+require_import_name(__name__, __file__)

@@ -1,6 +1,8 @@
 """Small synthetic volumes and DICOM series for the preprocessing tests."""
 from __future__ import annotations
 
+import locale
+
 import numpy as np
 import pytest
 
@@ -18,9 +20,20 @@ def _write_dicom_series(folder, array_kji, series_uid, spacing=(0.8, 0.8, 2.0), 
 
     File names run in the opposite order to the slice positions, so a reader that sorted by
     name instead of by ImagePositionPatient would stack the slices upside down.
+
+    GDCM's DICOM writer switches the process to the C locale and leaves it there, which makes
+    Python's default text encoding ASCII for every later test; the locale is put back.
     """
     import SimpleITK as sitk
 
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        _write_slices(sitk, folder, array_kji, series_uid, spacing, study_uid)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _write_slices(sitk, folder, array_kji, series_uid, spacing, study_uid):
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()

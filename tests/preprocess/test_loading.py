@@ -56,6 +56,15 @@ def test_dicom_series_loads_sorted_by_position_with_spacing(tmp_path, write_dico
     assert [int(volume.array[k, 0, 0]) for k in range(4)] == [0, 100, 200, 300]
 
 
+def test_writing_a_dicom_series_leaves_the_text_encoding_alone(tmp_path, write_dicom_series):
+    import locale
+
+    before = locale.getpreferredencoding(False)
+    write_dicom_series(tmp_path / "ct", np.zeros((2, 4, 4), np.int16), SERIES_A)
+    load(tmp_path / "ct")
+    assert locale.getpreferredencoding(False) == before
+
+
 def test_mixed_series_lists_the_uids_and_one_can_be_chosen(tmp_path, write_dicom_series):
     folder = tmp_path / "mixed"
     write_dicom_series(folder, np.zeros((2, 4, 4), np.int16), SERIES_A)
