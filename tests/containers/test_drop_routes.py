@@ -22,16 +22,16 @@ def _routes(ns, family: str) -> str:
 
 def test_default_routes_go_and_on_link_routes_stay():
     with namespace("rt", 250) as ns:
-        sh("ip", "netns", "exec", ns.name, "ip", "-6", "addr", "add", "fd00:ct::2/64", "dev",
+        sh("ip", "netns", "exec", ns.name, "ip", "-6", "addr", "add", "fd00:c7::2/64", "dev",
            _ns_interface(ns), "nodad")
-        sh("ip", "netns", "exec", ns.name, "ip", "-6", "route", "add", "default", "via", "fd00:ct::1")
+        sh("ip", "netns", "exec", ns.name, "ip", "-6", "route", "add", "default", "via", "fd00:c7::1")
         assert "default" in _routes(ns, "-4") and "default" in _routes(ns, "-6")
         result = ns.run(sys.executable, str(DROP_ROUTES))
         assert result.returncode == 0, result.stderr
         assert "no default route left" in result.stdout
         v4, v6 = _routes(ns, "-4"), _routes(ns, "-6")
         assert "default" not in v4 and "default" not in v6, (v4, v6)
-        assert "198.18.250.0/24" in v4 and "fd00:ct::/64" in v6, "the on-link routes stay"
+        assert "198.18.250.0/24" in v4 and "fd00:c7::/64" in v6, "the on-link routes stay"
         again = ns.run(sys.executable, str(DROP_ROUTES))
         assert again.returncode == 0, "nothing left to delete is no error"
 

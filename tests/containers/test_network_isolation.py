@@ -17,10 +17,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from netns import (PROBE_OUT, PROBE_TCP, Listener, docker_chains_bypassed, last_json, namespace, sh)
+from netns import (PROBE_OUT, PROBE_TCP, Listener, delete_rules_naming, docker_chains_bypassed, last_json,
+                   namespace, sh)
 
 from ctbench.runners.backends.base import ServerSpec
-from ctbench.runners.backends.docker_backend import DockerBackend
+from ctbench.runners.backends.docker_backend import DockerBackend, free_loopback_port
 from ctbench.runners.health import wait_until_serving
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
@@ -122,7 +123,7 @@ def test_published_port_is_unreachable_from_a_lan_neighbour_while_the_runner_rea
     # routes its subnet through the host reach it, which shows the probe can see a way in.
     control = docker_client.containers.run(
         "ctbench/gateway:latest", entrypoint=["python3"], command=["-m", "http.server", "8000"],
-        network="bridge", ports={"8000/tcp": ("127.0.0.1", None)}, detach=True,
+        network="bridge", ports={"8000/tcp": ("127.0.0.1", free_loopback_port())}, detach=True,
         labels={"org.ctbench.project": "ctbench"})
     try:
         control.reload()
@@ -197,7 +198,7 @@ def _second_daemon(tmp: Path):
     sh("ip", "link", "add", bridge, "type", "bridge")
     sh("ip", "addr", "add", "172.31.253.1/24", "dev", bridge)
     sh("ip", "link", "set", bridge, "up")
-    args = ["dockerd", "-H", f"unix://{socket_path}", f"--data-root={tmp}/data", f"--exec-root=/var/run/ctb2-{tag}",
+    args = [shutil.which("dockerd") or "/usr/sbin/dockerd", "-H", f"unix://{socket_path}", f"--data-root={tmp}/data", f"--exec-root=/var/run/ctb2-{tag}",
             f"--pidfile={tmp}/dockerd.pid", f"--bridge={bridge}", f"--containerd-namespace=ctb2-{tag}",
             f"--containerd-plugins-namespace=ctb2p-{tag}"]
     log = open(tmp / "dockerd.log", "w")
@@ -212,6 +213,7 @@ def _second_daemon(tmp: Path):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
         log.close()
+        delete_rules_naming(bridge)  # a daemon leaves its bridge's FORWARD and NAT rules behind
         sh("ip", "link", "delete", bridge, check=False)
         shutil.rmtree(f"/var/run/ctb2-{tag}", ignore_errors=True)
         Path(socket_path).unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shlex
 import subprocess
 import sys
 import time
@@ -62,20 +63,30 @@ def namespace(role: str, octet: int, routes: tuple[str, ...] = ("default",)):
 
 
 @contextlib.contextmanager
-def iptables_rule(*rule: str, table: str = "filter"):
-    """Insert `rule` (chain first) at the top of its chain; delete exactly it on exit."""
-    sh("iptables", "-t", table, "-I", *rule)
+def iptables_rule(chain: str, *rule: str, table: str = "filter"):
+    """Insert `rule` at the top of `chain`, tagged with a comment of its own; delete exactly
+    that rule on exit (by its full text, so no other rule is touched)."""
+    tagged = (*rule, "-m", "comment", "--comment", f"ctbench-test-{secrets.token_hex(4)}")
+    sh("iptables", "-t", table, "-I", chain, "1", *tagged)
     try:
         yield
     finally:
-        sh("iptables", "-t", table, "-D", *rule, check=False)
+        sh("iptables", "-t", table, "-D", chain, *tagged, check=False)
+
+
+def delete_rules_naming(word: str, tables: tuple[str, ...] = ("filter", "nat")) -> None:
+    """Delete every iptables rule whose text names `word` (an interface this test made)."""
+    for table in tables:
+        for line in sh("iptables-save", "-t", table).stdout.splitlines():
+            if line.startswith("-A ") and word in line.split():
+                sh("iptables", "-t", table, "-D", *shlex.split(line[3:]), check=False)
 
 
 @contextlib.contextmanager
 def docker_chains_bypassed():
     """What Docker's FORWARD and DOCKER chains flushed to ACCEPT amount to: every forwarded packet
     accepted before any of them is consulted."""
-    with iptables_rule("FORWARD", "1", "-j", "ACCEPT"):
+    with iptables_rule("FORWARD", "-j", "ACCEPT"):
         yield
 
 
