@@ -14,9 +14,9 @@ Per server it runs three containers (names `<project>-<run>-<server>`, `...-net`
 - a gateway (dockerfiles/gateway/forward.py) on that network and on the server's own edge
   network (`-edge`, without masquerading), relaying to that one model from a free 127.0.0.1 port
   the backend picks itself (never a fixed one: another process may hold it). Its default routes
-  are deleted the same way after it starts: it reaches only its model and the host's end of its
-  edge bridge (which the engine's port proxy connects from), and a LAN neighbour that routes
-  the edge subnet through the host gets no answer back.
+  are deleted the same way after it starts, and it listens only once they are gone: it reaches
+  only its model and the host's end of its edge bridge (which the engine's port proxy connects
+  from), and a LAN neighbour that routes the edge subnet through the host gets no answer back.
 
 Both are hardened: every capability dropped, no-new-privileges, and the registry's container
 settings (runners/backends/container_settings.py: read-only root with tmpfs scratch, pids,
@@ -491,6 +491,8 @@ class DockerBackend(Backend):
             self.gateway_image,
             command=[f"{spec.container_port}={spec.name}:{spec.container_port}"],
             name=f"{self.prefix}-{spec.name}-gw",
+            # It listens only once the helper below has deleted its default routes.
+            environment={"CTBENCH_GATEWAY_AWAIT_NO_ROUTE": str(HELPER_TIMEOUT_S)},
             ports={f"{spec.container_port}/tcp": ("127.0.0.1", host_port)},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],

@@ -115,6 +115,7 @@ def test_each_model_has_its_own_gateway_relaying_to_it_alone(name):
     service, gateway = MODEL_SERVICES[name], SERVICES[f"{name}-gw"]
     assert gateway["image"] == "ctbench/gateway:latest" and gateway["profiles"] == service["profiles"]
     assert gateway["networks"] == [f"{name}-net", f"{name}-edge"]
+    assert gateway["environment"] == {"CTBENCH_GATEWAY_AWAIT_NO_ROUTE": "60"}
     assert gateway["command"] == [f"50051={name}:50051"]
     assert gateway["ports"] == [f"127.0.0.1:{service['x-ctbench']['host_port']}:50051"]
     edge = COMPOSE["networks"][f"{name}-edge"]

@@ -415,8 +415,9 @@ def test_model_runs_in_a_namespace_whose_default_routes_go_before_it_starts(reco
         assert helper["cap_drop"] == ["ALL"] and helper["cap_add"] == ["NET_ADMIN"]
         assert helper["security_opt"] == ["no-new-privileges:true"] and helper["read_only"] is True
         assert helper["command"] == ["-c", DROP_ROUTES.read_text(encoding="utf-8")]
-    model, _ = client.created
+    model, gateway = client.created
     assert "hostname" not in model and "cap_add" not in model
+    assert gateway["environment"] == {"CTBENCH_GATEWAY_AWAIT_NO_ROUTE": "60"}, "it listens once the routes are gone"
 
 
 def test_a_namespace_keeping_its_default_route_stops_the_start(tmp_path):
