@@ -10,6 +10,9 @@ It opens no outbound connection except to its fixed targets.
     forward.py 50051=chance:50051 [LISTEN=HOST:PORT ...]
 
 Listens on 0.0.0.0 inside its container ($CTBENCH_GATEWAY_BIND overrides, e.g. for tests).
+With $CTBENCH_GATEWAY_AWAIT_NO_ROUTE=SECONDS it listens only once its network namespace has no
+default route left (the runner and compose delete them right after it starts), so nobody beyond
+its own subnets ever gets an answer from it; still a route after SECONDS: it exits with 3.
 
 Standard library only, so the gateway image needs nothing but python3.
 """
@@ -19,6 +22,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 
 BUFFER = 1 << 16
 
@@ -81,12 +85,52 @@ async def serve(routes: dict[int, tuple[str, int]], bind: str = "0.0.0.0") -> No
         server.close()
 
 
+def default_routes(route_v4: str, route_v6: str) -> list[str]:
+    """The default routes in the texts of /proc/net/route and /proc/net/ipv6_route (the
+    unreachable entry the kernel keeps on `lo` is none)."""
+    found = []
+    for line in route_v4.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 7 and fields[1] == "00000000" and fields[7] == "00000000":
+            found.append(f"IPv4 via {fields[0]}")
+    for line in route_v6.splitlines():
+        fields = line.split()
+        if len(fields) == 10 and fields[0] == "0" * 32 and fields[1] == "00" and fields[9] != "lo":
+            found.append(f"IPv6 via {fields[9]}")
+    return found
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def await_no_default_route(timeout_s: float, read=_read) -> list[str]:
+    """Wait until this namespace has no default route; those still there after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = default_routes(read("/proc/net/route"), read("/proc/net/ipv6_route"))
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
 def main(argv: list[str]) -> int:
     try:
         routes = parse_routes(argv)
     except ValueError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    wait = os.environ.get("CTBENCH_GATEWAY_AWAIT_NO_ROUTE")
+    if wait:
+        left = await_no_default_route(float(wait))
+        if left:
+            print(f"gateway: default route(s) still present after {wait}s: {', '.join(left)}; "
+                  "not listening", file=sys.stderr, flush=True)
+            return 3
     asyncio.run(serve(routes, os.environ.get("CTBENCH_GATEWAY_BIND", "0.0.0.0")))
     return 0
 

@@ -65,3 +65,6 @@ class ContainerSettings:
 
 # The gateway only relays bytes: a small share of the host is plenty.
 GATEWAY_SETTINGS = ContainerSettings(tmpfs=(), pids_limit=64, mem_limit="256m", cpus=1.0)
+
+# The network holder and the one-shot route helper run a few lines of Python.
+HELPER_SETTINGS = ContainerSettings(tmpfs=(), pids_limit=16, mem_limit="64m", cpus=0.5)

@@ -1,14 +1,22 @@
 """The docker backend: each model server in its own container, reached on a 127.0.0.1 port.
 
-Per server it runs two containers (names `<project>-<run>-<server>` and `...-gw`):
+Per server it runs three containers (names `<project>-<run>-<server>`, `...-net`, `...-gw`):
 
-- the model container, only on its own internal network (`<project>-<run>-<server>-models`:
-  no route off the host, nobody else on it but its gateway), with a view holding only the run's
-  volumes (runners/backends/volume_view.py) mounted read-only at /data — never the dataset file
-  or anything else from the data root — and GPU device requests when the registry asks for one;
-- a gateway (dockerfiles/gateway/forward.py) on that network and on an edge network without
-  masquerading, relaying to that one model from a free 127.0.0.1 port the backend picks itself
-  (never a fixed one: another process may hold it).
+- a network holder (`-net`, an idle process): the network namespace of the model, on the
+  server's own internal network (`<project>-<run>-<server>-models`, nobody else on it but the
+  gateway) under the server's name. Before the model starts, a one-shot helper with
+  CAP_NET_ADMIN (runners/backends/drop_routes.py) deletes that namespace's default routes:
+  the model can then reach only its own subnet, whatever Docker's iptables chains say;
+- the model container, in the holder's namespace (`network_mode: container:`), with a view
+  holding only the run's volumes (runners/backends/volume_view.py) mounted read-only at /data —
+  never the dataset file or anything else from the data root — and GPU device requests when the
+  registry asks for one;
+- a gateway (dockerfiles/gateway/forward.py) on that network and on the server's own edge
+  network (`-edge`, without masquerading), relaying to that one model from a free 127.0.0.1 port
+  the backend picks itself (never a fixed one: another process may hold it). Its default routes
+  are deleted the same way after it starts, and it listens only once they are gone: it reaches
+  only its model and the host's end of its edge bridge (which the engine's port proxy connects
+  from), and a LAN neighbour that routes the edge subnet through the host gets no answer back.
 
 Both are hardened: every capability dropped, no-new-privileges, and the registry's container
 settings (runners/backends/container_settings.py: read-only root with tmpfs scratch, pids,
@@ -31,7 +39,7 @@ from pathlib import Path
 
 from ctbench.errors import PortInUse, ServerStartError
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
-from ctbench.runners.backends.container_settings import GATEWAY_SETTINGS
+from ctbench.runners.backends.container_settings import GATEWAY_SETTINGS, HELPER_SETTINGS
 from ctbench.runners.backends.volume_view import VolumeView, build_volume_view
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,10 @@ PING_TIMEOUT_S = 5
 STOP_GRACE_S = 5  # SIGTERM, then SIGKILL after this long
 PORT_ATTEMPTS = 5  # a free port can be taken between choosing it and the engine binding it
 HOST_CA_BUNDLE = Path(os.environ.get("HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+DROP_ROUTES = Path(__file__).with_name("drop_routes.py")
+HELPER_TIMEOUT_S = 60
+# The holder's only job is to keep a network namespace alive; it ends cleanly on SIGTERM.
+HOLDER_COMMAND = ["-c", "import signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); signal.pause()"]
 
 
 class DockerUnavailable(ServerStartError):
@@ -207,7 +219,7 @@ class DockerBackend(Backend):
         self.weights_root = Path(weights_root) if weights_root is not None else None
         self.prefix = f"{project}-{self.run_id}"
         self._servers: dict[str, dict] = {}  # name -> {spec, model, gateway, endpoint, log_dir}
-        self._networks: dict[str, object] = {}  # "edge", and "<server>-models" per server
+        self._networks: dict[str, object] = {}  # "<server>-models" and "<server>-edge" per server
         self._view: VolumeView | None = None  # one per run: the run's volumes, shared read-only
         # The runner starts servers from several threads: one lock for networks and the server
         # table, one per image so two servers never build the same image at once.
@@ -267,9 +279,10 @@ class DockerBackend(Backend):
             raise ImageBuildError(f"building {image} from {context / dockerfile} failed: {exc.explanation or exc}") from exc
 
     # ---- networks -----------------------------------------------------------------------
-    def _edge_network(self):
-        """The gateways' network: reachable through published ports, no masquerading out."""
-        return self._network("edge", internal=False,
+    def _edge_network(self, server: str):
+        """`server`'s gateway's own edge network: reachable through the published port, no
+        masquerading out, nobody else on it."""
+        return self._network(f"{server}-edge", internal=False,
                              options={"com.docker.network.bridge.enable_ip_masquerade": "false"})
 
     def _models_network(self, server: str):
@@ -288,13 +301,14 @@ class DockerBackend(Backend):
                 labels={f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id},
             )
             self._networks[key] = network
-            if internal and self.block_host_access:
+            if self.block_host_access:
                 self._block_host_access(key, network)
             return network
 
     def _block_host_access(self, key: str, network) -> None:
-        """Drop new connections from the models network to the host itself (services bound to
-        0.0.0.0 on the host are otherwise reachable through the bridge). Needs root, iptables,
+        """Drop new connections from a models or edge network to the host itself (services bound
+        to 0.0.0.0 on the host are otherwise reachable through the bridge; the engine's port proxy
+        connects the other way, so the gateway still answers it). Needs root, iptables,
         and an engine on this host; refuses to start otherwise rather than isolate less."""
         import subprocess
 
@@ -325,7 +339,7 @@ class DockerBackend(Backend):
         entry_groups = check_readable_by_containers(Path(data_root))
         self.ensure_image(spec.image, spec.build)
         self.ensure_image(self.gateway_image, GATEWAY_BUILD)
-        models, edge = self._models_network(spec.name), self._edge_network()
+        models, edge = self._models_network(spec.name), self._edge_network(spec.name)
         labels = {f"{LABEL}.project": self.project, f"{LABEL}.run": self.run_id, f"{LABEL}.server": spec.name}
         entry: dict = {"spec": spec, "log_dir": Path(log_dir), "data_root": Path(data_root),
                        "groups": entry_groups}
@@ -334,7 +348,8 @@ class DockerBackend(Backend):
         host_port = 0
         try:
             mounts = self._data_mounts(Path(data_root), volumes, Path(log_dir).parent)
-            self._run_model(entry, spec, mounts, models, labels)
+            self._run_holder(entry, spec, models, labels)
+            self._run_model(entry, spec, mounts, labels)
             host_port = self._run_gateway_on_a_free_port(entry, spec, models, edge, labels)
         except docker.errors.APIError as exc:
             message = exc.explanation or str(exc)
@@ -385,7 +400,61 @@ class DockerBackend(Backend):
                 entry.pop("gateway").remove(force=True)
                 attempt += 1
 
-    def _run_model(self, entry: dict, spec: ServerSpec, mounts: dict, models, labels: dict) -> None:
+    def _run_holder(self, entry: dict, spec: ServerSpec, models, labels: dict) -> None:
+        """The model's network namespace: on its models network under the server's name, its
+        default routes deleted before the model ever runs in it."""
+        import docker
+
+        container = self.client.containers.create(
+            self.gateway_image,
+            entrypoint=["python3"],
+            command=HOLDER_COMMAND,
+            name=f"{self.prefix}-{spec.name}-net",
+            hostname=spec.name,
+            user="65534:65534",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            **HELPER_SETTINGS.docker_kwargs(),
+            labels={**labels, f"{LABEL}.role": "network"},
+            network=models.name,
+            # An alias on the internal network: the gateway finds the server by its registry name.
+            networking_config={
+                models.name: docker.types.EndpointConfig(self.client.api._version, aliases=[spec.name])
+            },
+        )
+        entry["holder"] = container  # recorded before start: stop() removes it even if start fails
+        container.start()
+        self._drop_default_routes(container, labels)
+
+    def _drop_default_routes(self, container, labels: dict) -> None:
+        """Delete every default route of `container`'s network namespace (drop_routes.py, in a
+        one-shot helper that joins it with CAP_NET_ADMIN and nothing else); raise if any is left."""
+        helper = self.client.containers.create(
+            self.gateway_image,
+            entrypoint=["python3"],
+            command=["-c", DROP_ROUTES.read_text(encoding="utf-8")],
+            name=f"{container.name}-route",
+            user="0:0",  # capabilities apply to root only; no-new-privileges, nothing else granted
+            network_mode=f"container:{container.id}",
+            cap_drop=["ALL"],
+            cap_add=["NET_ADMIN"],
+            security_opt=["no-new-privileges:true"],
+            **HELPER_SETTINGS.docker_kwargs(),
+            labels={**labels, f"{LABEL}.role": "route-helper"},
+        )
+        try:
+            helper.start()
+            status = helper.wait(timeout=HELPER_TIMEOUT_S)
+            output = helper.logs().decode("utf-8", "replace").strip()
+        finally:
+            helper.remove(force=True)
+        if status.get("StatusCode") != 0:
+            raise ServerStartError(
+                f"could not delete the default routes of {container.name} "
+                f"(exit {status.get('StatusCode')}): {output}"
+            )
+
+    def _run_model(self, entry: dict, spec: ServerSpec, mounts: dict, labels: dict) -> None:
         import docker
 
         # Images build on dockerfiles/base.Dockerfile, whose entrypoint is `bench serve`: the
@@ -402,7 +471,6 @@ class DockerBackend(Backend):
             spec.image,
             command=command,
             name=f"{self.prefix}-{spec.name}",
-            hostname=spec.name,
             environment=dict(spec.environment),
             volumes=volumes,
             group_add=[str(g) for g in entry["groups"]] or None,  # reads a group-only data root
@@ -412,11 +480,8 @@ class DockerBackend(Backend):
             security_opt=["no-new-privileges:true"],
             **spec.container.docker_kwargs(),
             labels={**labels, f"{LABEL}.role": "model"},
-            network=models.name,
-            # An alias on the internal network: the gateway finds the server by its registry name.
-            networking_config={
-                models.name: docker.types.EndpointConfig(self.client.api._version, aliases=[spec.name])
-            },
+            # The holder's namespace: no default route, reached by the server's name.
+            network_mode=f"container:{entry['holder'].id}",
         )
         entry["model"] = container  # recorded before start: stop() removes it even if start fails
         container.start()
@@ -426,6 +491,8 @@ class DockerBackend(Backend):
             self.gateway_image,
             command=[f"{spec.container_port}={spec.name}:{spec.container_port}"],
             name=f"{self.prefix}-{spec.name}-gw",
+            # It listens only once the helper below has deleted its default routes.
+            environment={"CTBENCH_GATEWAY_AWAIT_NO_ROUTE": str(HELPER_TIMEOUT_S)},
             ports={f"{spec.container_port}/tcp": ("127.0.0.1", host_port)},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges:true"],
@@ -436,13 +503,14 @@ class DockerBackend(Backend):
         entry["gateway"] = container
         models.connect(container)
         container.start()
+        self._drop_default_routes(container, labels)
 
     def is_alive(self, name: str) -> bool:
         entry = self._servers.get(name)
         if not entry or "model" not in entry:
             return False
         try:
-            for key in ("model", "gateway"):
+            for key in ("holder", "model", "gateway"):
                 if key in entry:
                     entry[key].reload()
                     if entry[key].status != "running":
@@ -471,11 +539,17 @@ class DockerBackend(Backend):
         if not entry:
             raise ServerStartError(f"server {name} was never started in this run")
         self._save_logs(name, suffix=".before-restart")
+        labels = entry["model"].labels
+        entry["holder"].reload()
+        if entry["holder"].status != "running":  # a new namespace: its routes go again
+            entry["holder"].start()
+            self._drop_default_routes(entry["holder"], labels)
         entry["model"].restart(timeout=10)
         if "gateway" in entry:
             entry["gateway"].reload()
             if entry["gateway"].status != "running":
                 entry["gateway"].start()
+                self._drop_default_routes(entry["gateway"], labels)
         return entry["endpoint"]
 
     def logs(self, name: str, tail: int = 40) -> str:
@@ -514,7 +588,7 @@ class DockerBackend(Backend):
             except Exception as exc:  # noqa: BLE001 - removal below is forced anyway
                 log.debug("stopping %s: %s", name, exc)
         self._save_logs(name)
-        for key in ("gateway", "model"):
+        for key in ("gateway", "model", "holder"):
             if key in entry:
                 try:
                     entry[key].remove(force=True)
@@ -523,6 +597,7 @@ class DockerBackend(Backend):
         with self._lock:
             self._servers.pop(name, None)
             self._remove_network(f"{name}-models")
+            self._remove_network(f"{name}-edge")
             if not self._servers:
                 self._remove_networks()
 
@@ -559,6 +634,10 @@ class DockerBackend(Backend):
     def model_container(self, name: str):
         """The model container object (tests and fault injection use it)."""
         return self._servers[name]["model"]
+
+    def network_container(self, name: str):
+        """The container holding the model's network namespace: its addresses are the model's."""
+        return self._servers[name]["holder"]
 
 
 def remove_leftovers(client=None, project: str = "ctbench") -> int:

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # CI stage "containers": the whole docker path, for real, then everything torn down.
-#   1. install (apt docker.io, debootstrap) and start ctbench's engine (engine.sh) unless it
-#      already answers on $DOCKER_HOST
+#   1. install (apt docker.io, debootstrap, docker-compose) and start ctbench's engine
+#      (engine.sh) unless it already answers on $DOCKER_HOST
 #   2. hadolint every Dockerfile
 #   3. build the images (debootstrap base -> python -> ctbench base -> baselines, gateway);
 #      the debootstrap tarball and the engine's layer cache persist between runs on one machine
 #   4. bench run --servers all through containers on the phantom set (on a CPU host: the
 #      baselines; GPU servers are skipped with the reason), the same through local
 #      processes, then check scores, ledgers, and that the predictions are identical
-#   5. the docker-marked tests (faults, isolation, conformance against every baseline container
+#   5. the docker-marked tests (faults, isolation with namespaces as LAN neighbour and outside
+#      host, compose brought up for real, conformance against every baseline container
 #      and against a broken one)
 #   6. remove every ctbench container and network, and stop the engine if this script started it
 #

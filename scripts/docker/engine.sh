@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ctbench's own Docker engine, able to run beside any other engine on the same machine.
-#   scripts/docker/engine.sh install   # apt-get install docker.io (and debootstrap), as root
+#   scripts/docker/engine.sh install   # apt-get install docker.io (debootstrap, docker-compose), as root
 #   scripts/docker/engine.sh start     # start ctbench's dockerd in the background
 #   scripts/docker/engine.sh stop      # stop the dockerd this script started, and nothing else
 #   scripts/docker/engine.sh status
@@ -36,13 +36,15 @@ ensure_bridge() {  # dockerd --bridge needs the bridge to exist
 
 case "${1:-status}" in
   install)
-    if command -v dockerd >/dev/null && command -v debootstrap >/dev/null; then
-      log "docker.io and debootstrap already installed"; exit 0
+    # docker-compose (1.29) brings compose/compose.yaml up for real in the compose isolation test.
+    if command -v dockerd >/dev/null && command -v debootstrap >/dev/null \
+        && { command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1; }; then
+      log "docker.io, debootstrap and compose already installed"; exit 0
     fi
-    log "installing docker.io and debootstrap from the Debian mirror"
+    log "installing docker.io, debootstrap and docker-compose from the Debian mirror"
     export DEBIAN_FRONTEND=noninteractive
     retry 3 apt-get update -q >/dev/null
-    retry 3 apt-get install -y -q --no-install-recommends docker.io debootstrap >/dev/null
+    retry 3 apt-get install -y -q --no-install-recommends docker.io debootstrap docker-compose >/dev/null
     ;;
   start)
     if engine_up; then log "an engine already answers at $DOCKER_HOST; leaving it alone"; exit 0; fi

@@ -28,10 +28,26 @@ def test_registry_lists_the_three_baselines_under_the_baselines_profile():
 
 @pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
 def test_model_service_is_only_on_its_own_internal_network(name):
-    service = MODEL_SERVICES[name]
-    assert service["networks"] == [f"{name}-net"]
-    assert "ports" not in service, "internal-only containers cannot publish; the gateway does"
+    service, holder = MODEL_SERVICES[name], SERVICES[f"{name}-ns"]
+    assert service["network_mode"] == f"service:{name}-ns" and "networks" not in service
+    assert holder["networks"] == {f"{name}-net": {"aliases": [name]}}
+    assert "ports" not in service and "ports" not in holder, "internal-only containers cannot publish; the gateway does"
     assert COMPOSE["networks"][f"{name}-net"]["internal"] is True
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
+def test_model_starts_only_after_its_namespace_lost_its_default_routes(name):
+    service, holder = MODEL_SERVICES[name], SERVICES[f"{name}-ns"]
+    assert service["depends_on"] == {f"{name}-noroute": {"condition": "service_completed_successfully"}}
+    for helper, target in ((f"{name}-noroute", f"{name}-ns"), (f"{name}-gw-noroute", f"{name}-gw")):
+        helper = SERVICES[helper]
+        assert helper["network_mode"] == f"service:{target}" and helper["depends_on"] == [target]
+        assert helper["cap_drop"] == ["ALL"] and helper["cap_add"] == ["NET_ADMIN"]
+        assert helper["entrypoint"] == ["python3", "/drop_routes.py"] and helper["profiles"] == service["profiles"]
+        (mount,) = helper["volumes"]
+        assert (REPO / "compose" / mount["source"]).resolve() == REPO / "runners" / "backends" / "drop_routes.py"
+        assert mount["read_only"] is True
+    assert holder["cap_drop"] == ["ALL"] and "cap_add" not in holder and holder["profiles"] == service["profiles"]
 
 
 def test_each_model_network_holds_only_that_model_and_its_gateway():
@@ -40,8 +56,9 @@ def test_each_model_network_holds_only_that_model_and_its_gateway():
         for network in service.get("networks", []):
             members.setdefault(network, set()).add(service_name)
     for name in MODEL_SERVICES:
-        assert members[f"{name}-net"] == {name, f"{name}-gw"}
-    assert members["edge"] == {f"{name}-gw" for name in MODEL_SERVICES}, "no model container on the edge"
+        assert members[f"{name}-net"] == {f"{name}-ns", f"{name}-gw"}
+        assert members[f"{name}-edge"] == {f"{name}-gw"}, "nobody but the gateway on its edge"
+    assert "edge" not in members
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
@@ -97,10 +114,12 @@ def test_every_published_port_binds_loopback_only():
 def test_each_model_has_its_own_gateway_relaying_to_it_alone(name):
     service, gateway = MODEL_SERVICES[name], SERVICES[f"{name}-gw"]
     assert gateway["image"] == "ctbench/gateway:latest" and gateway["profiles"] == service["profiles"]
-    assert gateway["networks"] == [f"{name}-net", "edge"]
+    assert gateway["networks"] == [f"{name}-net", f"{name}-edge"]
+    assert gateway["environment"] == {"CTBENCH_GATEWAY_AWAIT_NO_ROUTE": "60"}
     assert gateway["command"] == [f"50051={name}:50051"]
     assert gateway["ports"] == [f"127.0.0.1:{service['x-ctbench']['host_port']}:50051"]
-    assert COMPOSE["networks"]["edge"]["driver_opts"]["com.docker.network.bridge.enable_ip_masquerade"] == "false"
+    edge = COMPOSE["networks"][f"{name}-edge"]
+    assert edge["driver_opts"]["com.docker.network.bridge.enable_ip_masquerade"] == "false"
 
 
 def test_gpu_servers_reserve_a_gpu_under_the_gpu_profile():
@@ -113,7 +132,7 @@ def test_gpu_servers_reserve_a_gpu_under_the_gpu_profile():
 def test_registry_reader_turns_services_into_specs():
     registry = pytest.importorskip("ctbench.runners.registry", reason="registry reader not merged yet")
     specs = registry.load_registry(REPO / "compose" / "compose.yaml")
-    assert not [name for name in specs if name.endswith("-gw")]
+    assert not [name for name in specs if name.endswith(("-gw", "-ns", "-noroute"))]
     assert specs["chance"].image == "ctbench/chance:latest"
     assert specs["chance"].build["dockerfile"] == "dockerfiles/chance.Dockerfile"
     assert specs["medgemma"].gpu and not specs["medgemma"].local

@@ -36,6 +36,16 @@ print("dns blocked")
 """
 
 
+def default_routes(container) -> list[str]:
+    """The default routes (IPv4 and IPv6) of a container's network namespace, as the kernel
+    lists them in /proc/net/route and /proc/net/ipv6_route."""
+    out = container.exec_run(["sh", "-c", "cat /proc/net/route; cat /proc/net/ipv6_route 2>/dev/null"]).output.decode()
+    rows = [line.split() for line in out.splitlines()]
+    v4 = [r for r in rows if len(r) > 2 and r[1] == "00000000" and r[0] != "Iface"]
+    v6 = [r for r in rows if len(r) == 10 and r[0] == "0" * 32 and r[1] == "00" and r[9] != "lo"]
+    return [" ".join(r) for r in v4 + v6]
+
+
 def spec_for(name: str, **kw) -> ServerSpec:
     return ServerSpec(name=name, model=kw.pop("model", name), image=kw.pop("image", f"ctbench/{name}:latest"), **kw)
 
@@ -72,9 +82,11 @@ def test_baseline_container_serves_on_loopback_only_and_tears_down(backend, requ
     gateway = docker_client.containers.get(f"{backend.prefix}-chance-gw")
     bindings = gateway.attrs["HostConfig"]["PortBindings"]
     assert all(b["HostIp"] == "127.0.0.1" for bs in bindings.values() for b in bs)
-    model = backend.model_container("chance")
-    assert list(model.attrs["NetworkSettings"]["Networks"]) == [f"{backend.prefix}-chance-models"]
+    model, holder = backend.model_container("chance"), backend.network_container("chance")
+    assert list(holder.attrs["NetworkSettings"]["Networks"]) == [f"{backend.prefix}-chance-models"]
+    assert model.attrs["HostConfig"]["NetworkMode"] == f"container:{holder.id}"
     assert model.attrs["HostConfig"]["PortBindings"] in (None, {})
+    assert holder.attrs["HostConfig"]["PortBindings"] in (None, {})
     backend.stop("chance")
     assert not backend.running()
     assert (tmp_path / "logs" / "chance.docker.log").is_file()
@@ -86,6 +98,8 @@ def test_model_container_has_no_route_out_and_reads_data_read_only(backend, requ
     endpoint = backend.start(spec_for("blind"), data_root, tmp_path / "logs")
     wait(backend, endpoint)
     model = backend.model_container("blind")
+    gateway = docker_client.containers.get(f"{backend.prefix}-blind-gw")
+    assert default_routes(model) == [] and default_routes(gateway) == []
     result = model.exec_run(["python3", "-c", NO_ROUTE_OUT])
     assert result.exit_code == 0, result.output.decode()
     assert model.exec_run(["cat", "/data/note.txt"]).output == b"read-only\n"
@@ -93,7 +107,6 @@ def test_model_container_has_no_route_out_and_reads_data_read_only(backend, requ
     assert write.exit_code != 0 and b"Read-only file system" in write.output
     assert model.exec_run(["id", "-u"]).output.strip() == b"10001"
     # The gateway, on the edge network without masquerading, cannot open connections out either.
-    gateway = docker_client.containers.get(f"{backend.prefix}-blind-gw")
     result = gateway.exec_run(["python3", "-c", NO_ROUTE_OUT])
     assert result.exit_code == 0, result.output.decode()
 
@@ -138,6 +151,7 @@ def test_killed_container_is_seen_dead_and_restarts(backend, require_image, dock
     assert backend.restart("chance") == endpoint
     wait(backend, endpoint)
     assert backend.is_alive("chance")
+    assert default_routes(backend.model_container("chance")) == [], "a restarted model gets no route back"
 
 
 @pytest.mark.parametrize("server", ["chance", "blind", "geometric"])
@@ -373,9 +387,9 @@ def test_a_model_reaches_only_its_own_gateway(backend, require_image, docker_cli
     for name in ("chance", "blind"):
         wait(backend, backend.start(spec_for(name), data_root, tmp_path / "logs"))
     gateway = {name: docker_client.containers.get(f"{backend.prefix}-{name}-gw") for name in ("chance", "blind")}
-    others = ["blind:50051", *(f"{ip}:50051" for ip in _addresses(backend.model_container("blind")).values()),
+    others = ["blind:50051", *(f"{ip}:50051" for ip in _addresses(backend.network_container("blind")).values()),
               *(f"{ip}:50051" for ip in _addresses(gateway["blind"]).values())]
-    (chance_network,) = _addresses(backend.model_container("chance"))
+    (chance_network,) = _addresses(backend.network_container("chance"))
     own = _addresses(gateway["chance"])[chance_network]
     out = backend.model_container("chance").exec_run(["python3", "-c", PROBE, f"{own}:50051", *others]).output.decode()
     lines = dict(line.split(" ", 1) for line in out.strip().splitlines())

@@ -20,10 +20,17 @@ from ctbench.runners.backends.docker_backend import DockerBackend
 
 
 class FakeContainer:
-    def __init__(self, kwargs):
+    def __init__(self, kwargs, exit_code: int = 0):
         self.kwargs = kwargs
+        self.name = kwargs.get("name", "")
+        self.id = f"id-{self.name}"
+        self.labels = kwargs.get("labels", {})
         self.status = "running"
         self.attrs = {"State": {"Status": "running"}}
+        self.exit_code = exit_code
+
+    def wait(self, timeout=None):
+        return {"StatusCode": self.exit_code}
 
     def start(self):
         if self.kwargs.pop("refuse_start", None):
@@ -45,7 +52,9 @@ class FakeContainer:
 class FakeClient:
     def __init__(self, port_taken_times: int = 0):
         self.port_taken_times = port_taken_times  # gateway starts that fail as if the port were taken
-        self.created: list[dict] = []
+        self.created: list[dict] = []  # model and gateway containers, in order
+        self.helpers: list[dict] = []  # network holders and route helpers, in order
+        self.route_exit_code = 0
         self.networks_created: list[dict] = []
         self.images = SimpleNamespace(get=lambda image: object())
         self.api = SimpleNamespace(_version="1.41")
@@ -53,8 +62,11 @@ class FakeClient:
         self.networks = SimpleNamespace(create=self._network)
 
     def _create(self, image, **kwargs):
-        container = FakeContainer({"image": image, **kwargs})
-        self.created.append(dict(container.kwargs))
+        role = (kwargs.get("labels") or {}).get("org.ctbench.role")
+        helper = role in ("network", "route-helper")
+        container = FakeContainer({"image": image, **kwargs},
+                                  exit_code=self.route_exit_code if role == "route-helper" else 0)
+        (self.helpers if helper else self.created).append(dict(container.kwargs))
         if "ports" in kwargs and self.port_taken_times > 0:
             self.port_taken_times -= 1
             port = kwargs["ports"]["50051/tcp"][1]
@@ -129,12 +141,12 @@ def test_cpu_server_gets_no_device_request_and_is_locked_down(recorded, tmp_path
     assert model["device_requests"] is None and model["shm_size"] is None
     assert model["volumes"] == {str(data.resolve()): {"bind": "/data", "mode": "ro"}}
     assert model["cap_drop"] == ["ALL"] and model["security_opt"] == ["no-new-privileges:true"]
-    assert model["network"] == "ctbench-unit-chance-models" and "ports" not in model
+    assert model["network_mode"] == "container:id-ctbench-unit-chance-net" and "ports" not in model
     port = int(endpoint.address.rsplit(":", 1)[1])
     assert gateway["ports"] == {"50051/tcp": ("127.0.0.1", port)}
     assert gateway["command"] == ["50051=chance:50051"]
     internal = {n["name"]: n["internal"] for n in client.networks_created}
-    assert internal == {"ctbench-unit-chance-models": True, "ctbench-unit-edge": False}
+    assert internal == {"ctbench-unit-chance-models": True, "ctbench-unit-chance-edge": False}
     edge = next(n for n in client.networks_created if n["name"].endswith("edge"))
     assert edge["options"] == {"com.docker.network.bridge.enable_ip_masquerade": "false"}
 
@@ -330,12 +342,17 @@ def test_each_model_gets_its_own_internal_network_shared_only_with_its_gateway(t
     backend = DockerBackend(client, run_id="unit", block_host_access=False)
     for name in ("chance", "blind"):
         backend.start(ServerSpec(name=name, model=name, image=f"ctbench/{name}:latest"), data, tmp_path / "logs")
-    models = {c["name"]: c["network"] for c in client.created if "ports" not in c}
-    assert models == {"ctbench-unit-chance": "ctbench-unit-chance-models", "ctbench-unit-blind": "ctbench-unit-blind-models"}
+    holders = {c["name"]: c["network"] for c in client.helpers if c["labels"]["org.ctbench.role"] == "network"}
+    assert holders == {"ctbench-unit-chance-net": "ctbench-unit-chance-models",
+                       "ctbench-unit-blind-net": "ctbench-unit-blind-models"}
+    models = {c["name"]: c["network_mode"] for c in client.created if "ports" not in c}
+    assert models == {"ctbench-unit-chance": "container:id-ctbench-unit-chance-net",
+                      "ctbench-unit-blind": "container:id-ctbench-unit-blind-net"}
     assert connected == {"ctbench-unit-chance-models": ["ctbench-unit-chance-gw"],
                          "ctbench-unit-blind-models": ["ctbench-unit-blind-gw"]}
     assert {n["name"]: n["internal"] for n in client.networks_created} == {
-        "ctbench-unit-chance-models": True, "ctbench-unit-blind-models": True, "ctbench-unit-edge": False}
+        "ctbench-unit-chance-models": True, "ctbench-unit-blind-models": True,
+        "ctbench-unit-chance-edge": False, "ctbench-unit-blind-edge": False}
     backend.stop_all()
 
 
@@ -379,4 +396,37 @@ def test_a_data_root_neither_group_nor_world_readable_is_refused_saying_what_it_
     with pytest.raises(ServerStartError, match=rf"mode 700.*chmod g\+rx.*joins gid {gid}.*chown it to uid 10001"):
         DockerBackend(client, run_id="unit", block_host_access=False).start(
             ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), root, tmp_path / "logs")
-    assert client.created == []
+    assert client.created == [] and client.helpers == []
+
+
+def test_model_runs_in_a_namespace_whose_default_routes_go_before_it_starts(recorded, tmp_path):
+    """The holder joins the models network under the server's name; a one-shot helper with only
+    CAP_NET_ADMIN runs drop_routes.py in the holder's namespace, then in the gateway's."""
+    from ctbench.runners.backends.docker_backend import DROP_ROUTES
+
+    client, backend, data = recorded
+    backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
+    holder, first, second = client.helpers
+    assert holder["name"] == "ctbench-unit-chance-net" and holder["network"] == "ctbench-unit-chance-models"
+    assert holder["hostname"] == "chance" and holder["cap_drop"] == ["ALL"] and "cap_add" not in holder
+    assert [h["network_mode"] for h in (first, second)] == ["container:id-ctbench-unit-chance-net",
+                                                            "container:id-ctbench-unit-chance-gw"]
+    for helper in (first, second):
+        assert helper["cap_drop"] == ["ALL"] and helper["cap_add"] == ["NET_ADMIN"]
+        assert helper["security_opt"] == ["no-new-privileges:true"] and helper["read_only"] is True
+        assert helper["command"] == ["-c", DROP_ROUTES.read_text(encoding="utf-8")]
+    model, gateway = client.created
+    assert "hostname" not in model and "cap_add" not in model
+    assert gateway["environment"] == {"CTBENCH_GATEWAY_AWAIT_NO_ROUTE": "60"}, "it listens once the routes are gone"
+
+
+def test_a_namespace_keeping_its_default_route_stops_the_start(tmp_path):
+    client = FakeClient()
+    client.route_exit_code = 1
+    data = tmp_path / "data"
+    data.mkdir()
+    backend = DockerBackend(client, run_id="unit", block_host_access=False)
+    with pytest.raises(ServerStartError, match="could not delete the default routes of ctbench-unit-chance-net"):
+        backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
+    assert client.created == [], "no model starts in a namespace with a route out"
+    assert not backend.running()
