@@ -66,7 +66,8 @@ class Template:
 
 
 def _number(value: float, unit: str) -> Answer:
-    return Answer(f"{value:.1f} {unit}", round(float(value), 3), unit)
+    value = round(float(value), 3)  # answer_value; the answer text is it to 0.1
+    return Answer(f"{value:.1f} {unit}", value, unit)
 
 
 def _yes_no(flag: bool) -> Answer:
