@@ -61,7 +61,7 @@ def measure_benchmark(repeats: int = 3, slices: int = 300, pairs: str = "all") -
             structures_s.append(t2 - t1)
             questions_s.append(t3 - t2)
         n_structures = len(measured)
-        n_pairs = len({tuple(q["structures"]) for q in questions if len(q["structures"]) == 2})
+        n_pairs = len({frozenset(q["structures"]) for q in questions if len(q["structures"]) == 2})
         shape = labels.shape_ijk
         voxels = {name: m.voxels for name, m in measured.items()}
     structures_median, questions_median = statistics.median(structures_s), statistics.median(questions_s)

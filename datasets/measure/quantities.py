@@ -45,6 +45,8 @@ class StructureMeasure:
     extent_mm: np.ndarray  # along LPS x, y, z
     window: tuple[slice, ...]  # the structure's box grown by one voxel, array (k, j, i) order
     boundary: np.ndarray = field(repr=False)  # LPS mm of its boundary voxels' centres, (n, 3)
+    neighbours: dict[int, int] = field(default_factory=dict)  # label value -> voxels sharing a face with it
+    on_edge: bool = False  # has a voxel on the image's outer faces
 
     @property
     def name(self) -> str:
@@ -103,6 +105,7 @@ class LabelMap:
         self._voxel_ml = float(np.prod(labels.spacing)) / 1000.0
         self._measures: dict[str, StructureMeasure] | None = None
         self._pairs: dict[tuple[str, str], PairMeasure] = {}
+        self._trees: dict[str, object] = {}  # name -> k-d tree of its boundary voxels
 
     def structures(self) -> dict[str, StructureMeasure]:
         """Every structure of the table present in the map (at least one voxel), in table order."""
@@ -128,15 +131,21 @@ class LabelMap:
         window = tuple(slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in zip(box, self.array.shape))
         mask = self.array[window] == structure.value
         offset = np.array([s.start for s in window])
-        kji = np.nonzero(mask)
-        count = len(kji[0])
-        centroid_ijk = np.array([kji[2].mean(), kji[1].mean(), kji[0].mean()]) + offset[::-1]
+        per_k = mask.sum(axis=(1, 2), dtype=np.int64)  # projections: the centroid without voxel coordinates
+        count = int(per_k.sum())
+        per_j, per_i = mask.sum(axis=(0, 2), dtype=np.int64), mask.sum(axis=(0, 1), dtype=np.int64)
+        centroid_ijk = np.array([
+            float(per_i @ np.arange(len(per_i))), float(per_j @ np.arange(len(per_j))), float(per_k @ np.arange(len(per_k))),
+        ]) / count + offset[::-1]
         edge = mask & ~ndimage.binary_erosion(mask)
         boundary_kji = np.argwhere(edge) + offset
         boundary = self.volume.index_to_lps(boundary_kji[:, ::-1].astype(float))
         extent = boundary.max(axis=0) - boundary.min(axis=0) + self._footprint
+        shell = ndimage.binary_dilation(mask) & ~mask  # the face neighbours (the window has room for them)
+        values, counts = np.unique(self.array[window][shell], return_counts=True)
         return StructureMeasure(
             structure, count, count * self._voxel_ml, self.volume.index_to_lps(centroid_ijk), extent, window, boundary,
+            {int(v): int(c) for v, c in zip(values, counts)}, _touches_edge(mask, window, self.array.shape),
         )
 
     def pair(self, a: str, b: str) -> PairMeasure:
@@ -145,11 +154,13 @@ class LabelMap:
             from scipy.spatial import cKDTree
 
             ma, mb = self._need(a), self._need(b)
-            distances, _ = cKDTree(mb.boundary).query(ma.boundary, k=1)
-            contact, a_in_b = self._neighbours(ma, mb)
-            _, b_in_a = self._neighbours(mb, ma)
+            small, large = sorted((ma, mb), key=lambda m: len(m.boundary))  # the distance is symmetric
+            if large.name not in self._trees:
+                self._trees[large.name] = cKDTree(large.boundary)
+            distance = _min_distance(self._trees[large.name], large.boundary, small.boundary)
             self._pairs[key] = PairMeasure(
-                a, b, float(np.linalg.norm(ma.centroid - mb.centroid)), float(distances.min()), contact, a_in_b, b_in_a,
+                a, b, float(np.linalg.norm(ma.centroid - mb.centroid)), distance,
+                mb.structure.value in ma.neighbours, _within(ma, mb), _within(mb, ma),
             )
         return self._pairs[key]
 
@@ -159,18 +170,23 @@ class LabelMap:
             raise DatasetError(f"no voxels of {name!r} in the label map", self.where)
         return measure
 
-    def _neighbours(self, inner: StructureMeasure, outer: StructureMeasure) -> tuple[bool, bool]:
-        """(inner shares a face with outer, inner lies within outer)."""
-        from scipy import ndimage
 
-        block = self.array[inner.window]
-        mask = block == inner.structure.value
-        shell = ndimage.binary_dilation(mask) & ~mask
-        around = block[shell]
-        touches = bool((around == outer.structure.value).any())
-        on_edge = _touches_edge(mask, inner.window, self.array.shape)
-        within = touches and not on_edge and bool((around == outer.structure.value).all())
-        return touches, within
+def _min_distance(tree, tree_points: np.ndarray, points: np.ndarray, sample: int = 64) -> float:
+    """The smallest distance from `points` to `tree`'s points, exactly, querying few points: a
+    sample gives an upper bound U, and only points within U of the tree's bounding box can beat it."""
+    upper = float(tree.query(points[:: max(1, len(points) // sample)], k=1)[0].min())
+    lo, hi = tree_points.min(axis=0), tree_points.max(axis=0)
+    gap = np.maximum(0.0, np.maximum(lo - points, points - hi))
+    near = points[np.einsum("ij,ij->i", gap, gap) <= upper * upper * (1 + 1e-9)]
+    if len(near):
+        found = tree.query(near, k=1, distance_upper_bound=upper * (1 + 1e-9) + 1e-9)[0]
+        upper = min(upper, float(found.min()))
+    return upper
+
+
+def _within(inner: StructureMeasure, outer: StructureMeasure) -> bool:
+    """Every face neighbour of `inner` belongs to `outer`, and `inner` is not on the image's edge."""
+    return not inner.on_edge and set(inner.neighbours) == {outer.structure.value}
 
 
 def _touches_edge(mask: np.ndarray, window: tuple[slice, ...], shape: tuple[int, ...]) -> bool:
