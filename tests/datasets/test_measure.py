@@ -225,3 +225,19 @@ def test_bench_data_qa_measure_cli(phantom, tmp_path):
                                     str(tmp_path), "--label-table", str(phantom / "labels" / "label_table.json"),
                                     "--out", str(tmp_path / "n")])
     assert bad.exit_code == 1 and "have no label map" in bad.output
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_surface_distance_equals_brute_force_over_all_voxels(seed):
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(seed)
+    array = np.zeros((12, 14, 16), dtype=np.uint8)
+    for value in (1, 2, 3):  # scattered voxels: many small pieces, worst case for the pruning
+        k, j, i = (rng.integers(0, n, 25) for n in array.shape)
+        array[k, j, i] = value
+    volume = Volume(array, spacing=(0.7, 1.1, 2.5), direction=np.diag([-1.0, 1.0, -1.0]))
+    m = LabelMap(volume, TABLE)
+    points = {v: volume.index_to_lps(np.argwhere(array == v)[:, ::-1].astype(float)) for v in (1, 2, 3)}
+    for (a, va), (b, vb) in [(("box", 1), ("cube", 2)), (("cube", 2), ("ring", 3)), (("box", 1), ("ring", 3))]:
+        assert m.pair(a, b).surface_distance_mm == pytest.approx(cdist(points[va], points[vb]).min())
