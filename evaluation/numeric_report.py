@@ -36,3 +36,22 @@ def numeric_section(result: ScoreResult) -> Section | None:
         + (f"; the first {MAX_LISTED} are listed." if listed else "."),
     ]
     return Section("Numeric answers", paragraphs, tables)
+
+
+def numeric_terminal_table(result: ScoreResult):
+    """The same figures for `bench score`'s terminal (rich), overall per server; None without numbers."""
+    section = result.extra.get("numeric")
+    if not section:
+        return None
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=f"measured numbers (within {100 * section['tolerance_relative']:g}% relative; MRA), % with 95% CI")
+    for col in ("server", "within tolerance", "MRA", "n", "unparseable"):
+        table.add_column(col, justify="left" if col == "server" else "right")
+    for server in result.servers:
+        try:
+            within, mra = result.overall(server, "numeric_accuracy"), result.overall(server, "mra")
+        except KeyError:
+            continue
+        table.add_row(server, pct_ci(within), pct_ci(mra), str(mra["n"]), str(len(section["unparseable"].get(server, []))))
+    return table

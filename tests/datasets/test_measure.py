@@ -241,3 +241,11 @@ def test_surface_distance_equals_brute_force_over_all_voxels(seed):
     points = {v: volume.index_to_lps(np.argwhere(array == v)[:, ::-1].astype(float)) for v in (1, 2, 3)}
     for (a, va), (b, vb) in [(("box", 1), ("cube", 2)), (("cube", 2), ("ring", 3)), (("box", 1), ("ring", 3))]:
         assert m.pair(a, b).surface_distance_mm == pytest.approx(cdist(points[va], points[vb]).min())
+
+
+def test_bench_perf_measure_reports_structures_per_second():
+    res = CliRunner().invoke(main, ["perf", "measure", "--repeats", "1", "--slices", "24", "--json"])
+    assert res.exit_code == 0, res.output
+    figures = json.loads(res.output)
+    assert figures["shape_ijk"] == [512, 512, 24]
+    assert figures["structures"] >= 6 and figures["structures_per_s"] > 0 and figures["questions"] > 0
