@@ -42,12 +42,20 @@ def segmented_label_map(
     for name, mask in air_organs.items():
         labels[mask] = SEGMENTED.by_name(name).value
     for name, mask in solid_organs.items():
-        labels[ndimage.binary_fill_holes(mask)] = SEGMENTED.by_name(name).value
+        window = _box(mask)  # filled in its bounding box, grown by a voxel: the same as on the whole array
+        labels[window][ndimage.binary_fill_holes(mask[window])] = SEGMENTED.by_name(name).value
     for name, found in lesions.items():
         if found is not None:
             mask, window = found
             labels[window][mask] = SEGMENTED.by_name(name).value
     return LabelMap(Volume(labels, volume.spacing, volume.origin, volume.direction, volume.source), SEGMENTED)
+
+
+def _box(mask: np.ndarray) -> tuple[slice, ...]:
+    from scipy import ndimage
+
+    found = ndimage.find_objects(mask.astype(np.uint8))[0]
+    return tuple(slice(max(0, b.start - 1), min(n, b.stop + 1)) for b, n in zip(found, mask.shape))
 
 
 def answer_measured(text: str) -> Callable[[LabelMap | None], str] | None:
