@@ -45,7 +45,7 @@ class LabelTable:
         for what, seen in (("value", values), ("name", names)):
             duplicates = sorted({str(v) for v in seen if seen.count(v) > 1})
             if duplicates:
-                raise DatasetError(f"label table: duplicate {what}(s) {', '.join(duplicates)}")
+                raise DatasetError(f"duplicate label {what}(s) {', '.join(duplicates)}")
 
     def by_value(self, value: int) -> Structure:
         for s in self.structures:
@@ -114,4 +114,8 @@ def load_label_table(path: str | Path) -> LabelTable:
         rows = [(row, f"label {n}") for n, row in enumerate(entries)]
     if not rows:
         raise DatasetError("label table lists no labels", path)
-    return LabelTable(tuple(structure_from_row(row, path, where) for row, where in rows))
+    structures = tuple(structure_from_row(row, path, where) for row, where in rows)
+    try:
+        return LabelTable(structures)
+    except DatasetError as exc:
+        raise DatasetError(str(exc), path) from None

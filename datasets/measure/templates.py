@@ -96,6 +96,7 @@ TEMPLATES: tuple[Template, ...] = (
     Template("measured_containment", "Is the {a} contained within the {b}?", "yes/no", ADJACENCY),
 )
 BY_TYPE = {t.question_type: t for t in TEMPLATES}
+_PATTERNS = [(t, t.pattern()) for t in TEMPLATES]
 #: Question types whose answers are a number with a unit (scored by `evaluation/numeric_scoring.py`).
 NUMERIC_QUESTION_TYPES = frozenset(t.question_type for t in TEMPLATES if t.form == "open")
 
@@ -133,8 +134,8 @@ def answer(template: Template, label_map: LabelMap, a: str, b: str | None = None
 def match_question(text: str) -> tuple[Template, str, str | None] | None:
     """(template, a, b) when `text` is a measured question, else None."""
     stripped = text.strip()
-    for template in TEMPLATES:
-        found = template.pattern().match(stripped)
+    for template, pattern in _PATTERNS:
+        found = pattern.match(stripped)
         if found:
             groups = found.groupdict()
             return template, groups["a"], groups.get("b")
