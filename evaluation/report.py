@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ctbench.evaluation.control_report import control_sections
+from ctbench.evaluation.numeric_report import numeric_section
 from ctbench.evaluation.error_analysis import error_samples, outcome_counts
 from ctbench.evaluation.examples import Example, examples_per_category, most_disputed
 from ctbench.evaluation.report_tables import (
@@ -388,6 +389,7 @@ SECTIONS: list[Callable[[ReportInput], Section | None]] = [
     leaderboard_section,
     categories_section,
     question_types_section,
+    lambda inp: numeric_section(inp.result),  # evaluation/numeric_report.py
     comparisons_section,
     controls_section,
     jury_section,

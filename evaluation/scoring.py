@@ -27,6 +27,7 @@ from ctbench.evaluation.ledger import (
     run_ledgers,
 )
 from ctbench.evaluation.normalize import exact_match, match_option
+from ctbench.evaluation.numeric_scoring import is_numeric, numeric_rows, score_numeric
 from ctbench.evaluation.text_metrics import TextMetric, TextProtocol, metrics
 
 SUMMARY_FIELDS = (
@@ -127,7 +128,8 @@ class ScoreResult:
 
 PROTOCOL = {
     "normalization": "lower-case (NFKC), punctuation to spaces, drop articles a/an/the, collapse whitespace",
-    "accuracy": "option match where the question declares options (and its answer is one of them), else normalized exact match",
+    "accuracy": "option match where the question declares options (and its answer is one of them); for measured "
+    "numbers (numeric_scoring.py) a relative error within 10%; else normalized exact match",
     "option_match": "prediction picks exactly one option (equal after normalization, a bare option letter, "
     "or the only option mentioned as a whole phrase); none or several = wrong",
     "denominator": "every question of the dataset; missing and error predictions count as wrong",
@@ -148,6 +150,8 @@ def score_item(item: QAItem, record: PredictionRecord | None, server: str) -> It
     answer_index = match_option(item.answer, item.options) if item.options else None
     if answer_index is not None:
         correct = option is not None and option == answer_index
+    elif is_numeric(item):  # a measured number: within the tolerance (numeric_scoring.py)
+        correct = score_numeric(record.prediction, item.answer).within_tolerance
     else:  # no options, or an answer that is none of them: fall back to exact match
         correct = exact
     return ItemScore(server, item.question_id, item.case_id, "ok", correct, exact, option,
@@ -177,6 +181,10 @@ def score_predictions(
         text_rows, text_values = text_metric_rows(dataset, predictions, instances, protocol)
         rows += text_rows
     extra: dict[str, Any] = {}
+    questions = {it.question_id: it for it in dataset.items}
+    if any(is_numeric(q) for q in dataset.items):
+        n_rows, extra["numeric"] = numeric_rows(items, questions, servers)
+        rows += n_rows
     per_item_correct = {s: {it.question_id: it.correct for it in items if it.server == s} for s in servers}
     headline = {"accuracy": per_item_correct}
     if verdicts:

@@ -156,6 +156,11 @@ def qa() -> None:
     """
 
 
+from ctbench.cli.data_qa_measure import measure as _measure  # noqa: E402  (its own module)
+
+qa.add_command(_measure)
+
+
 def _llm_options(func):
     func = click.option("--prompt", "prompt_file", type=click.Path(exists=True, dir_okay=False), default=None,
                         help="A prompt file instead of the default versioned one.")(func)

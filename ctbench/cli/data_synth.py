@@ -9,7 +9,7 @@ from ctbench.cli.options import library_errors
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for qa_pairs.json and volumes/.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for qa_pairs.json, volumes/ and labels/ (label maps, kept out of volumes/).")
 @click.option("--volumes", "n_volumes", default=12, show_default=True, help="Number of volumes (10 questions each).")
 @click.option("--size", type=click.Choice(["small", "ct-rate"]), default="small", show_default=True, help="small: 96x96x64; ct-rate: 512x512x300 int16 for performance work.")
 @click.option("--seed", default=0, show_default=True)

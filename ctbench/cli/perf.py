@@ -81,6 +81,10 @@ from ctbench.cli.perf_geometric import geometric  # noqa: E402  (its own module;
 
 perf.add_command(geometric)
 
+from ctbench.cli.perf_measure import measure  # noqa: E402  (its own module; owned by datasets/measure)
+
+perf.add_command(measure)
+
 
 @perf.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)

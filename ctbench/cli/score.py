@@ -146,6 +146,10 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
             console.print(table)
     for table in controls_tables(result):
         console.print(table)
+    from ctbench.evaluation.numeric_report import numeric_terminal_table
+
+    if (numeric := numeric_terminal_table(result)) is not None:
+        console.print(numeric)
     for server, issues in result.issues.items():
         info = issues.to_json()
         problems = {k: v for k, v in info.items() if isinstance(v, int) and v}

@@ -28,6 +28,15 @@ KIDNEY = {"left": ((65.0, 55.0, -135.0), (28.0, 30.0, 45.0)), "right": ((-65.0, 
 BODY = ((165.0, 115.0), (150.0, 100.0))  # outer (fat) and inner (soft tissue) semi-axes x, y
 SPINE = ((0.0, 80.0), 16.0)
 
+#: The phantom's label maps: value -> (name as questions say it, laterality, kind). Painted in the
+#: same order as the intensities, so a lesion's voxels carry the lesion's label, not its organ's.
+LABELS = (
+    (1, "left lung", "left", "organ"), (2, "right lung", "right", "organ"), (3, "liver", "right", "organ"),
+    (4, "spleen", "left", "organ"), (5, "left kidney", "left", "organ"), (6, "right kidney", "right", "organ"),
+    (7, "pulmonary nodule", "", "lesion"), (8, "renal cyst", "", "lesion"), (9, "hypodense abdominal lesion", "", "lesion"),
+)
+LESION_LABELS = {"nodule": 7, "cyst": 8, "abdominal_lesion": 9}
+
 
 @dataclass(frozen=True)
 class Sphere:
@@ -81,6 +90,17 @@ class Anatomy:
             body = vol > -990
             vol[body] += rng.normal(0.0, noise_hu, size=int(body.sum())).astype(np.float32)
         return np.clip(np.rint(vol), -1024, 3071).astype(np.int16)
+
+    def labels(self) -> np.ndarray:
+        """The label map (uint8, values of `LABELS`, 0 elsewhere) on the same grid as `render`."""
+        x, y, z = self.grid.axes()
+        labels = np.zeros(tuple(reversed(self.grid.shape_ijk)), dtype=np.uint8)
+        for value, (center, radii) in ((1, LUNG["left"]), (2, LUNG["right"]), (3, LIVER), (4, SPLEEN),
+                                       (5, KIDNEY["left"]), (6, KIDNEY["right"])):
+            _paint(labels, x, y, z, center, radii, value)
+        for lesion in self.lesions:
+            _paint(labels, x, y, z, lesion.center, (lesion.radius,) * 3, LESION_LABELS[lesion.name])
+        return labels
 
 
 def _paint(vol, x, y, z, center, radii, value) -> None:

@@ -10,6 +10,9 @@ Output (CT-SpatialVQA JSON shape plus options, question type and category):
     OUT/qa_pairs.json          {volume_name: {"image_path", "storage_orientation", "qa_pairs": [...]}}
     OUT/volumes/<name>.nii.gz  int16 HU, correct spacing/origin/direction
     OUT/ground_truth.json      lesion geometry in LPS mm (for tests; servers never see it)
+    OUT/labels/<name>.nii.gz   uint8 label map of each volume, same grid and orientation
+    OUT/labels/label_table.json  what each label value is (`bench data qa measure` reads both;
+                               they stay outside volumes/, the folder a measured dataset serves)
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctbench.datasets.phantom.anatomy import HU, KIDNEY, LIVER, SPLEEN, Anatomy, Grid, Sphere, lung_nodule_center
+from ctbench.datasets.phantom.anatomy import HU, KIDNEY, LABELS, LIVER, SPLEEN, Anatomy, Grid, Sphere, lung_nodule_center
 
 ORIENTATIONS = ("LPS", "RAS", "RPI", "PLS", "SRA", "LAI")
 CATEGORY = {
@@ -114,6 +117,7 @@ def generate(out_dir: str | Path, config: PhantomConfig = PhantomConfig()) -> Pa
 
     out = Path(out_dir)
     (out / "volumes").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
     grid = Grid(**SIZES[config.size])
     rng = np.random.default_rng(config.seed + 1)
     qa: dict[str, dict] = {}
@@ -121,19 +125,28 @@ def generate(out_dir: str | Path, config: PhantomConfig = PhantomConfig()) -> Pa
     for v, row in enumerate(design(config)):
         name = f"phantom_{v:03d}.nii.gz"
         lesions = lesions_for(row)
-        array = Anatomy(grid, lesions).render(config.noise_hu, rng)
-        image = sitk.GetImageFromArray(array)
-        image.SetSpacing(grid.spacing)
-        image.SetOrigin(grid.origin)
-        image = sitk.DICOMOrient(image, row["orientation"])
-        sitk.WriteImage(image, str(out / "volumes" / name), useCompression=True)
+        anatomy = Anatomy(grid, lesions)
+        for folder, array in (("volumes", anatomy.render(config.noise_hu, rng)), ("labels", anatomy.labels())):
+            image = sitk.GetImageFromArray(array)
+            image.SetSpacing(grid.spacing)
+            image.SetOrigin(grid.origin)
+            image = sitk.DICOMOrient(image, row["orientation"])
+            sitk.WriteImage(image, str(out / folder / name), useCompression=True)
         qa[name] = {"image_path": f"volumes/{name}", "storage_orientation": row["orientation"], "qa_pairs": questions_for(row)}
         truth[name] = {"design": row, "lesions": [asdict(s) for s in lesions]}
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=1))
+    write_label_table(out / "labels" / "label_table.json")
     qa_path = out / "qa_pairs.json"
     qa_path.write_text(json.dumps(qa, indent=1))
     (out / "config.json").write_text(json.dumps(asdict(config)))
     return qa_path
+
+
+def write_label_table(path: Path) -> Path:
+    """The phantom's label table (`datasets/measure/label_table.py` format)."""
+    from ctbench.datasets.measure.label_table import LabelTable, Structure
+
+    return LabelTable(tuple(Structure(*row) for row in LABELS)).write(path)
 
 
 def ensure_phantom(cache_dir: str | Path, config: PhantomConfig = PhantomConfig()) -> Path:

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ctbench.errors import UnsupportedQuestion
+from ctbench.model_servers.baselines.geometric_measure import answer_measured, segmented_label_map
 from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import Model, QuestionItem
 from ctbench.preprocess.volume import Volume
+
+if TYPE_CHECKING:
+    from ctbench.datasets.measure.quantities import LabelMap
 
 # HU bands (inclusive lower, exclusive upper).
 BANDS = {"air_like": (-2000, -500), "lesion_like": (-300, 70), "liver": (75, 110), "spleen": (110, 138), "kidney": (138, 250)}
@@ -63,6 +67,7 @@ class Findings:
     cyst_kidney: str | None
     abdominal_lesion: Region | None
     lesion_organ: str | None
+    label_map: "LabelMap | None" = None  # what it segmented, for measured questions (geometric_measure.py)
 
 
 class Geometry:
@@ -180,8 +185,10 @@ def analyse(volume: Volume) -> Findings:
         found = _Components(inside, min_voxels=MIN_LESION_VOXELS)
         for label in found.ids:
             candidates.append((found.sizes[label], side, found.mask(label), closed, window))
+    nodule_mask = None
     if candidates:
         _, nodule_lung, comp, closed, window = max(candidates, key=lambda c: c[0])
+        nodule_mask = (comp, window)
         nodule = geo.region(comp, _offset(window))
         shell = ndimage.binary_dilation(comp, structure=geo.ball(1.5 * max(volume.spacing))) & ~comp
         abuts = bool((shell & ~closed).any())  # the window's margin exceeds this shell
@@ -192,7 +199,7 @@ def analyse(volume: Volume) -> Findings:
         mask = kidney_found.mask(label)
         region = geo.region(mask)
         kidneys["left" if region.centroid[0] > midline_x else "right"] = (region, mask)
-    cyst, cyst_kidney = _enclosed_lesion(kidneys, hu, geo)
+    cyst, cyst_kidney, cyst_mask = _enclosed_lesion(kidneys, hu, geo)
 
     organs: dict[str, tuple[Region, np.ndarray]] = {}
     for organ in ("liver", "spleen"):
@@ -200,17 +207,23 @@ def analyse(volume: Volume) -> Findings:
         if found.ids:
             mask = found.mask(found.ids[0])
             organs[organ] = (geo.region(mask), mask)
-    lesion, lesion_organ = _enclosed_lesion(organs, hu, geo)
+    lesion, lesion_organ, lesion_mask = _enclosed_lesion(organs, hu, geo)
+    label_map = segmented_label_map(
+        volume, {f"{side} lung": m for side, (_, m) in lungs.items()},
+        {**{f"{side} kidney": m for side, (_, m) in kidneys.items()}, **{o: m for o, (_, m) in organs.items()}},
+        {"pulmonary nodule": nodule_mask, "renal cyst": cyst_mask, "hypodense abdominal lesion": lesion_mask},
+    )
     return Findings(
         midline_x, {side: r for side, (r, _) in lungs.items()}, nodule, nodule_lung, abuts,
-        {side: r for side, (r, _) in kidneys.items()}, cyst, cyst_kidney, lesion, lesion_organ,
+        {side: r for side, (r, _) in kidneys.items()}, cyst, cyst_kidney, lesion, lesion_organ, label_map,
     )
 
 
 def _enclosed_lesion(
     organs: dict[str, tuple[Region, np.ndarray]], hu: np.ndarray, geo: Geometry
-) -> tuple[Region | None, str | None]:
-    """The largest hypodense component enclosed by one of `organs`, and which organ holds it."""
+) -> tuple[Region | None, str | None, tuple[np.ndarray, tuple[slice, ...]] | None]:
+    """The largest hypodense component enclosed by one of `organs`, which organ holds it, and its
+    mask (in its window)."""
     best = None
     lo, hi = BANDS["lesion_like"]
     for name, (_, mask) in organs.items():
@@ -221,8 +234,8 @@ def _enclosed_lesion(
             if best is None or found.sizes[label] > best[0]:
                 best = (found.sizes[label], name, found.mask(label), window)
     if best is None:
-        return None, None
-    return geo.region(best[2], _offset(best[3])), best[1]
+        return None, None, None
+    return geo.region(best[2], _offset(best[3])), best[1], (best[2], best[3])
 
 
 def _need(value, what: str):
@@ -291,7 +304,8 @@ def rule_for(text: str) -> Callable[[Findings], str]:
 
 
 def answer_question(text: str, f: Findings) -> str:
-    return rule_for(text)(f)
+    measured = answer_measured(text)
+    return measured(f.label_map) if measured is not None else rule_for(text)(f)
 
 
 class LazyFindings:
@@ -333,6 +347,10 @@ class GeometricExpert(Model):
         results: list[str | Exception] = []
         for item in batch:
             try:
+                measured = answer_measured(item.text)  # a measured question: decided from its words
+                if measured is not None:
+                    results.append(measured(item.prepared.get().label_map))
+                    continue
                 rule = rule_for(item.text)  # decided before any voxel is looked at
                 results.append(rule(item.prepared.get()))
             except UnsupportedQuestion as exc:

@@ -19,7 +19,8 @@ def test_same_config_gives_identical_files(tmp_path):
     b = generate(tmp_path / "b", PhantomConfig(n_volumes=2))
     assert a.read_bytes() == b.read_bytes()
     for name in ("phantom_000.nii.gz", "phantom_001.nii.gz"):
-        assert (a.parent / "volumes" / name).read_bytes() == (b.parent / "volumes" / name).read_bytes()
+        for folder in ("volumes", "labels"):  # the label maps too
+            assert (a.parent / folder / name).read_bytes() == (b.parent / folder / name).read_bytes()
 
 
 def test_every_answer_is_balanced_across_the_set(phantom_small):
