@@ -71,6 +71,7 @@ class OpenAIVLM(Model):
                    "images as PNG, one chat completion per question.")
     license = "that of the model behind the endpoint"
     max_batch_size = 8
+    inspects_input = False  # its prepared input is PNG data URIs, not an array
 
     def __init__(self, **options: str):
         super().__init__(**options)
