@@ -324,6 +324,7 @@ def check_questions(ctx: Context):
     probe = probes.small_volume("probe-questions", seed=10)
     problems: list[str] = []
     declined_by_kind = {"open": 0, "options": 0}
+    empty = 0
     for kind in ("open", "options"):  # one stream each: a batch that fails on one kind spares the other
         asked = []
         requests = ctx.volume_requests(probe, transport)
@@ -347,7 +348,7 @@ def check_questions(ctx: Context):
             elif got[0].status.code != 0:
                 problems.append(f"{label} ({qid}): {describe_answer(got[0])}")
             elif not got[0].text.strip():
-                problems.append(f"{label} ({qid}): OK with an empty answer")
+                empty += 1
     n = len(OPEN_QUESTIONS)
     detail = f"{n} open questions and {n} with options on one {transport} volume"
     warnings = []
@@ -356,6 +357,8 @@ def check_questions(ctx: Context):
                         "CT-SpatialVQA's questions are all open, so it would score 0 on them")
     if declined_by_kind["options"]:
         detail += f"; declined {declined_by_kind['options']}/{n} with options"
+    if empty:  # fine for random weights, worth a look for a trained model
+        warnings.append(f"{empty} of {2 * n} answers were empty text")
     return (FAIL if problems else PASS), detail, problems, warnings
 
 
