@@ -90,9 +90,10 @@ def intensity_problems(spec: InputSpec, output: np.ndarray, positions: dict) -> 
     """Each visible marker's value (and the air's) against the declared intensity mapping.
     Returns (problems, whether the declaration could be read)."""
     points = [(m.name, m.hu, positions[m.name]) for m in MARKERS if positions.get(m.name) is not None]
+    # Air: the probe's centre (volumes) or the first slice's centre (slices): no marker lies there.
     centre = tuple(n // 2 for n in output.shape[:3])
-    if spec.kind == "slices2d" and points:
-        centre = (int(round(points[0][2][0])),) + centre[1:]
+    if spec.kind == "slices2d":
+        centre = (0,) + centre[1:]
     points.append(("air", BACKGROUND_HU, centre))
     channels = [None] if output.ndim == 3 else list(range(output.shape[3]))
     if expected_value(spec, 0.0, channels[0]) is None:

@@ -139,3 +139,33 @@ def test_a_container_that_dies_is_reported_with_the_container_log(tmp_path, supp
     died = {r.name: r for r in report.results}["questions"]
     assert died.problems[0].startswith("the container exited with code 3")
     assert "container log:" in died.problems[0] and "fatal: open question" in died.problems[0]
+
+
+# One preset per geometry and intensity form the check reads (the larger ones cost seconds of
+# CPU resampling per probe and add nothing new).
+PRESET_CASES = [("m3d-lamed", "authors"), ("m3d-lamed", "published"), ("merlin", "published"),
+                ("vila-m3", "authors"), ("lingshu", "published"), ("lingshu", "authors")]
+
+
+@pytest.mark.parametrize("name,variant", PRESET_CASES)
+def test_the_input_check_passes_a_server_fed_exactly_by_its_preset(name, variant):
+    from ctbench.model_servers.sdk import Model
+    from ctbench.preprocess.input_spec import get_spec
+
+    spec = get_spec(name, variant)
+
+    class PresetFed(Model):
+        def preprocess(self, volume):
+            return spec.apply(volume)
+
+        def input_spec(self):
+            return spec.to_dict()
+
+        def answer(self, batch):
+            return ["left"] * len(batch)
+
+    PresetFed.name, PresetFed.version, PresetFed.license = name, "1", "Apache-2.0"
+    report, by_name = check(PresetFed(), "input")
+    fed = by_name["input"]
+    assert fed.status == "pass", report.to_text()
+    assert "for LPS/RAS/ASL/IRP" in fed.detail or spec.orientation == "", fed.detail
