@@ -19,7 +19,7 @@ from ctbench.preprocess.volume import Volume, load_volume_bytes
 from ctbench.v1 import answer_volume_question_pb2 as pb
 
 DEFAULT_MAX_BYTES = 1 << 20
-MAX_SAMPLE_BYTES = 3 << 20  # the reply stays under gRPC's 4 MiB default message limit
+MAX_SAMPLE_BYTES = 12 << 20  # a client asks for more than 4 MiB only with a larger receive limit
 
 
 class InputNotInspectable(UnsupportedTransport):

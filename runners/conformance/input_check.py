@@ -28,7 +28,7 @@ from ctbench.v1 import answer_volume_question_pb2 as pb
 
 #: Probe storages: as declared by most headers, every axis flipped, and two permutations.
 INPUT_STORAGES = ("LPS", "RAS", "ASL", "IRP")
-SAMPLE_BYTES = 3 << 20
+SAMPLE_BYTES = 12 << 20  # the checker's channel takes replies up to 16 MiB
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 _CLIP = re.compile(rf"clip\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\].*->\s*\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\]")
 PROBE_HU_RANGE = (BACKGROUND_HU, max(m.hu for m in MARKERS))
@@ -59,10 +59,11 @@ def decode(message: pb.ModelInput) -> np.ndarray:
     """The sampled array back at the full shape (nearest neighbour along strided axes)."""
     dtype = np.dtype(message.dtype).newbyteorder("<")
     sample = np.frombuffer(message.data, dtype=dtype).reshape(tuple(message.sampled_shape)).astype(dtype.newbyteorder("="))
-    for axis, stride in enumerate(message.stride):
-        if stride > 1:
-            sample = np.repeat(sample, stride, axis=axis)
-    return sample[tuple(slice(0, n) for n in message.shape)]
+    for axis, (stride, n) in enumerate(zip(message.stride, message.shape)):
+        if stride > 1:  # each index reads its nearest sample: off by at most stride / 2
+            nearest = np.clip(np.rint(np.arange(n) / stride).astype(int), 0, sample.shape[axis] - 1)
+            sample = np.take(sample, nearest, axis=axis)
+    return sample
 
 
 def expected_value(spec: InputSpec, hu: float, channel: int | None) -> float | None:
@@ -215,9 +216,17 @@ def _shape_problems(spec: InputSpec, output: np.ndarray, volume) -> list[str]:
             return [f"a slice model's input must be (N, rows, cols, 3); got shape {list(shape)}"]
         if output.dtype != np.uint8:
             return [f"a slice model's input must be uint8 (0..255); got {output.dtype}"]
-        if spec.num_slices and shape[0] != spec.num_slices:
-            return [f"{shape[0]} slices, the card declares num_slices {spec.num_slices}"]
-    elif output.ndim != 3:
+        oriented = reorient(volume, spec.orientation) if spec.orientation else volume
+        available = oriented.array.shape[0]  # slices along D of the (oriented) probe
+        wanted = 1 if spec.geometry == "middle_slice" else min(spec.num_slices or available, available)
+        if shape[0] != wanted:
+            return [f"{shape[0]} slices, but num_slices {spec.num_slices} of the probe's {available} slices "
+                    f"({spec.geometry}) gives {wanted}"]
+        if spec.target_shape and tuple(shape[1:3]) != tuple(spec.target_shape[1:]):
+            return [f"slices of {list(shape[1:3])}, the card declares {list(spec.target_shape[1:])} (target_shape "
+                    f"{list(spec.target_shape)})"]
+        return []
+    if output.ndim != 3:
         return [f"a volume3d input must have three spatial axes ({spec.axis_order}); got shape {list(shape)}"]
     if spec.target_shape and tuple(shape[:len(spec.target_shape)]) != spec.target_shape:
         return [f"shape {list(shape)}, the card declares target_shape {list(spec.target_shape)} in axis order "
