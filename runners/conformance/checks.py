@@ -336,7 +336,8 @@ def check_questions(ctx: Context):
         result = ctx.exchange(requests)
         label = "an open question" if kind == "open" else "a question with options"
         if result.error is not None:
-            problems.append(f"the stream of {label}s ended with {result.error_text}")
+            plural = "open questions" if kind == "open" else "questions with options"
+            problems.append(f"the stream of {plural} ended with {result.error_text}")
         for qid in asked:
             got = result.answers.get(qid, [])
             if not got:

@@ -37,7 +37,8 @@ def run_conformance_started(backend, spec, options: ConformanceOptions, label: s
                 wait_until_serving(endpoint.address, options.health_timeout_s, spec.name,
                                    lambda: backend.is_alive(spec.name), lambda: backend.logs(spec.name))
             except ServerStartError as exc:
-                return never_healthy(label, str(exc))
+                code = backend.exit_code(spec.name)
+                return never_healthy(label, (f"exit code {code}: " if code is not None else "") + str(exc))
             report = run_conformance(endpoint.address, options, watch=watch_of(backend, spec.name, what))
             report.address = f"{label} ({endpoint.address})"
             return report

@@ -169,3 +169,32 @@ def test_the_input_check_passes_a_server_fed_exactly_by_its_preset(name, variant
     fed = by_name["input"]
     assert fed.status == "pass", report.to_text()
     assert "for LPS/RAS/ASL/IRP" in fed.detail or spec.orientation == "", fed.detail
+
+
+def test_bench_conformance_serve_fails_the_mirror_and_passes_geometric(support_env):
+    """The user's path: `bench conformance --serve MODEL` starts `bench serve` and checks it."""
+    pytest.importorskip("scipy")
+    from click.testing import CliRunner
+
+    from ctbench.cli import main
+
+    result = CliRunner().invoke(main, ["conformance", "--serve", "broken_templates:LeftRightMirroredTemplate",
+                                       "--check", "input", "--timeout", "60"])
+    assert result.exit_code == 1, result.output
+    assert "FAIL  input" in result.output and "mirrored along axis 2 (W)" in result.output
+    result = CliRunner().invoke(main, ["conformance", "--serve", "geometric", "--timeout", "60"])
+    assert result.exit_code == 0, result.output
+    assert "CONFORMS: 11 passed, 0 failed, 0 skipped" in result.output
+
+
+def test_a_server_that_exits_at_start_is_reported_with_its_exit_code(tmp_path, support_env):
+    from ctbench.runners.backends.local import LocalProcessBackend
+
+    class Local(LocalProcessBackend):
+        what = "server process"
+
+    report = _serve_and_check(tmp_path, Local(start_timeout_s=60), "NoSuchModel")
+    health = report.results[0]
+    assert health.status == "fail" and health.problems[0].startswith("exit code 1: "), health.problems
+    assert "NoSuchModel" in health.problems[0]
+    assert all(r.status == "skip" for r in report.results[1:])
