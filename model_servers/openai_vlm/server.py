@@ -17,6 +17,8 @@ The API key is read from the environment variable `api_key_env` names (default
 """
 from __future__ import annotations
 
+import base64
+
 import hashlib
 import json
 from dataclasses import dataclass
@@ -53,6 +55,13 @@ class SliceImages:
     def nbytes(self) -> int:
         return sum(len(uri) for uri in self.data_uris)
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The slices decoded back from the PNGs the endpoint receives (InspectInput shows these)."""
+        from ctbench.model_servers.openai_vlm.png import decode_png
+
+        stack = np.stack([decode_png(base64.b64decode(uri.split(",", 1)[1])) for uri in self.data_uris])
+        return stack if dtype is None else stack.astype(dtype)
+
 
 def slice_content(images: SliceImages, question: str) -> list[dict[str, Any]]:
     """The user turn: instruction, each slice image followed by `SLICE i`, then the question."""
@@ -71,7 +80,6 @@ class OpenAIVLM(Model):
                    "images as PNG, one chat completion per question.")
     license = "that of the model behind the endpoint"
     max_batch_size = 8
-    inspects_input = False  # its prepared input is PNG data URIs, not an array
 
     def __init__(self, **options: str):
         super().__init__(**options)
