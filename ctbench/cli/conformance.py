@@ -1,6 +1,7 @@
 """`bench conformance HOST:PORT`: check a model server against the protocol before shipping it."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -60,20 +61,32 @@ def conformance(address, image, serve_model, serve_options, model_name, gpu, dat
         raise click.BadParameter(f"expected HOST:PORT, got {address!r}", param_hint="HOST:PORT")
     options = ConformanceOptions(data_root=data_root, timeout_s=timeout_s, slow_s=slow_s,
                                  health_timeout_s=health_timeout_s, only=tuple(only))
+    progress = _live_progress() if sys.stderr.isatty() else None
     if image is not None:
         from ctbench.runners.conformance.container import run_conformance_in_container
 
         model = model_name or image.rsplit("/", 1)[-1].split(":", 1)[0]
-        report = run_conformance_in_container(image, model, options, gpu=gpu)
+        report = run_conformance_in_container(image, model, options, gpu=gpu, progress=progress)
     elif serve_model is not None:
         from ctbench.runners.conformance.started_server import run_conformance_serving
 
         args = tuple(a for item in serve_options for a in ("--option", item))
-        report = run_conformance_serving(serve_model, args, options)
+        report = run_conformance_serving(serve_model, args, options, progress=progress)
     else:
-        report = run_conformance(address, options)
+        report = run_conformance(address, options, progress)
     click.echo(report.to_text())
     if json_path is not None:
         json_path.write_text(report.to_json() + "\n")
     if not report.passed:
         raise SystemExit(1)
+
+
+def _live_progress():
+    """One line per check on stderr as it finishes (a terminal only; the report follows)."""
+
+    def show(result) -> None:
+        mark = {"pass": "PASS", "fail": "FAIL", "skip": "skip"}[result.status]
+        click.echo(f"  {mark}  {result.name}  [{result.seconds:.2f}s]" + (" (slow)" if result.warnings and
+                   any(w.startswith("slow:") for w in result.warnings) else ""), err=True)
+
+    return show

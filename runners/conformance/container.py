@@ -11,7 +11,7 @@ from ctbench.runners.conformance.started_server import run_conformance_started
 
 def run_conformance_in_container(image: str, model: str, options: ConformanceOptions,
                                  gpu: bool = False, args: tuple[str, ...] = (),
-                                 log_dir: Path | None = None) -> ConformanceReport:
+                                 log_dir: Path | None = None, progress=None) -> ConformanceReport:
     """Start `image` as server `model` with the docker backend, run the checks, always stop it.
 
     Without `options.data_root` a fresh, world-readable temporary folder is mounted at /data.
@@ -21,4 +21,4 @@ def run_conformance_in_container(image: str, model: str, options: ConformanceOpt
     from ctbench.runners.backends.docker_backend import DockerBackend
 
     spec = ServerSpec(name=model, model=model, image=image, gpu=gpu, args=tuple(args))
-    return run_conformance_started(DockerBackend(), spec, options, image, "container", log_dir)
+    return run_conformance_started(DockerBackend(), spec, options, image, "container", log_dir, progress)

@@ -17,7 +17,7 @@ def watch_of(backend, name: str, what: str) -> ServerWatch:
 
 
 def run_conformance_started(backend, spec, options: ConformanceOptions, label: str, what: str,
-                            log_dir: Path | None = None) -> ConformanceReport:
+                            log_dir: Path | None = None, progress=None) -> ConformanceReport:
     """Start `spec` with `backend`, wait for health, run the checks, always stop it.
 
     Without `options.data_root` a fresh, world-readable temporary folder is the data root."""
@@ -39,7 +39,7 @@ def run_conformance_started(backend, spec, options: ConformanceOptions, label: s
             except ServerStartError as exc:
                 code = backend.exit_code(spec.name)
                 return never_healthy(label, (f"exit code {code}: " if code is not None else "") + str(exc))
-            report = run_conformance(endpoint.address, options, watch=watch_of(backend, spec.name, what))
+            report = run_conformance(endpoint.address, options, progress, watch=watch_of(backend, spec.name, what))
             report.address = f"{label} ({endpoint.address})"
             return report
 
@@ -53,11 +53,11 @@ def never_healthy(label: str, why: str) -> ConformanceReport:
 
 
 def run_conformance_serving(model: str, args: tuple[str, ...], options: ConformanceOptions,
-                            log_dir: Path | None = None) -> ConformanceReport:
+                            log_dir: Path | None = None, progress=None) -> ConformanceReport:
     """`bench serve MODEL ARGS...` as a local process (as `bench run --backend local` starts it)."""
     from ctbench.runners.backends.base import ServerSpec
     from ctbench.runners.backends.local import LocalProcessBackend
 
     backend = LocalProcessBackend(start_timeout_s=options.health_timeout_s)
     spec = ServerSpec(name=model, model=model, args=tuple(args))
-    return run_conformance_started(backend, spec, options, f"bench serve {model}", "server process", log_dir)
+    return run_conformance_started(backend, spec, options, f"bench serve {model}", "server process", log_dir, progress)
