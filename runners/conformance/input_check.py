@@ -169,7 +169,7 @@ def check_input(ctx: Context):
                             + timeout_hint(exc, ctx.options.timeout_s))
             continue
         finally:
-            ctx.timed(time.monotonic() - start, f"InspectInput of the probe stored {code}")
+            ctx.timed(time.monotonic() - start, f"InspectInput (load + preprocess) of the probe stored {code}")
         try:
             output = decode(reply)
         except (ValueError, TypeError) as exc:
