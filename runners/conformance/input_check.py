@@ -202,6 +202,8 @@ def check_input(ctx: Context):
     detail = (f"probe stored {'/'.join(INPUT_STORAGES)} via {transport}: input {shape_text}; markers at the declared "
               f"positions (orientation {spec.orientation or 'as stored'}, axis order {spec.axis_order}) for "
               f"{'/'.join(checked) or 'none'}")
+    if spec.target_spacing_mm and checked:
+        detail += f"; spacing {list(spec.target_spacing_mm)} mm (the markers sit 20/36/52 mm from the centre)"
     if checked:
         detail += ("; intensity: rank order only (the declared intensity "
                    f"{spec.intensity!r} is not in a form the check reads)" if unreadable_intensity

@@ -198,3 +198,32 @@ def test_a_server_that_exits_at_start_is_reported_with_its_exit_code(tmp_path, s
     assert health.status == "fail" and health.problems[0].startswith("exit code 1: "), health.problems
     assert "NoSuchModel" in health.problems[0]
     assert all(r.status == "skip" for r in report.results[1:])
+
+
+@pytest.mark.parametrize("declared_change", [{"target_spacing_mm": (2.0, 2.0, 3.0)}, {"axis_order": "DWH"},
+                                             {"windows": ((-1350.0, 150.0), (-135.0, 215.0), (0.0, 80.0))}])
+def test_the_input_check_fails_a_card_that_misdeclares_spacing_axis_order_or_window(declared_change):
+    import dataclasses
+
+    from ctbench.model_servers.sdk import Model
+    from ctbench.preprocess.input_spec import get_spec
+
+    name = "lingshu" if "windows" in declared_change else "merlin"
+    fed = get_spec(name, "authors" if name == "lingshu" else "published")
+    declared = dataclasses.replace(fed, **declared_change)
+
+    class Misdeclared(Model):
+        version, license = "1", "Apache-2.0"
+
+        def preprocess(self, volume):
+            return fed.apply(volume)
+
+        def input_spec(self):
+            return declared.to_dict()
+
+        def answer(self, batch):
+            return ["left"] * len(batch)
+
+    Misdeclared.name = name
+    report, by_name = check(Misdeclared(), "input")
+    assert by_name["input"].status == "fail", report.to_text()
