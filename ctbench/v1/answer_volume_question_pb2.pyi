@@ -64,7 +64,7 @@ class InputSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., variant: _Optional[str] = ..., kind: _Optional[str] = ..., orientation: _Optional[str] = ..., axis_order: _Optional[str] = ..., target_shape: _Optional[_Iterable[int]] = ..., target_spacing_mm: _Optional[_Iterable[float]] = ..., intensity: _Optional[str] = ..., num_slices: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[IntensityWindow, _Mapping]]] = ..., notes: _Optional[str] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ModelCard(_message.Message):
-    __slots__ = ("name", "version", "description", "license", "weights", "input", "max_batch_size", "transports", "max_volume_bytes", "max_chunk_bytes", "generation", "gpu_memory_bytes", "sdk_version", "max_inline_bytes")
+    __slots__ = ("name", "version", "description", "license", "weights", "input", "max_batch_size", "transports", "max_volume_bytes", "max_chunk_bytes", "generation", "gpu_memory_bytes", "sdk_version", "max_inline_bytes", "inspect_input")
     class GenerationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class ModelCard(_message.Message):
     GPU_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     SDK_VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_INLINE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    INSPECT_INPUT_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     description: str
@@ -100,7 +101,8 @@ class ModelCard(_message.Message):
     gpu_memory_bytes: int
     sdk_version: str
     max_inline_bytes: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., license: _Optional[str] = ..., weights: _Optional[str] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., transports: _Optional[_Iterable[_Union[VolumeTransport, str]]] = ..., max_volume_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., generation: _Optional[_Mapping[str, str]] = ..., gpu_memory_bytes: _Optional[int] = ..., sdk_version: _Optional[str] = ..., max_inline_bytes: _Optional[int] = ...) -> None: ...
+    inspect_input: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., license: _Optional[str] = ..., weights: _Optional[str] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., transports: _Optional[_Iterable[_Union[VolumeTransport, str]]] = ..., max_volume_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., generation: _Optional[_Mapping[str, str]] = ..., gpu_memory_bytes: _Optional[int] = ..., sdk_version: _Optional[str] = ..., max_inline_bytes: _Optional[int] = ..., inspect_input: _Optional[bool] = ...) -> None: ...
 
 class AnswerRequest(_message.Message):
     __slots__ = ("volume", "chunk", "question")
@@ -220,3 +222,39 @@ class VolumeStatus(_message.Message):
     load_ms: float
     cache_hit: bool
     def __init__(self, volume_id: _Optional[str] = ..., status: _Optional[_Union[ItemStatus, _Mapping]] = ..., load_ms: _Optional[float] = ..., cache_hit: _Optional[bool] = ...) -> None: ...
+
+class InspectInputRequest(_message.Message):
+    __slots__ = ("volume", "data", "max_bytes")
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    volume: VolumeHeader
+    data: bytes
+    max_bytes: int
+    def __init__(self, volume: _Optional[_Union[VolumeHeader, _Mapping]] = ..., data: _Optional[bytes] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class ModelInput(_message.Message):
+    __slots__ = ("volume_id", "shape", "dtype", "stride", "sampled_shape", "data", "minimum", "maximum", "mean", "preprocess_ms", "input")
+    VOLUME_ID_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    STRIDE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESS_MS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    volume_id: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    dtype: str
+    stride: _containers.RepeatedScalarFieldContainer[int]
+    sampled_shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    minimum: float
+    maximum: float
+    mean: float
+    preprocess_ms: float
+    input: InputSpec
+    def __init__(self, volume_id: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., dtype: _Optional[str] = ..., stride: _Optional[_Iterable[int]] = ..., sampled_shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., mean: _Optional[float] = ..., preprocess_ms: _Optional[float] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ...) -> None: ...

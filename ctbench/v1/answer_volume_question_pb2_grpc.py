@@ -44,6 +44,11 @@ class AnswerVolumeQuestionStub:
                 request_serializer=ctbench_dot_v1_dot_answer__volume__question__pb2.AnswerRequest.SerializeToString,
                 response_deserializer=ctbench_dot_v1_dot_answer__volume__question__pb2.AnswerResponse.FromString,
                 _registered_method=True)
+        self.InspectInput = channel.unary_unary(
+                '/ctbench.v1.AnswerVolumeQuestion/InspectInput',
+                request_serializer=ctbench_dot_v1_dot_answer__volume__question__pb2.InspectInputRequest.SerializeToString,
+                response_deserializer=ctbench_dot_v1_dot_answer__volume__question__pb2.ModelInput.FromString,
+                _registered_method=True)
 
 
 class AnswerVolumeQuestionServicer:
@@ -63,6 +68,15 @@ class AnswerVolumeQuestionServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InspectInput(self, request, context):
+        """Opt-in (`ModelCard.inspect_input`): the array the server would hand its model for one
+        volume, prepared by its own preprocessing, without calling the model. Conformance checks
+        it against the card's InputSpec. Errors are the call's status (the item error codes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnswerVolumeQuestionServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +89,11 @@ def add_AnswerVolumeQuestionServicer_to_server(servicer, server):
                     servicer.Answer,
                     request_deserializer=ctbench_dot_v1_dot_answer__volume__question__pb2.AnswerRequest.FromString,
                     response_serializer=ctbench_dot_v1_dot_answer__volume__question__pb2.AnswerResponse.SerializeToString,
+            ),
+            'InspectInput': grpc.unary_unary_rpc_method_handler(
+                    servicer.InspectInput,
+                    request_deserializer=ctbench_dot_v1_dot_answer__volume__question__pb2.InspectInputRequest.FromString,
+                    response_serializer=ctbench_dot_v1_dot_answer__volume__question__pb2.ModelInput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +150,33 @@ class AnswerVolumeQuestion:
             '/ctbench.v1.AnswerVolumeQuestion/Answer',
             ctbench_dot_v1_dot_answer__volume__question__pb2.AnswerRequest.SerializeToString,
             ctbench_dot_v1_dot_answer__volume__question__pb2.AnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InspectInput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ctbench.v1.AnswerVolumeQuestion/InspectInput',
+            ctbench_dot_v1_dot_answer__volume__question__pb2.InspectInputRequest.SerializeToString,
+            ctbench_dot_v1_dot_answer__volume__question__pb2.ModelInput.FromString,
             options,
             channel_credentials,
             insecure,

@@ -343,6 +343,10 @@ class GeometricExpert(Model):
     def preprocess(self, volume: Volume) -> LazyFindings:
         return LazyFindings(volume)  # nothing analysed until a question needs it
 
+    def model_input(self, prepared: LazyFindings):
+        """The stored voxels (HU, [k, j, i]) the rules read, as InspectInput shows them."""
+        return prepared._volume.array
+
     def answer(self, batch: list[QuestionItem]) -> list[str | Exception]:
         results: list[str | Exception] = []
         for item in batch:

@@ -21,6 +21,29 @@ def encode_png(image: np.ndarray, level: int = 6) -> bytes:
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(scanlines.tobytes(), level)) + _chunk(b"IEND", b"")
 
 
+def decode_png(data: bytes) -> np.ndarray:
+    """The inverse of `encode_png` (8-bit RGB, no interlace, filter 0 rows): what an endpoint
+    reading the data URI sees. Other PNGs raise ValueError saying what differs."""
+    if not data.startswith(_SIGNATURE):
+        raise ValueError("not a PNG (signature missing)")
+    offset, header, idat = len(_SIGNATURE), None, []
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset:offset + 4])
+        tag, body = data[offset + 4:offset + 8], data[offset + 8:offset + 8 + length]
+        if tag == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif tag == b"IDAT":
+            idat.append(body)
+        offset += 12 + length
+    if header is None or header[2:] != (8, 2, 0, 0, 0):
+        raise ValueError(f"decode_png reads 8-bit RGB PNGs without interlace only, got IHDR {header}")
+    cols, rows = header[:2]
+    scanlines = np.frombuffer(zlib.decompress(b"".join(idat)), np.uint8).reshape(rows, 1 + cols * 3)
+    if scanlines[:, 0].any():
+        raise ValueError("decode_png reads unfiltered rows only (filter type 0)")
+    return scanlines[:, 1:].reshape(rows, cols, 3).copy()
+
+
 def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 

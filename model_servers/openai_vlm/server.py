@@ -17,6 +17,8 @@ The API key is read from the environment variable `api_key_env` names (default
 """
 from __future__ import annotations
 
+import base64
+
 import hashlib
 import json
 from dataclasses import dataclass
@@ -52,6 +54,13 @@ class SliceImages:
     @property
     def nbytes(self) -> int:
         return sum(len(uri) for uri in self.data_uris)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The slices decoded back from the PNGs the endpoint receives (InspectInput shows these)."""
+        from ctbench.model_servers.openai_vlm.png import decode_png
+
+        stack = np.stack([decode_png(base64.b64decode(uri.split(",", 1)[1])) for uri in self.data_uris])
+        return stack if dtype is None else stack.astype(dtype)
 
 
 def slice_content(images: SliceImages, question: str) -> list[dict[str, Any]]:

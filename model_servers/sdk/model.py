@@ -49,6 +49,8 @@ class Model:
     #: File formats accepted by reference (`ctbench.preprocess.volume_formats.FORMATS` keys).
     volume_formats: ClassVar[tuple[str, ...]] = ("nifti",)
     gpu_memory_bytes: ClassVar[int] = 0
+    #: False when `model_input` cannot show what `preprocess` prepares (InspectInput is then refused).
+    inspects_input: ClassVar[bool] = True
 
     def __init__(self, **options: str):
         self.options = dict(options)
@@ -61,6 +63,14 @@ class Model:
     def preprocess(self, volume: Volume) -> Any:
         """Turn a validated `Volume` into the model's input. Runs once per volume."""
         return volume
+
+    def model_input(self, prepared: Any) -> Any:
+        """The array the model reads, from what `preprocess` returned (for InspectInput, which
+        conformance checks against `input_spec`). The default takes a numpy array, a `Volume` or
+        anything with `__array__`; override it when the input lives elsewhere in `prepared`."""
+        from ctbench.model_servers.sdk.input_inspection import as_model_array
+
+        return as_model_array(prepared)
 
     def encode_volume(self, prepared: Any) -> Any:
         """Optional per-volume state (vision features, a KV cache) shared by its questions."""
@@ -92,4 +102,5 @@ class Model:
             "volume_formats": list(self.volume_formats),
             "generation": {k: str(v) for k, v in self.generation().items()},
             "gpu_memory_bytes": self.gpu_memory_bytes,
+            "inspect_input": bool(self.inspects_input and self.reads_volume),
         }

@@ -11,6 +11,7 @@ import threading
 
 import grpc
 
+from ctbench.model_servers.sdk.item_status import status_from_exception
 from ctbench.model_servers.sdk.model_core import ModelCore, ServerLimits
 from ctbench.model_servers.sdk.stream_session import StreamSession
 from ctbench.v1 import answer_volume_question_pb2 as pb
@@ -18,6 +19,7 @@ from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
 log = logging.getLogger("ctbench.server")
 
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
 TRANSPORTS = {"reference": pb.VOLUME_TRANSPORT_REFERENCE, "inline": pb.VOLUME_TRANSPORT_INLINE}
 
 
@@ -31,6 +33,16 @@ class AnswerVolumeQuestionServicer(pb_grpc.AnswerVolumeQuestionServicer):
         except Exception:  # a bug in the card: generic message out, traceback in the log
             log.exception("Describe failed")
             context.abort(grpc.StatusCode.INTERNAL, "internal error building the model card; the server log has the traceback")
+
+    def InspectInput(self, request: pb.InspectInputRequest, context: grpc.ServicerContext) -> pb.ModelInput:
+        from ctbench.model_servers.sdk.input_inspection import inspect_input
+
+        try:
+            spec = card_to_proto(self.core.model.card(), self.core.limits).input
+            return inspect_input(self.core, request, spec)
+        except Exception as exc:  # typed errors keep their code and message; bugs become INTERNAL
+            status = status_from_exception(exc, "InspectInput")
+            context.abort(_CODES.get(status.code, grpc.StatusCode.INTERNAL), f"{status.error_type}: {status.message}")
 
     def Answer(self, request_iterator, context: grpc.ServicerContext):
         if not self.core.streams.take():
@@ -70,4 +82,5 @@ def card_to_proto(card: dict, limits: ServerLimits) -> pb.ModelCard:
         generation=card.get("generation", {}),
         gpu_memory_bytes=card.get("gpu_memory_bytes", 0),
         sdk_version=__version__,
+        inspect_input=bool(card.get("inspect_input", False)),
     )

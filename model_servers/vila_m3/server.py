@@ -76,6 +76,10 @@ class VilaInput:
     slice_rgb: np.ndarray  # (H, W, 3) uint8, windowed C50/W400, display orientation
     volume: Volume  # raw HU, for VISTA3D
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:  # what InspectInput shows: (1, H, W, 3)
+        stack = self.slice_rgb[None]
+        return stack if dtype is None else stack.astype(dtype)
+
 
 @dataclass
 class VolumeSegmentations:

@@ -36,6 +36,9 @@ class SliceStack:
     def nbytes(self) -> int:
         return int(self.images.nbytes)
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:  # what InspectInput shows
+        return self.images if dtype is None else self.images.astype(dtype)
+
 
 @dataclass
 class VolumePrompt:

@@ -73,6 +73,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def logs(self, name: str, tail: int = 40) -> str: ...
 
+    def exit_code(self, name: str) -> int | None:
+        """The server's exit status once it has ended (None while it runs, or when unknown)."""
+        return None
+
     @abc.abstractmethod
     def stop(self, name: str) -> None: ...
 

@@ -81,6 +81,10 @@ class LocalProcessBackend(Backend):
         proc = self._procs.get(name)
         return proc is not None and proc.process.poll() is None
 
+    def exit_code(self, name: str) -> int | None:
+        proc = self._procs.get(name)
+        return None if proc is None else proc.process.poll()
+
     def restart(self, name: str) -> Endpoint:
         proc = self._procs[name]
         self.stop(name)

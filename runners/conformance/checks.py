@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from ctbench.runners.conformance import probe_volumes as probes
+from ctbench.runners.conformance.input_check import check_input
 from ctbench.runners.conformance.report import FAIL, PASS, SKIP, CheckResult, ConformanceReport
 from ctbench.runners.conformance.session import (
     DEFAULT_CHUNK,
@@ -24,12 +25,14 @@ from ctbench.runners.conformance.session import (
     REFERENCE,
     ConformanceOptions,
     Context,
+    ServerWatch,
     declined,
     describe_answer,
     expect_ok,
     inline_requests,
     question,
     status_name,
+    timeout_hint,
 )
 from ctbench.v1 import answer_volume_question_pb2 as pb
 
@@ -54,6 +57,9 @@ def check_health(ctx: Context):
             last = exc.code().name
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 return FAIL, "", ["the server does not implement grpc.health.v1"]
+        note = ctx.watch.death_note() if ctx.watch is not None else None
+        if note is not None:
+            return FAIL, "", [f"before SERVING, {note}"]
         if time.monotonic() > deadline:
             return FAIL, "", [f"health did not reach SERVING within {ctx.options.health_timeout_s:.0f}s (last: {last})"]
         time.sleep(0.2)
@@ -300,12 +306,71 @@ def check_orientation(ctx: Context):
     return (FAIL if problems else PASS), detail, problems
 
 
+#: Open questions in CT-SpatialVQA's manner (every one of its questions is open), then the same
+#: questions with declared options, all on one volume.
+OPEN_QUESTIONS = (
+    ("Which lung contains the pulmonary nodule?", ("left", "right"), "laterality"),
+    ("Where is the nodule located relative to the heart?", ("left of the heart", "right of the heart"), "relative_position"),
+    ("Describe the position of the largest lesion in this CT volume.", ("upper lobe", "lower lobe"), "localization"),
+)
+
+
+def check_questions(ctx: Context):
+    """Open questions, then questions with options, on one volume: each gets OK with text, or a
+    typed UnsupportedQuestion; anything else (INTERNAL, a broken stream, a dead server) fails."""
+    transport = ctx.probe_transport()
+    if transport is None:
+        return SKIP, "no transport the checker can use (inline unsupported and no --data-root)", []
+    probe = probes.small_volume("probe-questions", seed=10)
+    problems: list[str] = []
+    declined_by_kind = {"open": 0, "options": 0}
+    empty = 0
+    for kind in ("open", "options"):  # one stream each: a batch that fails on one kind spares the other
+        asked = []
+        requests = ctx.volume_requests(probe, transport)
+        for text, options, qtype in OPEN_QUESTIONS:
+            qid = ctx.qid(f"{kind}-question")
+            asked.append(qid)
+            requests.append(question(qid, probe.volume_id, text=text, options=options if kind == "options" else (),
+                                     question_type=qtype))
+        result = ctx.exchange(requests)
+        label = "an open question" if kind == "open" else "a question with options"
+        if result.error is not None:
+            plural = "open questions" if kind == "open" else "questions with options"
+            problems.append(f"the stream of {plural} ended with {result.error_text}")
+        for qid in asked:
+            got = result.answers.get(qid, [])
+            if not got:
+                problems.append(f"{label} ({qid}): no answer")
+            elif len(got) > 1:
+                problems.append(f"{label} ({qid}): answered {len(got)} times")
+            elif declined(got[0]):
+                declined_by_kind[kind] += 1
+            elif got[0].status.code != 0:
+                problems.append(f"{label} ({qid}): {describe_answer(got[0])}")
+            elif not got[0].text.strip():
+                empty += 1
+    n = len(OPEN_QUESTIONS)
+    detail = f"{n} open questions and {n} with options on one {transport} volume"
+    warnings = []
+    if declined_by_kind["open"]:
+        warnings.append(f"the model declines {declined_by_kind['open']}/{n} open questions (UnsupportedQuestion): "
+                        "CT-SpatialVQA's questions are all open, so it would score 0 on them")
+    if declined_by_kind["options"]:
+        detail += f"; declined {declined_by_kind['options']}/{n} with options"
+    if empty:  # fine for random weights, worth a look for a trained model
+        warnings.append(f"{empty} of {2 * n} answers were empty text")
+    return (FAIL if problems else PASS), detail, problems, warnings
+
+
 # name -> (title, function). Order matters: health and describe first (they fill the context).
 CHECKS: dict[str, tuple[str, Callable]] = {
     "health": ("health goes SERVING", check_health),
     "describe": ("Describe returns a complete model card", check_describe),
+    "input": ("what the model is fed matches the card's InputSpec (InspectInput)", check_input),
     "reference": ("a by-reference volume is answered (or declared unsupported)", check_reference),
     "inline": ("an inline volume is answered (or declared unsupported)", check_inline),
+    "questions": ("open questions and questions with options are answered", check_questions),
     "reuse": ("a volume sent once serves many questions", check_reuse),
     "bad-items": ("bad items get typed errors without breaking the stream", check_bad_items),
     "chunked": ("a volume over 4 MiB arrives in chunks and is answered", check_chunked),
@@ -315,8 +380,11 @@ CHECKS: dict[str, tuple[str, Callable]] = {
 
 
 def run_conformance(address: str, options: ConformanceOptions | None = None,
-                    progress: Callable[[CheckResult], None] | None = None) -> ConformanceReport:
-    """Run the checks against the server at `address` (host:port) and report."""
+                    progress: Callable[[CheckResult], None] | None = None,
+                    watch: ServerWatch | None = None) -> ConformanceReport:
+    """Run the checks against the server at `address` (host:port) and report. With `watch` (the
+    checker started the server), a server that dies is reported once, with its exit code and the
+    last lines of its log, and the checks after it are skipped."""
     options = options or ConformanceOptions()
     unknown = [n for n in options.only if n not in CHECKS]
     if unknown:
@@ -325,24 +393,42 @@ def run_conformance(address: str, options: ConformanceOptions | None = None,
         raise UnknownName(f"Unknown conformance check {unknown[0]!r}. Available: {', '.join(CHECKS)}")
     report = ConformanceReport(address)
     ctx = Context(address, options)
-    healthy = True
+    ctx.watch = watch
+    healthy, died_in = True, None
     try:
         for name, (title, func) in CHECKS.items():
             if options.only and name not in options.only and name not in ("health", "describe"):
                 continue
             start = time.monotonic()
+            ctx.slowest = []
+            warnings: list[str] = []
             try:
-                if not healthy:
+                if died_in is not None:
+                    status, detail, problems = SKIP, f"the server died during the {died_in} check", []
+                elif not healthy:
                     status, detail, problems = SKIP, "the server never turned healthy", []
                 elif name not in ("health", "describe") and ctx.card is None:
                     status, detail, problems = SKIP, "needs Describe to work", []
                 else:
-                    status, detail, problems = func(ctx)
+                    status, detail, problems, *more = func(ctx)
+                    warnings = list(more[0]) if more else []
             except grpc.RpcError as exc:
-                status, detail, problems = FAIL, "", [f"RPC failed: {exc.code().name}: {exc.details()}"]
+                status, detail, problems = FAIL, "", [f"RPC failed: {exc.code().name}: {exc.details()}"
+                                                      + timeout_hint(exc, options.timeout_s)]
             except Exception as exc:  # noqa: BLE001 - a checker bug must not hide other results
                 status, detail, problems = FAIL, "", [f"checker error: {exc!r}", traceback.format_exc(limit=3)]
-            result = CheckResult(name, title, status, detail, problems, round(time.monotonic() - start, 3))
+            if died_in is None and healthy and status == FAIL:
+                note = _death_note(ctx)
+                if note is not None:
+                    died_in = name
+                    problems = [note] + problems[:3] + ([f"... {len(problems) - 3} more"] if len(problems) > 3 else [])
+            slowest = max(ctx.slowest, default=(0.0, ""))
+            if slowest[0] > options.slow_s:
+                scale = ("a full benchmark run asks thousands of questions" if slowest[1].startswith("answer")
+                         else "a full benchmark run prepares each of its volumes this way")
+                warnings.append(f"slow: the {slowest[1]} took {slowest[0]:.1f}s (more than {options.slow_s:g}s); {scale}")
+            result = CheckResult(name, title, status, detail, problems, round(time.monotonic() - start, 3),
+                                 round(slowest[0], 3), warnings)
             report.results.append(result)
             if name == "health" and status == FAIL:
                 healthy = False
@@ -353,3 +439,30 @@ def run_conformance(address: str, options: ConformanceOptions | None = None,
     finally:
         ctx.close()
     return report
+
+
+def _death_note(ctx: Context) -> str | None:
+    """After a failed check: has the server died? With a watch, its exit code and log tail;
+    without one, a health call that cannot connect says it is gone."""
+    if ctx.watch is not None:
+        for _ in range(20):  # the process may take a moment to be reaped after its socket closed
+            note = ctx.watch.death_note()
+            if note is not None:
+                return note
+            try:
+                ctx.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                return None
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    return None
+            time.sleep(0.1)
+        return None
+    try:
+        ctx.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
+        return None
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            return None
+        return (f"the server at {ctx.address} stopped answering during this check (health: UNAVAILABLE, "
+                f"{exc.details()}): it has probably died; its log says why (bench conformance --serve or --image "
+                "reports its exit code and log)")

@@ -16,6 +16,8 @@ class CheckResult:
     detail: str = ""  # why it failed or was skipped; what was seen when it passed
     problems: list[str] = field(default_factory=list)  # one line per thing that was wrong
     seconds: float = 0.0
+    slowest_s: float = 0.0  # the slowest single answer (or InspectInput) in the check
+    warnings: list[str] = field(default_factory=list)  # worth knowing, not failures (slow answers)
 
 
 @dataclass
@@ -48,11 +50,14 @@ class ConformanceReport:
         width = max((len(r.name) for r in self.results), default=0)
         for r in self.results:
             mark = {PASS: "PASS", FAIL: "FAIL", SKIP: "skip"}[r.status]
-            lines.append(f"  {mark}  {r.name.ljust(width)}  {r.title}")
+            timing = f"{r.seconds:6.2f}s" + (f" (slowest call {r.slowest_s:.2f}s)" if r.slowest_s else "")
+            lines.append(f"  {mark}  {r.name.ljust(width)}  {r.title}  [{timing}]")
             if r.detail:
                 lines.append(f"        {' ' * width}  {r.detail}")
             for problem in r.problems:
-                lines.append(f"        {' ' * width}  - {problem}")
+                lines.append(f"        {' ' * width}  - " + problem.replace("\n", f"\n        {' ' * width}      "))
+            for warning in r.warnings:
+                lines.append(f"        {' ' * width}  ! {warning}")
         c = self.counts()
         verdict = "CONFORMS" if self.passed else "DOES NOT CONFORM"
         lines += ["", f"{verdict}: {c[PASS]} passed, {c[FAIL]} failed, {c[SKIP]} skipped"]

@@ -3,9 +3,10 @@ staging, and the helpers that build requests and read what came back on a stream
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -29,6 +30,30 @@ class ConformanceOptions:
     timeout_s: float = 60.0  # bound on each stream
     health_timeout_s: float = 60.0  # bound on waiting for SERVING
     only: tuple[str, ...] = ()  # run these checks only (names from CHECKS)
+    slow_s: float = 5.0  # an answer (or InspectInput) slower than this gets a warning
+
+
+@dataclass
+class ServerWatch:
+    """How the checker sees the server's process, when it started it (`--serve`, `--image`):
+    whether it still runs, its exit code and the last lines of its log."""
+
+    alive: Callable[[], bool]
+    logs: Callable[[], str]
+    exit_code: Callable[[], int | None] = lambda: None
+    what: str = "server"  # "server process" or "container", for messages
+
+    def death_note(self) -> str | None:
+        """None while the server runs; else one message with its exit code and log tail."""
+        try:
+            if self.alive():
+                return None
+            code = self.exit_code()
+            tail = self.logs().strip()
+        except Exception as exc:  # noqa: BLE001 - a failing watcher must not hide the results
+            return f"the {self.what} is gone (its state could not be read: {exc!r})"
+        said = f"exited with code {code}" if code is not None else "is no longer running"
+        return f"the {self.what} {said}" + (f"; the last lines of its log:\n{tail}" if tail else "; its log is empty")
 
 
 @dataclass
@@ -36,6 +61,8 @@ class StreamResult:
     answers: dict[str, list[pb.Answer]] = field(default_factory=dict)
     volumes: dict[str, list[pb.VolumeStatus]] = field(default_factory=dict)
     error: grpc.RpcError | None = None
+    elapsed_s: dict[str, float] = field(default_factory=dict)  # question id -> seconds from the stream's start
+    timeout_s: float = 0.0
 
     def one(self, question_id: str) -> pb.Answer | None:
         found = self.answers.get(question_id) or []
@@ -45,7 +72,7 @@ class StreamResult:
     def error_text(self) -> str:
         if self.error is None:
             return ""
-        return f"{self.error.code().name}: {self.error.details()}"
+        return f"{self.error.code().name}: {self.error.details()}" + timeout_hint(self.error, self.timeout_s)
 
 
 class Context:
@@ -60,6 +87,8 @@ class Context:
         self.card: pb.ModelCard | None = None
         self.staged: dict[str, str] = {}  # probe name -> path relative to the data root
         self._counter = 0
+        self.slowest: list[tuple[float, str]] = []  # (seconds, what) of the current check's calls
+        self.watch: ServerWatch | None = None
 
     # --- what the server says it supports ------------------------------------------------
     def describe(self) -> pb.ModelCard:
@@ -112,17 +141,27 @@ class Context:
         return inline_requests(probe.volume_id, probe.data, probe.filename, self.chunk_bytes)
 
     def exchange(self, requests: Iterable[pb.AnswerRequest]) -> StreamResult:
-        result = StreamResult()
+        result = StreamResult(timeout_s=self.options.timeout_s)
+        start = time.monotonic()
         try:
             for response in self.stub.Answer(iter(list(requests)), timeout=self.options.timeout_s):
                 kind = response.WhichOneof("item")
                 if kind == "answer":
-                    result.answers.setdefault(response.answer.question_id, []).append(response.answer)
+                    qid = response.answer.question_id
+                    result.elapsed_s.setdefault(qid, time.monotonic() - start)
+                    result.answers.setdefault(qid, []).append(response.answer)
                 elif kind == "volume":
                     result.volumes.setdefault(response.volume.volume_id, []).append(response.volume)
         except grpc.RpcError as exc:
             result.error = exc
+        if result.elapsed_s:
+            qid, seconds = max(result.elapsed_s.items(), key=lambda kv: kv[1])
+            self.timed(seconds, f"answer to {qid}")
         return result
+
+    def timed(self, seconds: float, what: str) -> None:
+        """Record one call's time for the check's timing line and slow-answer warning."""
+        self.slowest.append((seconds, what))
 
     def close(self) -> None:
         self.unstage()
@@ -142,6 +181,14 @@ def question(qid: str, volume_id: str, text: str = ORIENTATION_QUESTION,
              options: tuple[str, ...] = OPTIONS, question_type: str = "laterality") -> pb.AnswerRequest:
     return pb.AnswerRequest(question=pb.Question(
         question_id=qid, volume_id=volume_id, text=text, options=list(options), question_type=question_type))
+
+
+def timeout_hint(error: grpc.RpcError, timeout_s: float) -> str:
+    """A hint when the checker's own deadline (`--timeout`) is what ended the call."""
+    if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ""
+    return (f" (the call ran past --timeout {timeout_s:g}s: a model that is slow but working needs a larger "
+            "--timeout; one that never answers is hung)")
 
 
 def status_name(status: pb.ItemStatus) -> str:

@@ -173,9 +173,11 @@ def test_orientation_check_passes_a_constant_answer_but_says_it_shows_nothing():
     assert "every answer was 'left' whatever the lung" in orientation.detail
 
 
-def test_cli_needs_exactly_one_of_address_or_image():
+def test_cli_needs_exactly_one_of_address_image_or_serve():
     from ctbench.cli import main
 
     assert CliRunner().invoke(main, ["conformance"]).exit_code == 2
     result = CliRunner().invoke(main, ["conformance", "127.0.0.1:1", "--image", "x"])
-    assert result.exit_code == 2 and "either HOST:PORT or --image" in result.output
+    assert result.exit_code == 2 and "one of HOST:PORT, --image IMAGE or --serve MODEL" in result.output
+    result = CliRunner().invoke(main, ["conformance", "127.0.0.1:1", "--serve", "chance"])
+    assert result.exit_code == 2 and "one of HOST:PORT" in result.output

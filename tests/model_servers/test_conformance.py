@@ -1,5 +1,6 @@
 """`bench conformance` passes against the real MedGemma and Lingshu servers (tiny random weights,
-4 slices of 32x32, 8 new tokens, CPU), served on loopback with a data root.
+16 slices of 32x32, 8 new tokens, CPU), served on loopback with a data root. Sixteen slices, not
+the 4 of the other tiny-weight tests: the `input` check needs slices through the probe's markers.
 
 Random weights answer gibberish (the tiny MedGemma even answers the same text for every volume),
 so the orientation check can only show consistency; `test_orientation_probe_reaches_the_model_
@@ -19,10 +20,11 @@ from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS, serving
 from ctbench.runners.conformance import CHECKS, ConformanceOptions, run_conformance
 
 MODELS = ["medgemma", "lingshu"]
+CONFORMANCE_OPTIONS = {**TINY_OPTIONS, "num_slices": "16"}
 
 
 def make(name: str, weights):
-    return get_model_class(name)(**{**TINY_OPTIONS, "weights": str(weights[name])})
+    return get_model_class(name)(**{**CONFORMANCE_OPTIONS, "weights": str(weights[name])})
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -34,6 +36,8 @@ def test_server_passes_every_conformance_check(name, tiny_weights, tmp_path):
     assert report.passed, report.to_text()
     assert {r.name: r.status for r in report.results} == dict.fromkeys(CHECKS, "pass"), report.to_text()
     assert report.model["name"] == name
+    fed = {r.name: r for r in report.results}["input"]
+    assert "[16, 32, 32, 3] uint8" in fed.detail and "for LPS/RAS/ASL/IRP" in fed.detail, fed.detail
     assert not list(data_root.iterdir()), "probe volumes are cleaned up"
 
 
@@ -60,7 +64,7 @@ def test_bench_conformance_cli_passes_against_lingshu_served_by_bench_serve(tiny
 
     data_root = tmp_path / "data"
     data_root.mkdir()
-    options = {**TINY_OPTIONS, "weights": str(tiny_weights["lingshu"])}
+    options = {**CONFORMANCE_OPTIONS, "weights": str(tiny_weights["lingshu"])}
     args = tuple(a for key, value in options.items() for a in ("--option", f"{key}={value}"))
     out = tmp_path / "conformance.json"
     with LocalProcessBackend(start_timeout_s=60) as backend:
@@ -70,6 +74,6 @@ def test_bench_conformance_cli_passes_against_lingshu_served_by_bench_serve(tiny
         result = CliRunner().invoke(main, ["conformance", endpoint.address, "--data-root", str(data_root),
                                            "--json", str(out)])
     assert result.exit_code == 0, result.output
-    assert "CONFORMS: 9 passed, 0 failed, 0 skipped" in result.output
+    assert "CONFORMS: 11 passed, 0 failed, 0 skipped" in result.output
     doc = json.loads(out.read_text())
     assert doc["passed"] is True and doc["model"]["name"] == "lingshu"

@@ -21,7 +21,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from ctbench.cli import main  # noqa: E402
 from ctbench.llm.testing import FakeLLMServer, FakeReply  # noqa: E402
-from ctbench.model_servers.openai_vlm.png import encode_png  # noqa: E402
+from ctbench.model_servers.openai_vlm.png import decode_png, encode_png  # noqa: E402
 from ctbench.model_servers.registry import get_model_class  # noqa: E402
 from ctbench.model_servers.vlm_common.inputs import preset, sized_slice_spec  # noqa: E402
 from ctbench.model_servers.vlm_common.loopback import ask, serving  # noqa: E402
@@ -261,6 +261,7 @@ def test_png_round_trips_through_an_independent_decoder(shape):
     image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     decoded = np.asarray(Image.open(io.BytesIO(encode_png(image))))
     assert decoded.shape == shape and np.array_equal(decoded, image)
+    assert np.array_equal(decode_png(encode_png(image)), image)  # what InspectInput shows of the slices
 
 
 @pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 4), np.uint8)])
@@ -273,7 +274,7 @@ def test_passes_every_conformance_check(tmp_path):
     from ctbench.runners.conformance import CHECKS, ConformanceOptions, run_conformance
 
     with FakeLLMServer(lambda request: FakeReply("left")) as fake:
-        with serving(make_model(fake.openai_base_url, timeout_s="30"), tmp_path) as (address, _):
+        with serving(make_model(fake.openai_base_url, timeout_s="30", num_slices="16"), tmp_path) as (address, _):
             report = run_conformance(address, ConformanceOptions(data_root=tmp_path, timeout_s=60))
     assert {r.name: r.status for r in report.results} == dict.fromkeys(CHECKS, "pass"), report.to_text()
     assert report.model["name"] == "openai-vlm"
