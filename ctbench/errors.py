@@ -98,6 +98,18 @@ class DatasetError(CtbenchError):
         self.line = line
 
 
+class InvalidModelCard(CtbenchError, ValueError):
+    """A model's card names a field the protocol does not define (a misspelling, usually)."""
+
+    code = "INTERNAL"
+
+
+class InvalidOption(CtbenchError, ValueError):
+    """A `--option key=value` the server does not accept (shown as `Error: ...` by the CLI)."""
+
+    code = "INVALID_ARGUMENT"
+
+
 class UnknownName(CtbenchError, KeyError):
     """A name looked up in a registry (server, metric, judge) that is not there."""
 

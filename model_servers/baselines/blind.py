@@ -21,6 +21,7 @@ class Blind(Model):
     version = "1"
     description = "Answers from the question text alone with a fixed prior over answer words; never reads voxels."
     license = "Apache-2.0"
+    accepted_options = ()
     reads_volume = False
     max_batch_size = 64
 

@@ -18,6 +18,7 @@ class Chance(Model):
     version = "1"
     description = "Uniform random choice among the declared answer options (seeded per question)."
     license = "Apache-2.0"
+    accepted_options = ("seed",)
     reads_volume = False
     max_batch_size = 64
 

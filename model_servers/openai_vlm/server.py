@@ -80,17 +80,14 @@ class OpenAIVLM(Model):
                    "images as PNG, one chat completion per question.")
     license = "that of the model behind the endpoint"
     max_batch_size = 8
+    accepted_options = tuple(OPTIONS)
 
     def __init__(self, **options: str):
-        super().__init__(**options)
-        if "api_key" in options:
+        if "api_key" in options:  # before the generic unknown-option check: say where the key goes
             raise InvalidOption("openai-vlm: the API key is read from the environment only: set "
                                 f"${options.get('api_key_env', 'OPENAI_API_KEY')}, "
                                 "or name another variable with api_key_env=NAME")
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise InvalidOption(f"openai-vlm: unknown option(s) {', '.join(sorted(unknown))}. "
-                                f"Allowed: {', '.join(OPTIONS)}")
+        super().__init__(**options)
         missing = [key for key in ("base_url", "model") if not options.get(key)]
         if missing:
             raise InvalidOption(f"openai-vlm: option(s) {', '.join(missing)} required, e.g. "

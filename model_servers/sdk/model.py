@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ctbench.errors import InvalidOption
 from ctbench.preprocess.volume import Volume
 
 
@@ -51,10 +52,18 @@ class Model:
     gpu_memory_bytes: ClassVar[int] = 0
     #: False when `model_input` cannot show what `preprocess` prepares (InspectInput is then refused).
     inspects_input: ClassVar[bool] = True
+    #: The names `--option` may set. Declared, any other name is refused at start (a misspelt
+    #: option must not fall back silently to its default); None leaves options unchecked.
+    accepted_options: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, **options: str):
         self.options = dict(options)
         self.ready = False
+        check_options(self.name or type(self).__name__, self.options, self.option_names())
+
+    def option_names(self) -> tuple[str, ...] | None:
+        """The option names this model accepts (default: `accepted_options`)."""
+        return self.accepted_options
 
     # --- what a model team writes ---------------------------------------------------------
     def load(self) -> None:
@@ -104,3 +113,13 @@ class Model:
             "gpu_memory_bytes": self.gpu_memory_bytes,
             "inspect_input": bool(self.inspects_input and self.reads_volume),
         }
+
+
+def check_options(model: str, options: dict[str, str], accepted: tuple[str, ...] | None) -> None:
+    """Refuse option names a model does not declare, listing the ones it does."""
+    if accepted is None:
+        return
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        allowed = ", ".join(sorted(accepted)) or "(none)"
+        raise InvalidOption(f"{model}: unknown option(s) {', '.join(unknown)}. Allowed: {allowed}")

@@ -23,7 +23,7 @@ from ctbench.model_servers.sdk import auth
 from ctbench.model_servers.sdk.batcher import Batcher
 from ctbench.model_servers.sdk.model import Model
 from ctbench.model_servers.sdk.model_core import ModelCore, ServerLimits
-from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer
+from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer, card_to_proto
 from ctbench.model_servers.sdk.volume_cache import VolumeCache
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
@@ -99,6 +99,7 @@ class ModelServer:
     def _load(self) -> None:
         try:
             self.model.load()
+            card_to_proto(self.model.card(), self.core.limits)  # a bad card leaves it NOT_SERVING, saying why
         except CtbenchError as exc:
             self.core.load_error = str(exc)
             log.error("model %s not loaded: %s", self.model.name, exc)

@@ -11,6 +11,7 @@ import threading
 
 import grpc
 
+from ctbench.errors import InvalidModelCard
 from ctbench.model_servers.sdk.item_status import status_from_exception
 from ctbench.model_servers.sdk.model_core import ModelCore, ServerLimits
 from ctbench.model_servers.sdk.stream_session import StreamSession
@@ -30,6 +31,8 @@ class AnswerVolumeQuestionServicer(pb_grpc.AnswerVolumeQuestionServicer):
     def Describe(self, request: pb.DescribeRequest, context: grpc.ServicerContext) -> pb.ModelCard:
         try:
             return card_to_proto(self.core.model.card(), self.core.limits)
+        except InvalidModelCard as exc:  # the model's declaration is wrong: say how
+            context.abort(grpc.StatusCode.INTERNAL, str(exc))
         except Exception:  # a bug in the card: generic message out, traceback in the log
             log.exception("Describe failed")
             context.abort(grpc.StatusCode.INTERNAL, "internal error building the model card; the server log has the traceback")
@@ -56,14 +59,22 @@ class AnswerVolumeQuestionServicer(pb_grpc.AnswerVolumeQuestionServicer):
         yield from session.responses()
 
 
+# Card keys the server fills in itself, and one the server keeps to itself (it enforces the
+# formats it reads by reference; the wire card does not carry them).
+SERVER_FILLED = {"max_volume_bytes", "max_chunk_bytes", "max_inline_bytes", "sdk_version"}
+LOCAL_ONLY = {"volume_formats"}
+
+
 def card_to_proto(card: dict, limits: ServerLimits) -> pb.ModelCard:
+    """The wire card from `Model.card()`. A key the protocol does not know is an error naming it:
+    a misspelt field must not vanish from the card (and from what conformance checks)."""
     from ctbench import __version__
 
+    check_card_keys(card)
     spec = dict(card.get("input") or {})
     windows = [pb.IntensityWindow(lower=lo, upper=hi) for lo, hi in spec.pop("windows", []) or []]
     details = {str(k): str(v) for k, v in (spec.pop("details", {}) or {}).items()}
-    known = {f.name for f in pb.InputSpec.DESCRIPTOR.fields}
-    spec = {k: v for k, v in spec.items() if k in known and v is not None}
+    spec = {k: v for k, v in spec.items() if v is not None}
     transports = [t for t in card.get("transports", []) if t in TRANSPORTS]
     if limits.data_root is None and "reference" in transports:
         transports.remove("reference")
@@ -84,3 +95,18 @@ def card_to_proto(card: dict, limits: ServerLimits) -> pb.ModelCard:
         sdk_version=__version__,
         inspect_input=bool(card.get("inspect_input", False)),
     )
+
+
+def check_card_keys(card: dict) -> None:
+    """Raise `InvalidModelCard` for a card or InputSpec key the protocol does not define."""
+    known_card = {f.name for f in pb.ModelCard.DESCRIPTOR.fields} - SERVER_FILLED | LOCAL_ONLY
+    known_input = {f.name for f in pb.InputSpec.DESCRIPTOR.fields}
+    problems = []
+    unknown = sorted(set(card) - known_card)
+    if unknown:
+        problems.append(f"unknown card key(s) {', '.join(unknown)} (known: {', '.join(sorted(known_card))})")
+    unknown_input = sorted(set(card.get("input") or {}) - known_input)
+    if unknown_input:
+        problems.append(f"unknown input key(s) {', '.join(unknown_input)} (known: {', '.join(sorted(known_input))})")
+    if problems:
+        raise InvalidModelCard(f"model card of {card.get('name') or '(no name)'!r}: " + "; ".join(problems))

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any, ClassVar
 
-from ctbench.errors import CtbenchError
+from ctbench.errors import InvalidOption
 from ctbench.model_servers.sdk import Model
 from ctbench.model_servers.vlm_common.catalog import ModelWeights, get_weights
 from ctbench.model_servers.vlm_common.inputs import input_spec_for
@@ -21,10 +21,6 @@ from ctbench.model_servers.vlm_common.weights import require_weights, weights_di
 VARIANTS = ("authors", "published")
 
 
-class InvalidOption(CtbenchError, ValueError):
-    """A `--option key=value` the server does not accept (shown as `Error: ...` by the CLI)."""
-
-    code = "INVALID_ARGUMENT"
 TRUE = {"1", "true", "yes", "on"}
 FALSE = {"0", "false", "no", "off"}
 
@@ -61,12 +57,11 @@ class VLMModel(Model):
     extra_options: ClassVar[tuple[str, ...]] = ()
     common_options: ClassVar[tuple[str, ...]] = ("variant", "weights", "device", "dtype", "seed", "max_new_tokens")
 
+    def option_names(self) -> tuple[str, ...]:
+        return (*self.common_options, *self.extra_options)
+
     def __init__(self, **options: str):
         super().__init__(**options)
-        unknown = set(options) - set(self.common_options) - set(self.extra_options)
-        if unknown:
-            allowed = ", ".join(sorted(set(self.common_options) | set(self.extra_options)))
-            raise InvalidOption(f"{self.name}: unknown option(s) {', '.join(sorted(unknown))}. Allowed: {allowed}")
         self.variant = options.get("variant", "authors")
         if self.variant not in VARIANTS:
             raise InvalidOption(f"{self.name}: variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
