@@ -115,6 +115,8 @@ def load_run_dataset(run_dir: str | Path) -> Dataset:
         dataset.extra["manifest"] = record["dataset"]
     if isinstance(record.get("attempts"), list):
         dataset.extra["attempts"] = [a for a in record["attempts"] if isinstance(a, dict)]
+    if isinstance(record.get("volume_headers"), dict):
+        dataset.extra["volume_headers"] = record["volume_headers"]
     return dataset
 
 

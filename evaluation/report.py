@@ -99,6 +99,22 @@ def run_section(inp: ReportInput) -> Section | None:
                            "software)."], [Table(["", "value"], rows, text=True)])
 
 
+def volume_headers_section(inp: ReportInput) -> Section | None:
+    headers = inp.result.volume_headers
+    conflicts = headers.get("conflicts") or {}
+    if not conflicts:
+        return None
+    rows = [[path, r.get("transform", ""), r.get("sform_code", ""), r.get("qform_code", ""), r.get("conflict", "")]
+            for path, r in conflicts.items()]
+    return Section("Volume headers", [
+        f"{len(conflicts)} of {headers.get('checked', '?')} NIfTI volumes have a sform and a qform that disagree "
+        "(a direction cosine by more than 0.01, a voxel size by more than 1%, or the origin by more than 1 mm). "
+        "ctbench reads them with the sform, as the NIfTI standard and nibabel do; a loader that prefers the "
+        "qform (SimpleITK for several code pairs) sees a different patient, possibly mirrored. "
+        f"The run's policy was --conflicted-headers {headers.get('policy', 'warn')}."],
+        [Table(["volume", "read with", "sform code", "qform code", "disagreement"], rows, text=True)])
+
+
 def _cards(result: ScoreResult) -> dict[str, dict[str, Any]]:
     """server -> its latest model card (the last attempt that reported one)."""
     cards: dict[str, dict[str, Any]] = {}
@@ -385,6 +401,7 @@ def notes_section(inp: ReportInput) -> Section | None:
 SECTIONS: list[Callable[[ReportInput], Section | None]] = [
     reading_section,
     run_section,
+    volume_headers_section,
     servers_section,
     leaderboard_section,
     categories_section,

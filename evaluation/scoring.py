@@ -70,6 +70,7 @@ class ScoreResult:
     subset: dict[str, Any] | None = None  # run.json's subset record when the run asked part of its dataset
     attempts: list[dict[str, Any]] = field(default_factory=list)  # run.json's attempts (bench report shows them)
     manifest: dict[str, Any] = field(default_factory=dict)  # run.json's dataset manifest ({} without run.json)
+    volume_headers: dict[str, Any] = field(default_factory=dict)  # run.json's NIfTI header check (conflicted volumes)
     questions: dict[str, QAItem] = field(default_factory=dict)  # question id -> the question, in dataset order
 
     @property
@@ -220,6 +221,7 @@ def score_predictions(
     result.subset = dataset.extra.get("subset")
     result.attempts = list(dataset.extra.get("attempts", []))
     result.manifest = dict(dataset.extra.get("manifest", {}))
+    result.volume_headers = dict(dataset.extra.get("volume_headers", {}))
     result.questions = {it.question_id: it for it in dataset.items}
     if result.subset_label:
         for row in result.rows:

@@ -17,8 +17,14 @@ Spatial conventions of the declared fields:
 ``details["geometry"]`` says how the shape is reached: ``resize`` (whole extent to
 target_shape), ``resample_crop`` (to target_spacing_mm, then centre crop/pad to target_shape),
 ``slices`` (``num_slices`` linspace slices along D, optionally resized to ``details["slice_size"]``)
-or ``middle_slice``. The orientation-contract tests use these declarations, not the pipeline, to
-work out where each probe marker must land.
+or ``middle_slice`` (``details["slice_index"]`` says which: ``n_slices // 2`` of the oriented
+stack, or ``stored k // 2`` when the index comes from the file as stored). The
+orientation-contract tests use these declarations, not the pipeline, to work out where each
+probe marker must land.
+
+``differs_from_authors`` (not part of the proto) says, in words, how a variant's input differs
+from the ``authors`` variant's ("" = the same tensor); `tests/preprocess/test_preset_claims.py`
+checks it, and the orientation claim, on twelve storage orientations.
 """
 from __future__ import annotations
 
@@ -53,6 +59,17 @@ class InputSpec:
     notes: str = ""
     details: Mapping[str, str] = field(default_factory=dict)
     build: Callable[[], Compose] | None = field(default=None, repr=False)
+    differs_from_authors: str = ""
+
+    @property
+    def reorients(self) -> bool:
+        """Whether the volume is reoriented before anything else (False: used as stored)."""
+        return bool(self.orientation)
+
+    @property
+    def slice_index_from_storage(self) -> bool:
+        """A single slice whose index comes from the stored file's k axis, not the oriented stack."""
+        return self.details.get("slice_index", "").startswith("stored")
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

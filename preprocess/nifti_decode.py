@@ -7,12 +7,16 @@ so a small .nii.gz that declares a huge image is refused for the price of readin
 After decoding, a file that ends before its last voxel is an `InvalidVolume` (SimpleITK's reader
 would fill the missing voxels with zeros and say nothing).
 
-Voxels are decoded with numpy; the geometry (spacing, origin, direction from qform/sform, in
-LPS) comes from SimpleITK's reader run on the header alone, so it is exactly what
-`SimpleITK.ReadImage` would give, and so is the pixel type (float32 when the header scales).
+Voxels are decoded with numpy. The geometry (spacing, origin, direction, in LPS) is ctbench's
+own reading of the header (`nifti_transform.py`: the sform when its code is > 0, else the qform,
+else pixdim alone, as the NIfTI standard and nibabel choose; SimpleITK differs for some code
+pairs). A sform and qform that disagree are recorded on the volume (`Volume.header`), logged once
+per decode, and refused with `ConflictingHeaders` when `conflicted_headers="refuse"`. The pixel
+type is SimpleITK's (float32 when the header scales), from its reader run on the header alone.
 """
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import zlib
@@ -22,6 +26,7 @@ import numpy as np
 
 from ctbench.errors import InvalidVolume, VolumeTooLarge
 from ctbench.preprocess.nifti_header import HEADER_BYTES, NiftiHeader, parse_nifti_header
+from ctbench.preprocess.nifti_transform import CONFLICT_POLICIES, header_geometry
 from ctbench.preprocess.volume_errors import InvalidSpacing, NotThreeDimensional, TruncatedVolume, UnsupportedVoxelType
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
 BYTES_PER_VOXEL_BOUND = 4  # the decoded-size estimate: voxels x float32
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_DEFLATE_RATIO = 1032  # deflate cannot expand data by more than this
+log = logging.getLogger("ctbench.preprocess")
 
 
 def decoded_size_bound(size: tuple[int, ...]) -> int:
@@ -79,17 +85,25 @@ def check_nifti_header(header: NiftiHeader, where: str, max_bytes: int | None = 
     return dims  # type: ignore[return-value]
 
 
-def decode_nifti(data: bytes, where: str, max_bytes: int | None = None):
+def decode_nifti(data: bytes, where: str, max_bytes: int | None = None, conflicted_headers: str = "warn"):
     """Decode an in-memory .nii / .nii.gz into a validated `Volume` (array ``[k, j, i]``, LPS).
 
     Raises `InvalidVolume` (not NIfTI, corrupt or truncated), `NotThreeDimensional`,
     `UnsupportedVoxelType` (complex, RGB, ...), `InvalidSpacing`, `NonFiniteVoxels`, and
-    `VolumeTooLarge` (checked from the header, before decompressing the voxels).
+    `VolumeTooLarge` (checked from the header, before decompressing the voxels);
+    `ConflictingHeaders` when sform and qform disagree and `conflicted_headers` is "refuse".
     """
     from ctbench.preprocess.volume import Volume, check_finite
 
+    if conflicted_headers not in CONFLICT_POLICIES:
+        raise ValueError(f"conflicted_headers must be one of {CONFLICT_POLICIES}, got {conflicted_headers!r}")
     header = nifti_header_of(data, where)
     size = check_nifti_header(header, where, max_bytes)
+    placed = header_geometry(header, where)
+    if conflicted_headers == "refuse":
+        placed.refuse_if_conflicted(where)
+    elif placed.conflict:
+        log.warning("%s: sform and qform disagree (%s); using the sform, as the NIfTI standard says", where, placed.conflict)
     count = math.prod(size)
     end = header.vox_offset + count * header.voxel_dtype.itemsize
     if is_gzip(data) and end > _MAX_DEFLATE_RATIO * len(data) + HEADER_BYTES:
@@ -99,11 +113,11 @@ def decode_nifti(data: bytes, where: str, max_bytes: int | None = None):
         raise TruncatedVolume(
             f"{where}: truncated: the header promises {end} bytes of header and voxels, the file holds {len(raw)}"
         )
-    geometry = _header_geometry(raw[: header.vox_offset], where)
+    dtype = _header_pixel_type(raw[: header.vox_offset], where)
     stored = np.frombuffer(raw, dtype=header.voxel_dtype, count=count, offset=header.vox_offset)
-    array = _scaled(stored, header, geometry["dtype"]).reshape(size[::-1])
+    array = _scaled(stored, header, dtype).reshape(size[::-1])
     check_finite(array, where)
-    return Volume(array, geometry["spacing"], geometry["origin"], geometry["direction"], source=where)
+    return Volume(array, placed.spacing, placed.origin, placed.direction, source=where, header=placed)
 
 
 def _gunzip(data: bytes, wanted: int, where: str, need_all: bool) -> bytes:
@@ -136,8 +150,8 @@ def _scaled(stored: np.ndarray, header: NiftiHeader, dtype: np.dtype) -> np.ndar
     return (stored.astype(np.float64) * slope + inter).astype(dtype)
 
 
-def _header_geometry(header_bytes: bytes, where: str) -> dict:
-    """Spacing, origin, direction and pixel type from SimpleITK's reader on the header bytes alone."""
+def _header_pixel_type(header_bytes: bytes, where: str) -> np.dtype:
+    """The pixel type SimpleITK's reader gives these header bytes (its geometry is not used)."""
     import SimpleITK as sitk
 
     with tempfile.TemporaryDirectory(prefix="ctbench-hdr-") as tmp:
@@ -154,9 +168,4 @@ def _header_geometry(header_bytes: bytes, where: str) -> dict:
         dim = reader.GetDimension()
         if dim < 3:
             raise InvalidVolume(f"{where}: the reader sees a {dim}D image in this NIfTI header")
-        direction = np.asarray(reader.GetDirection()).reshape(dim, dim)[:3, :3]
-        dtype = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * 3, reader.GetPixelID())).dtype)
-        return {
-            "spacing": reader.GetSpacing()[:3], "origin": reader.GetOrigin()[:3],
-            "direction": direction, "dtype": dtype,
-        }
+        return np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * 3, reader.GetPixelID())).dtype)

@@ -34,6 +34,13 @@ class NiftiHeader:
     scl_slope: float = 0.0
     scl_inter: float = 0.0
     version: int = 1
+    # The two spatial transforms (see `nifti_transform.py` for which one is used):
+    qform_code: int = 0
+    sform_code: int = 0
+    quatern: tuple[float, float, float] = (0.0, 0.0, 0.0)  # quatern_b, quatern_c, quatern_d
+    qoffset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # qoffset_x, y, z (RAS mm)
+    qfac: float = 1.0  # pixdim[0]: -1 flips the k axis of the qform
+    srow: tuple[tuple[float, ...], ...] = ((0.0,) * 4,) * 3  # srow_x, srow_y, srow_z (RAS mm)
 
     @property
     def header_size(self) -> int:
@@ -62,6 +69,9 @@ def parse_nifti_header(head: bytes) -> NiftiHeader | None:
             (datatype,) = struct.unpack(endian + "h", head[70:72])
             pixdim = struct.unpack(endian + "8f", head[76:108])
             vox_offset, slope, inter = struct.unpack(endian + "3f", head[108:120])
+            qcode, scode = struct.unpack(endian + "2h", head[252:256])
+            quatern = struct.unpack(endian + "6f", head[256:280])
+            srow = struct.unpack(endian + "12f", head[280:328])
             version = 1
             break
         if size == 540 and len(head) >= 540:
@@ -70,6 +80,9 @@ def parse_nifti_header(head: bytes) -> NiftiHeader | None:
             pixdim = struct.unpack(endian + "8d", head[104:168])
             (vox_offset,) = struct.unpack(endian + "q", head[168:176])
             slope, inter = struct.unpack(endian + "2d", head[176:192])
+            qcode, scode = struct.unpack(endian + "2i", head[344:352])
+            quatern = struct.unpack(endian + "6d", head[352:400])
+            srow = struct.unpack(endian + "12d", head[400:496])
             version = 2
             break
     else:
@@ -78,4 +91,6 @@ def parse_nifti_header(head: bytes) -> NiftiHeader | None:
     return NiftiHeader(
         endian, tuple(int(v) for v in dims[1 : ndim + 1]), tuple(float(v) for v in pixdim[1 : ndim + 1]),
         int(datatype), int(vox_offset) if np.isfinite(vox_offset) else -1, float(slope), float(inter), version,
+        int(qcode), int(scode), tuple(float(v) for v in quatern[:3]), tuple(float(v) for v in quatern[3:]),
+        -1.0 if pixdim[0] < 0 else 1.0, tuple(tuple(float(v) for v in srow[r * 4 : r * 4 + 4]) for r in range(3)),
     )

@@ -138,6 +138,8 @@ def expected_marker_positions(spec, probe: Volume) -> dict[str, tuple[float, ...
             n_slices = sizes[2]
             if geometry == "slices":
                 picked = sample_slice_indices(n_slices, spec.num_slices)
+            elif spec.slice_index_from_storage:  # the published VILA-M3 harness: nib.shape[2] // 2
+                picked = np.array([probe.shape_ijk[2] // 2])
             else:
                 picked = np.array([n_slices // 2])
             distance_mm = np.abs(picked - ijk[2]) * spacings[2]

@@ -75,6 +75,7 @@ _register(
         notes="Published harness: SimpleITK array (z,y,x) as stored, min-max of the whole raw volume, linear resize; no HU clip.",
         details=_volume_details("(1,1,128,256,256)", "resize", value_range="[0,1]"),
         build=_minmax_resize("", (128, 256, 256), "DHW"),
+        differs_from_authors="min-max of raw HU instead of the [-1350,150] window; as stored, not reoriented",
     ),
 )
 
@@ -98,6 +99,7 @@ _register(
         notes="Published harness: SimpleITK linear resample to 256x256x32 over the same extent, (z,y,x) as stored, min-max [0,1].",
         details=_volume_details("(1,1,32,256,256)", "resize", value_range="[0,1]"),
         build=_minmax_resize("", (32, 256, 256), "DHW"),
+        differs_from_authors="min-max of raw HU instead of the [-1350,150] window; as stored, not reoriented",
     ),
 )
 
@@ -123,6 +125,7 @@ _register(
         notes="Published script (a): SimpleITK (z,y,x) as stored, transposed to (y,x,z), 512x512x128, clip [-1024,1024] -> [0,1].",
         details=_volume_details(_RADFM_TENSOR, "resize", value_range="[0,1]"),
         build=_windowed_resize("", -1024.0, 1024.0, (128, 512, 512), "HWD"),
+        differs_from_authors="512x512x128 instead of 512x512x64; as stored, not reoriented",
     ),
     InputSpec(
         "radfm", "published-minmax", "volume3d", "", "HWD", (256, 256, 64),
@@ -130,6 +133,7 @@ _register(
         notes="Published script (b): as stored, (y,x,z), 256x256x64, min-max.",
         details=_volume_details(_RADFM_TENSOR, "resize", value_range="[0,1]"),
         build=_minmax_resize("", (64, 256, 256), "HWD"),
+        differs_from_authors="256x256x64, min-max of raw HU instead of clip [-1024,1024]; as stored, not reoriented",
     ),
 )
 
@@ -195,6 +199,7 @@ _register(
         notes="Published encode_embeddings.py: header spacing ignored, 1 mm assumed, so the physical scale is wrong.",
         details={**_CTCLIP_DETAILS, "spacing_source": "assumed 1 mm"},
         build=_ct_clip(None),
+        differs_from_authors="header spacing ignored: every voxel taken as 1 mm",
     ),
 )
 
@@ -235,6 +240,7 @@ _register(
         notes="Published run script: nibabel get_fdata (x,y,z) transposed to (z,y,x), no reorientation, R window (-1225,1025).",
         details=_slice_details("896x896", model_tensor="85 images, each followed by 'SLICE i'"),
         build=_rgb_slices("", 85, _MEDGEMMA_PUBLISHED_WINDOWS, (896, 896)),
+        differs_from_authors="red window (-1225,1025) instead of (-1024,1024); as stored, not reoriented",
     ),
 )
 
@@ -268,6 +274,7 @@ _register(
         notes="Published harness: same numbers via SimpleITK but fed (z,y,x) = (1,1,160,224,224): axes scrambled after Merlin's internal permute.",
         details=_volume_details("(1,1,160,224,224)", "resample_crop", **_MERLIN_DETAILS),
         build=_merlin("DHW"),
+        differs_from_authors="axis order (z,y,x) instead of (x,y,z)",
     ),
 )
 
@@ -277,6 +284,31 @@ def _vila():
         [Reorient(DISPLAY), ToAxisOrder("DHW"), PickSlice(axis=0, index="middle"),
          WindowToUint8(-150.0, 250.0, rounding="floor"), GrayToRGB()]
     )
+
+
+class _StoredMiddleAxialSlice:
+    """Volume -> ``(1, rows, cols)``: reoriented to display orientation (as MONAI's Orientation RAS,
+    then the authors' rotation), the axial slice at index ``stored k // 2`` of the file as stored
+    (the published harness's ``nib.shape[2] // 2``): the middle slice only when k is the axial axis."""
+
+    def __call__(self, volume):
+        from ctbench.errors import InvalidVolume
+
+        index = volume.shape_ijk[2] // 2
+        stack = ToAxisOrder("DHW")(Reorient(DISPLAY)(volume))
+        if index >= stack.shape[0]:
+            raise InvalidVolume(
+                f"{volume.source or 'volume'}: the published VILA-M3 slice index nib.shape[2] // 2 = {index} lies "
+                f"outside the {stack.shape[0]} axial slices (the file is not stored axially)"
+            )
+        return PickSlice(axis=0, index=index)(stack)
+
+    def __repr__(self) -> str:
+        return "StoredMiddleAxialSlice()"
+
+
+def _vila_published():
+    return Compose([_StoredMiddleAxialSlice(), WindowToUint8(-150.0, 250.0, rounding="floor"), GrayToRGB()])
 
 
 _VILA_DETAILS = {"geometry": "middle_slice", "slice_size": "native", "dtype": "uint8",
@@ -292,8 +324,9 @@ _register(
             "Upstream (VLM-Radiology-Agent-Framework): MONAI LoadImage, Orientation RAS, window C50/W400 -> 0..255, "
             "slice along axis 2, written as np.rot90(swapaxes(slice), 2): an axial image in display orientation "
             "(rows anterior->posterior, columns right->left), 3 grey channels, uint8 by truncation. The middle slice "
-            "is the default. The published harness did the same with index nib.shape[2]//2 of the stored file, "
-            "which equals the middle axial slice for axially stored volumes (variant 'published'); prompts differ."
+            "is the default. The published harness did the same (MONAI Orientation RAS, so it does reorient) with "
+            "index nib.shape[2]//2 of the file as stored, which is the middle axial slice only for axially stored "
+            "volumes (variant 'published'); prompts differ."
         ),
         details=_VILA_DETAILS,
         build=_vila,
@@ -301,9 +334,14 @@ _register(
     InputSpec(
         "vila-m3", "published", "slices2d", DISPLAY, "DHW", (),
         intensity="window C50/W400 [-150,250] -> 0..255 (truncated)", num_slices=1, windows=((-150.0, 250.0),),
-        notes="Published harness: the same slice writer with index nib.shape[2]//2 (middle axial slice for axially stored volumes).",
-        details=_VILA_DETAILS,
-        build=_vila,
+        notes=(
+            "Published harness: reoriented as the authors' (MONAI Orientation RAS), the same slice writer with index "
+            "nib.shape[2]//2 of the file as stored: the middle axial slice when k is the axial axis, another slice "
+            "(or an error, when out of range) otherwise."
+        ),
+        details={**_VILA_DETAILS, "slice_index": "stored k // 2 (nib.shape[2] // 2)"},
+        build=_vila_published,
+        differs_from_authors="slice index nib.shape[2] // 2 of the stored file: another slice when k is not the axial axis",
     ),
 )
 
@@ -317,7 +355,8 @@ _register(
             "MedEvalKit: 32 linspace axial slices, windows (-1024,1024), (-135,215), (0,80) -> RGB uint8, native "
             "size (qwen_vl_utils smart-resizes 512 to 504). Lingshu was trained on display-oriented 2D images, so "
             "the default reorients to display orientation; the published harness used nibabel (z,y,x) as stored "
-            "with no reorientation (variant 'published')."
+            "with no reorientation (variant 'published'), which is the same input only for volumes stored LPS "
+            "(rows anterior->posterior, columns right->left, k inferior->superior)."
         ),
         details=_slice_details("native", model_tensor="32 PIL images, each followed by 'SLICE i'"),
         build=_rgb_slices(DISPLAY, 32, CT_RGB_WINDOWS),
@@ -328,5 +367,6 @@ _register(
         notes="Published harness: nibabel get_fdata transposed to (z,y,x), as stored, 32 linspace slices, native size.",
         details=_slice_details("native", model_tensor="32 PIL images, each followed by 'SLICE i'"),
         build=_rgb_slices("", 32, CT_RGB_WINDOWS),
+        differs_from_authors="as stored, not reoriented (the same slices as authors only for volumes stored LPS)",
     ),
 )

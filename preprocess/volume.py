@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from ctbench.preprocess.volume_errors import (
     NonOrthogonalDirection,
     NotThreeDimensional,
 )
+
+if TYPE_CHECKING:
+    from ctbench.preprocess.nifti_transform import HeaderGeometry
 
 _AXIS_LETTERS = (("L", "R"), ("P", "A"), ("S", "I"))  # LPS +, -
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -37,6 +41,7 @@ class Volume:
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     source: str = ""
+    header: "HeaderGeometry | None" = None  # a NIfTI file's transforms: which one placed it, any conflict
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", np.asarray(self.direction, dtype=float).reshape(3, 3))
@@ -65,7 +70,7 @@ class Volume:
         return np.asarray(self.origin) + (ijk * np.asarray(self.spacing)) @ self.direction.T
 
     def with_array(self, array: np.ndarray) -> "Volume":
-        return Volume(array, self.spacing, self.origin, self.direction, self.source)
+        return Volume(array, self.spacing, self.origin, self.direction, self.source, self.header)
 
 
 def orientation_code(direction: np.ndarray) -> str:
@@ -227,7 +232,7 @@ def load_volume_bytes(data: bytes, filename: str, max_bytes: int | None = None, 
     if not filename.endswith(NIFTI_SUFFIXES):
         raise UnsupportedVolumeFormat(f"{where}: only NIfTI volumes (.nii, .nii.gz) can be decoded from bytes")
     volume = decode_nifti(data, where, max_bytes=max_bytes)
-    return Volume(volume.array, volume.spacing, volume.origin, volume.direction, source=filename)
+    return Volume(volume.array, volume.spacing, volume.origin, volume.direction, source=filename, header=volume.header)
 
 
 def _first_line(exc: Exception) -> str:

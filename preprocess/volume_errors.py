@@ -10,6 +10,7 @@ from ctbench.errors import InvalidVolume, VolumeTooLarge
 
 __all__ = [
     "CastOverflow",
+    "ConflictingHeaders",
     "EmptyDicomFolder",
     "InvalidSpacing",
     "InvalidVolume",
@@ -66,3 +67,12 @@ class MixedDicomSeries(InvalidVolume):
     def __init__(self, message: str, series_uids: list[str]):
         super().__init__(message)
         self.series_uids = list(series_uids)
+
+
+class ConflictingHeaders(InvalidVolume):
+    """A NIfTI file whose sform and qform (both with codes > 0) place the patient differently,
+    refused where the caller asked for that (`nifti_transform.py` says when they disagree)."""
+
+    def __init__(self, message: str, geometry=None):
+        super().__init__(message)
+        self.geometry = geometry

@@ -1,7 +1,7 @@
 """`bench run`: stream a dataset to every selected server and keep every answer.
 
 lock the run folder -> dataset -> preflight (volumes readable, dataset valid; --limit,
---skip-missing-volumes) -> volume controls (`--control`: their questions and derived volumes,
+--skip-missing-volumes) -> NIfTI headers (sform/qform disagreement: warn or refuse) -> volume controls (`--control`: their questions and derived volumes,
 once, under RUN/controls/) -> (per server) backend starts it -> health -> Describe (the card must
 name the server asked for) -> Answer stream -> ledger; run.json records each attempt.
 Servers run concurrently, each in its own thread with its own ledgers: the real volumes first,
@@ -35,6 +35,7 @@ from ctbench.runners.preflight import Selection, check_identity, select_question
 from ctbench.runners.registry import load_registry, select_servers
 from ctbench.runners.run_lock import RunFolderLock
 from ctbench.runners.run_record import RunRecord
+from ctbench.runners.volume_headers import check_volume_headers
 from ctbench.runners.volume_source import DEFAULT_INLINE_BUFFER_BYTES, VolumeSource
 from ctbench.runners.sharding import stream_replicas
 
@@ -66,6 +67,7 @@ class RunConfig:
     inline_buffer_bytes: int = DEFAULT_INLINE_BUFFER_BYTES  # volume bytes the runner keeps for inline uploads
     controls: list[str] = field(default_factory=list)  # volume controls (`runners/controls/`), asked after the real volumes
     control_seed: int = 0  # the shuffle's assignment and the noise
+    conflicted_headers: str = "warn"  # NIfTI sform/qform disagreement: warn (and record) | refuse (`volume_headers.py`)
 
 
 @dataclass
@@ -175,6 +177,7 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
     full = resolve_dataset(config)
     selection = select_questions(full, config.limit, config.skip_missing_volumes)
     dataset = selection.dataset
+    headers = check_volume_headers(dataset, config.conflicted_headers)
     record_dataset(dataset, out)
     controls = prepare_controls(config.controls, dataset, out, config.control_seed)
     for control in controls:
@@ -199,6 +202,8 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
         announce(f"skipping {', '.join(names)}: {reason}")
     for note in selection.notes():
         announce(note)
+    for note in headers.notes():
+        announce(note)
     for control in controls:
         note = f"control {control.name}: {len(control.dataset.items)} questions"
         if control.left_out:
@@ -213,6 +218,7 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
     results = {spec.name: ServerResult(spec.name) for spec in specs}
     manifest = {k: v for k, v in dataset_manifest(full).items() if k != "per_volume"}
     record = RunRecord(out / "run.json", {**manifest, "data_root": str(full.data_root)}, selection.to_json(), skipped)
+    record.data["volume_headers"] = headers.to_json()
     attempt = record.begin(why, config.command)
     threads = []
     try:

@@ -63,9 +63,10 @@ def _parse_replicas(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--inline-buffer-mib", type=click.IntRange(min=1), default=1024, show_default=True, help="Volume bytes the runner keeps in memory to share one read among inline uploads (MiB).")
 @click.option("--control", "controls", multiple=True, metavar="NAME[,NAME]", help="Also ask every question under a volume control: mirror-lr, shuffle, blank, noise (repeatable or a comma list); answers go to RUN/controls/NAME/.")
 @click.option("--control-seed", default=0, show_default=True, help="Seed of the shuffle control's assignment and the noise control.")
+@click.option("--conflicted-headers", type=click.Choice(["warn", "refuse"]), default="warn", show_default=True, help="A NIfTI volume whose sform and qform disagree: warn once and record it (read with the sform, as the standard says), or refuse to run.")
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoints, token_file, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, controls, control_seed, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoints, token_file, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, controls, control_seed, conflicted_headers, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -77,6 +78,7 @@ def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoint
       bench run --endpoints medgemma=gpu-host:50051 --dataset qa_pairs.json --out runs/remote
       bench run --servers all --dataset qa_pairs.json --data-root /data/ct-rate --limit 5 --out runs/trial
       bench run --servers all --control mirror-lr,shuffle,blank --out runs/phantom
+      bench run --servers geometric --dataset qa_pairs.json --conflicted-headers refuse --out runs/strict
       bench run --backend slurm --slurm partition=gpu --slurm time=04:00:00 --out runs/cluster
       bench run --backend slurm --servers geometric --replicas geometric=4 --out runs/sharded
     """
@@ -93,6 +95,7 @@ def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoint
         phantom_volumes=phantom_volumes, phantom_size=phantom_size, limit=limit,
         skip_missing_volumes=skip_missing_volumes, command=["bench", *sys.argv[1:]],
         inline_buffer_bytes=inline_buffer_mib << 20, controls=parse_controls(controls), control_seed=control_seed,
+        conflicted_headers=conflicted_headers,
     )
     if token_file is not None:
         from ctbench.runners.channels import register_token_file

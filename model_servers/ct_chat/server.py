@@ -109,7 +109,7 @@ class CTChat(AuthorsVLM):
             return self.encoder(volume, return_encoded_tokens=True).half()
 
     def build_prompt(self, item: QuestionItem) -> str:
-        return ctchat_prompt(user_message(item, self.variant))
+        return ctchat_prompt(user_message(item, self.harness))
 
     def answer(self, batch: list[QuestionItem]) -> list[str | Exception]:
         # The tokens come from encode_volume (item.state), not the raw volume.

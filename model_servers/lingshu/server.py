@@ -2,8 +2,9 @@
 
 Loaded with `Qwen2_5_VLForConditionalGeneration` and `AutoProcessor`; no MedEvalKit code is
 needed at inference. The processor smart-resizes each slice (512x512 -> 504x504, 324 tokens).
-Greedy (MedEvalKit's temperature 0 -> do_sample False), 256 new tokens. The published harness
-fed Lingshu what its authors' evaluation kit does, so both variants are the same input.
+Greedy (MedEvalKit's temperature 0 -> do_sample False), 256 new tokens. `authors` reorients the
+volume to display orientation; `published` uses it as stored (nibabel (z,y,x), as the published
+harness did): the same input only for volumes stored LPS.
 """
 from __future__ import annotations
 

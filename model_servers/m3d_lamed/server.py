@@ -37,7 +37,7 @@ class M3DLaMed(AuthorsVLM):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = str(self.weights_path)
-        dtype = self.torch_dtype("bfloat16" if self.variant == "authors" else "float16")
+        dtype = self.torch_dtype("bfloat16" if self.harness == "authors" else "float16")
         self.tokenizer = AutoTokenizer.from_pretrained(path, model_max_length=512, padding_side="right",
                                                        use_fast=False, trust_remote_code=True)
         model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, **self.dtype_kwargs(str(dtype).removeprefix("torch.")))

@@ -48,7 +48,7 @@ class Med3DVLM(AuthorsVLM):
                                                        use_fast=False, trust_remote_code=True)
         model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True, **self.dtype_kwargs(str(dtype).removeprefix("torch.")))
         self.proj_out_num = int(getattr(model.config, "proj_out_num", DEFAULT_PROJ_OUT_NUM) or DEFAULT_PROJ_OUT_NUM)
-        if self.variant == "authors":  # the step the published harness skipped
+        if self.harness == "authors":  # the step the published harness skipped
             state = torch.load(self.weights_path / "vision_tower.bin", map_location="cpu", weights_only=True)
             model.get_model().vision_tower.load_state_dict(state, strict=True)
         self.model = model.to(self.device(), dtype=dtype).eval()

@@ -95,7 +95,7 @@ class Merlin(AuthorsVLM):
         self.model = model.to(self.device()).eval()
 
     def build_prompt(self, item: QuestionItem) -> str:
-        return merlin_prompt(item.text, self.variant)
+        return merlin_prompt(item.text, self.harness)
 
     def generate_one(self, prepared: np.ndarray, prompt: str) -> str:
         import torch

@@ -59,7 +59,7 @@ class RadFM(AuthorsVLM):
         model = module.MultiLLaMAForCausalLM(lang_model_path=language)
         state = torch.load(self.weights_path / "pytorch_model.bin", map_location="cpu")
         state.pop(DROPPED_KEY, None)
-        model.load_state_dict(state, strict=self.variant == "authors")
+        model.load_state_dict(state, strict=self.harness == "authors")
         self.model = model.to(self.device(), dtype=self.torch_dtype("float16")).eval()
 
     def build_prompt(self, item: QuestionItem) -> str:

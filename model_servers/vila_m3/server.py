@@ -223,7 +223,7 @@ class VilaM3(AuthorsVLM):
         results: list[str | Exception] = []
         for item in batch:
             self.seed_everything()
-            if self.variant == "published":
+            if self.harness == "published":
                 results.append(self.answer_published(item))
             else:
                 results.append(self.answer_authors(item))

@@ -18,7 +18,11 @@ from ctbench.model_servers.vlm_common.catalog import ModelWeights, get_weights
 from ctbench.model_servers.vlm_common.inputs import input_spec_for
 from ctbench.model_servers.vlm_common.weights import require_weights, weights_dir
 
-VARIANTS = ("authors", "published")
+def variants_of(name: str) -> list[str]:
+    """The input-preset variants a server accepts: every variant its preset family registers."""
+    from ctbench.preprocess.input_spec import PRESETS, preset_names
+
+    return sorted(PRESETS.get(name).variants) if name in preset_names() else ["authors", "published"]
 
 
 TRUE = {"1", "true", "yes", "on"}
@@ -51,7 +55,7 @@ class VLMModel(Model):
     class attributes below, and implement `load_model`, `preprocess` and `answer`."""
 
     weights_version: ClassVar[str] = "0"
-    #: decoding settings per variant ("authors" / "published"), before option overrides
+    #: decoding settings per harness ("authors" / "published"), before option overrides
     generation_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: option names this server accepts beyond the common ones
     extra_options: ClassVar[tuple[str, ...]] = ()
@@ -63,12 +67,16 @@ class VLMModel(Model):
     def __init__(self, **options: str):
         super().__init__(**options)
         self.variant = options.get("variant", "authors")
-        if self.variant not in VARIANTS:
-            raise InvalidOption(f"{self.name}: variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        variants = variants_of(self.name)
+        if self.variant not in variants:
+            raise InvalidOption(f"{self.name}: variant must be one of {', '.join(variants)}, got {self.variant!r}")
+        # "published-1mm", "published-minmax": other inputs of the same published harness, whose
+        # prompt, loading and decoding are those of "published".
+        self.harness = "published" if self.variant.startswith("published") else "authors"
         self.weights_path = weights_dir(options.get("weights"))
         self.seed = parse_int("seed", options.get("seed", 0))
         self.catalog: ModelWeights = get_weights(self.name)
-        self.settings = dict(self.generation_defaults.get(self.variant, {}))
+        self.settings = dict(self.generation_defaults.get(self.harness, {}))
         if "max_new_tokens" in options:
             self.settings["max_new_tokens"] = parse_int("max_new_tokens", options["max_new_tokens"], 1)
         self.model = None

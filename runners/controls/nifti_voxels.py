@@ -111,7 +111,7 @@ def read_nifti_voxels(path: str | os.PathLike) -> NiftiVoxels:
         slope, inter = 1.0, 0.0
     elif not math.isfinite(inter):
         inter = 0.0
-    axis = lr_axis(_direction(get, [float(p) for p in get("pixdim")]))
+    axis = lr_axis(_direction(data, path))
     return NiftiVoxels(data[:offset], raw, data[end:], slope, inter, axis, gzipped)
 
 
@@ -124,22 +124,16 @@ def _layout(data: bytes, path: Path) -> tuple[str, dict]:
     raise InvalidVolume(f"{path}: not a NIfTI-1 or NIfTI-2 file (a control can only rewrite NIfTI volumes)")
 
 
-def _direction(get, pixdim: list[float]) -> np.ndarray:
-    """The 3x3 voxel-to-world matrix the NIfTI standard says to use: the sform when its code is
-    > 0, else the qform when its code is > 0, else the base (pixdim) transform."""
-    if int(get("sform_code")) > 0:
-        return np.array([get("srow_x")[:3], get("srow_y")[:3], get("srow_z")[:3]], dtype=float)
-    if int(get("qform_code")) > 0:
-        b, c, d = (float(v) for v in get("quatern"))
-        a = math.sqrt(max(0.0, 1.0 - (b * b + c * c + d * d)))
-        rotation = np.array([
-            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
-            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - b * b - c * c],
-        ])
-        qfac = -1.0 if pixdim[0] < 0 else 1.0
-        return rotation * np.array([pixdim[1], pixdim[2], pixdim[3] * qfac])
-    return np.diag(pixdim[1:4])
+def _direction(data: bytes, path: Path) -> np.ndarray:
+    """The voxel-to-world direction the NIfTI standard says to use (`preprocess/nifti_transform.py`:
+    the sform when its code is > 0, else the qform, else the base transform)."""
+    from ctbench.preprocess.nifti_header import parse_nifti_header
+    from ctbench.preprocess.nifti_transform import header_geometry
+
+    header = parse_nifti_header(data[:540])
+    if header is None:
+        raise InvalidVolume(f"{path}: not a NIfTI-1 or NIfTI-2 file (a control can only rewrite NIfTI volumes)")
+    return header_geometry(header, str(path)).direction
 
 
 def lr_axis(direction: np.ndarray) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ctbench.errors import ModelNotReady
+import ctbench.preprocess.presets  # noqa: F401  (registers the presets)
+from ctbench.preprocess.input_spec import PRESETS, get_spec
 from ctbench.model_servers.registry import get_model_class
 from ctbench.model_servers.vlm_common.catalog import CATALOG
 from ctbench.model_servers.vlm_common.loopback import describe, health, serving
@@ -85,6 +87,20 @@ def test_card_names_variant_licence_and_deterministic_decoding(name, variant):
     assert f"+{variant}+gen-" in card["version"]
     sampled = card["generation"].get("do_sample") == "True"
     assert not sampled or "seed" in card["generation"]  # sampling is seeded
+
+
+PRESET_VARIANTS = [(name, variant) for name in VLMS for variant in sorted(PRESETS.get(name).variants)]
+
+
+@pytest.mark.parametrize("name, variant", PRESET_VARIANTS)
+def test_every_preset_variant_is_a_server_variant(name, variant):
+    """No preset is unreachable: each one a server registers can be asked for with --option variant=."""
+    model = get_model_class(name)(variant=variant)
+    card = model.card()
+    assert card["input"]["variant"] == variant and f"+{variant}+gen-" in card["version"]
+    assert card["input"] == get_spec(name, variant).to_dict() or name in ("medgemma", "lingshu")  # slice servers add overrides
+    expected = get_model_class(name)(variant="published" if variant.startswith("published") else "authors")
+    assert model.settings == expected.settings  # a published-* input comes with the published harness's decoding
 
 
 def test_version_changes_with_decoding_settings():
