@@ -61,12 +61,13 @@ CATALOG: dict[str, ModelWeights] = {
     ),
     "radfm": ModelWeights(
         name="radfm",
-        sources=(WeightsSource("chaoyi-wu/RadFM"),),
+        sources=(WeightsSource("chaoyi-wu/RadFM"), WeightsSource("xmcmic/Med-KEBERT", subdir="Med-KEBERT")),
         license="Not stated on the model card.",
         required=(("pytorch_model.bin", "pytorch_model.zip"), "Language_files/tokenizer_config.json",
-                  "Language_files/config.json"),
-        approx_gb=30.0,
-        notes="pytorch_model.zip unpacks to pytorch_model.bin (fetch unpacks it). Language_files holds the LLaMA-13B tokenizer/config.",
+                  "Language_files/config.json", "Med-KEBERT/config.json"),
+        approx_gb=30.4,
+        notes="pytorch_model.zip unpacks to pytorch_model.bin (fetch unpacks it). Language_files holds the LLaMA-13B "
+              "tokenizer/config. Med-KEBERT/ is the BERT the authors' code loads by hub id, served from here offline.",
     ),
     "ct-chat": ModelWeights(
         name="ct-chat",
