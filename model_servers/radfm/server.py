@@ -43,7 +43,7 @@ class RadFM(AuthorsVLM):
     description = "RadFM (3D ViT + Perceiver, LLaMA-13B): volume at 512x512x128, 3 identical channels."
     license = "Not stated on the model card"
     weights = "chaoyi-wu/RadFM"
-    gpu_memory_bytes = 32 << 30
+    gpu_memory_bytes = 60 << 30  # fp32 (`authors`), as Quick_demo; fp16 (`published`) needs about half
     repo = AuthorsRepo("https://github.com/chaoyi-wu/RadFM", "9efba84cced9ffdcbce00d6005f255414ffa8c36",
                        "CTBENCH_RADFM_REPO", "/opt/authors/RadFM", import_root="Quick_demo")
     generation_defaults = {"authors": dict(GREEDY), "published": dict(GREEDY)}

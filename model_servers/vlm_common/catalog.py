@@ -49,7 +49,8 @@ CATALOG: dict[str, ModelWeights] = {
         required=("config.json", ("model.safetensors", "model.safetensors.index.json"), "vision_tower.bin",
                   ("tokenizer.json", "tokenizer_config.json")),
         approx_gb=16.0,
-        notes="Remote code (trust_remote_code). vision_tower.bin is loaded explicitly, as the authors' demo does.",
+        notes="Remote code (trust_remote_code). vision_tower.bin fills the vision tower only when the "
+              "safetensors leave it at random init.",
     ),
     "m3d-lamed": ModelWeights(
         name="m3d-lamed",
