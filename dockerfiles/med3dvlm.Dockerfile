@@ -19,7 +19,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv python3-dev git ca-certificates build-essential \
  && rm -rf /var/lib/apt/lists/*
-RUN python3 -m venv /opt/venv
+RUN python3.12 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # The remote code ships with the weights; the authors' repository is cloned for `bench selftest med3dvlm`.
 ARG MED3DVLM_COMMIT=cbbd6335a64370f829710a1412e46afc68f243ff

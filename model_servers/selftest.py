@@ -41,6 +41,8 @@ class TinyModel:
     options: dict = field(default_factory=dict)  # `bench serve` options for the tiny model
 
 
+CPU_SHORT = {"device": "cpu", "max_new_tokens": "8"}
+
 TINY_MODELS: dict[str, TinyModel] = {
     "medgemma": TinyModel(("torch", "transformers", "PIL"),
                           "ctbench.model_servers.vlm_common.random_weights:build_medgemma_dir", dict(TINY_OPTIONS)),
@@ -48,10 +50,10 @@ TINY_MODELS: dict[str, TinyModel] = {
                          "ctbench.model_servers.vlm_common.random_weights:build_lingshu_dir", dict(TINY_OPTIONS)),
     # the authors' classes from their checkouts (CTBENCH_M3D_REPO, CTBENCH_MED3DVLM_REPO, CTBENCH_RADFM_REPO)
     "m3d-lamed": TinyModel(("torch", "transformers", "sentencepiece", "monai", "einops"),
-                           "ctbench.model_servers.m3d_lamed.tiny:build_m3d_lamed_dir", {"device": "cpu"}),
+                           "ctbench.model_servers.m3d_lamed.tiny:build_m3d_lamed_dir", dict(CPU_SHORT)),
     "med3dvlm": TinyModel(("torch", "transformers", "timm", "torchvision", "monai", "einops"),
-                          "ctbench.model_servers.med3dvlm.tiny:build_med3dvlm_dir", {"device": "cpu"}),
-    # RadFM's: fixed 512x512 vision side, slow on CPU
+                          "ctbench.model_servers.med3dvlm.tiny:build_med3dvlm_dir", dict(CPU_SHORT)),
+    # RadFM's vision side keeps the authors' fixed 512x512 sizes and its generate() 200 tokens: slow on CPU
     "radfm": TinyModel(("torch", "transformers", "torchvision", "PIL", "einops_exts", "sentencepiece"),
                        "ctbench.model_servers.radfm.tiny:build_radfm_dir", {"device": "cpu"}),
 }

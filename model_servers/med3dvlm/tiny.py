@@ -93,6 +93,7 @@ def build_med3dvlm_dir(out_dir: Path) -> Path:
     torch.manual_seed(0)
     model = authors.VLMQwenForCausalLM(config)
     model.save_pretrained(str(out_dir), safe_serialization=True)
+    torch.save(model.get_model().vision_tower.state_dict(), out_dir / "vision_tower.bin")  # as released
     (out_dir / "modeling_med3dvlm.py").write_text(BRIDGE.format(checkout=str(checkout), module=CLASS_MODULE))
     saved = json.loads((out_dir / "config.json").read_text())
     saved["auto_map"] = {"AutoConfig": "modeling_med3dvlm.VLMQwenConfig",

@@ -39,10 +39,10 @@ def test_published_prompt_keeps_the_published_harness(name):
 
 def test_radfm_runs_fp32_for_authors_and_fp16_for_published():
     cls = get_model_class("radfm")
-    assert cls(variant="authors", options={"dtype": ""}).model_dtype() == torch.float32
-    published = cls(variant="published")
-    published.device = lambda: "cuda"  # the dtype a GPU host gets
-    assert published.model_dtype() == torch.float16
+    authors, published = cls(variant="authors"), cls(variant="published")
+    for model in (authors, published):
+        model.device = lambda: "cuda"  # the dtype a GPU host gets
+    assert authors.model_dtype() == torch.float32 and published.model_dtype() == torch.float16
 
 
 # --- Med3DVLM's vision tower -------------------------------------------------------------------
@@ -86,7 +86,7 @@ def test_misnamed_vision_tower_parameters_are_named(tmp_path):
 
 
 def test_med3dvlm_load_left_at_random_init_is_an_error(tmp_path):
-    model = get_model_class("med3dvlm")(variant="authors", options={"weights": str(tmp_path)})
+    model = get_model_class("med3dvlm")(variant="authors", weights=str(tmp_path))
     wrapper = types.SimpleNamespace(get_model=lambda: types.SimpleNamespace(vision_tower=Tower()))
     with pytest.raises(ModelNotReady, match=r"random init: 1 parameter\(s\) missing .*lm_head\.weight"):
         model.complete_load(wrapper, {"missing_keys": ["lm_head.weight"], "unexpected_keys": []})
