@@ -128,7 +128,7 @@ def test_radfm_hub_ids_and_llama_weights_come_from_the_weights_dir(tmp_path, mon
         _tiny_bert(tmp_path / "Med-KEBERT")
         bert = embedding.AutoModel.from_pretrained("xmcmic/Med-KEBERT")
         assert bert.config.hidden_size == 8
-        assert embedding.AutoTokenizer.from_pretrained("xmcmic/Med-KEBERT").convert_tokens_to_ids("lung") == 5
+        assert embedding.AutoTokenizer.from_pretrained("xmcmic/Med-KEBERT").name_or_path == str(tmp_path / "Med-KEBERT")
     assert multimodality.LlamaForCausalLM is LlamaForCausalLM and embedding.AutoModel is AutoModel  # restored
 
 
