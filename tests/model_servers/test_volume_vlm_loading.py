@@ -123,7 +123,8 @@ def test_radfm_hub_ids_and_llama_weights_come_from_the_weights_dir(tmp_path, mon
     with offline_authors_classes(multimodality, embedding, tmp_path, torch.float32):
         llama = multimodality.LlamaForCausalLM.from_pretrained(str(language))
         assert isinstance(llama, LlamaForCausalLM) and llama.config.hidden_size == 16
-        with pytest.raises(ModelNotReady, match=r"xmcmic/Med-KEBERT by hub id; it must be at .*Med-KEBERT.*models fetch radfm"):
+        absent = r"xmcmic/Med-KEBERT by hub id; it must be at .*Med-KEBERT.*models fetch radfm"
+        with pytest.raises(ModelNotReady, match=absent):
             embedding.AutoModel.from_pretrained("xmcmic/Med-KEBERT")
         _tiny_bert(tmp_path / "Med-KEBERT")
         bert = embedding.AutoModel.from_pretrained("xmcmic/Med-KEBERT")
