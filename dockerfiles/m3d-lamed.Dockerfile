@@ -19,6 +19,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
+# The remote code ships with the weights; the authors' closest public code is cloned for `bench selftest m3d-lamed`.
+ARG M3D_COMMIT=63e72005a2304eda74579870239bfc7b04b0edae
+RUN git init -q /opt/authors/M3D \
+ && git -C /opt/authors/M3D fetch -q --depth 1 https://github.com/BAAI-DCAI/M3D "${M3D_COMMIT}" \
+ && git -C /opt/authors/M3D checkout -q FETCH_HEAD \
+ && rm -rf /opt/authors/M3D/.git
 # The model's pinned stack first (its own layer), then ctbench on top of it.
 COPY model_servers/m3d_lamed/requirements.txt /tmp/model-requirements.txt
 RUN pip install -r /tmp/model-requirements.txt
@@ -38,13 +44,15 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/authors /opt/authors
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CTBENCH_WEIGHTS=/weights \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    HF_HOME=/tmp/hf
+    HF_HOME=/tmp/hf \
+    CTBENCH_M3D_REPO=/opt/authors/M3D
 RUN groupadd --system --gid 10001 ctbench \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/ctbench ctbench \
  && mkdir -p /weights /data

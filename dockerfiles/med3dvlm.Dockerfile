@@ -6,7 +6,9 @@
 # Weights are never baked in: `bench models fetch med3dvlm --weights-dir WEIGHTS` downloads them and
 # they are mounted read-only at /weights. The server stays NOT_SERVING (and says what is missing)
 # until they are there. Authors' code, where needed, is cloned at a pinned commit at build time.
-ARG BASE_IMAGE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04
+# Ubuntu 24.04: its python3 is 3.12, which the authors' code needs (f-strings reusing their quotes,
+# src/model/vlm_arch.py:81); the torch 2.6.0 wheels bring their own CUDA 12.4 libraries.
+ARG BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
 FROM ${BASE_IMAGE} AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -17,8 +19,14 @@ ENV DEBIAN_FRONTEND=noninteractive \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv python3-dev git ca-certificates build-essential \
  && rm -rf /var/lib/apt/lists/*
-RUN python3 -m venv /opt/venv
+RUN python3.12 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
+# The remote code ships with the weights; the authors' repository is cloned for `bench selftest med3dvlm`.
+ARG MED3DVLM_COMMIT=cbbd6335a64370f829710a1412e46afc68f243ff
+RUN git init -q /opt/authors/Med3DVLM \
+ && git -C /opt/authors/Med3DVLM fetch -q --depth 1 https://github.com/mirthAI/Med3DVLM "${MED3DVLM_COMMIT}" \
+ && git -C /opt/authors/Med3DVLM checkout -q FETCH_HEAD \
+ && rm -rf /opt/authors/Med3DVLM/.git
 # The model's pinned stack first (its own layer), then ctbench on top of it.
 COPY model_servers/med3dvlm/requirements.txt /tmp/model-requirements.txt
 RUN pip install -r /tmp/model-requirements.txt
@@ -38,13 +46,15 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/authors /opt/authors
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     CTBENCH_WEIGHTS=/weights \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    HF_HOME=/tmp/hf
+    HF_HOME=/tmp/hf \
+    CTBENCH_MED3DVLM_REPO=/opt/authors/Med3DVLM
 RUN groupadd --system --gid 10001 ctbench \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/ctbench ctbench \
  && mkdir -p /weights /data

@@ -39,13 +39,24 @@ class TinyModel:
     imports: tuple[str, ...]  # what the server's load imports
     builder: str | Callable[[Path], Path]  # "module:function" (or the function): out_dir -> weights dir
     options: dict = field(default_factory=dict)  # `bench serve` options for the tiny model
+    answer_timeout_s: float = 120.0  # for all phantom questions (the authors' full-size encoders are slow on CPU)
 
+
+CPU_SHORT = {"device": "cpu", "max_new_tokens": "8"}
 
 TINY_MODELS: dict[str, TinyModel] = {
     "medgemma": TinyModel(("torch", "transformers", "PIL"),
                           "ctbench.model_servers.vlm_common.random_weights:build_medgemma_dir", dict(TINY_OPTIONS)),
     "lingshu": TinyModel(("torch", "transformers", "PIL"),
                          "ctbench.model_servers.vlm_common.random_weights:build_lingshu_dir", dict(TINY_OPTIONS)),
+    # the authors' classes from their checkouts (CTBENCH_M3D_REPO, CTBENCH_MED3DVLM_REPO, CTBENCH_RADFM_REPO)
+    "m3d-lamed": TinyModel(("torch", "transformers", "sentencepiece", "monai", "einops"),
+                           "ctbench.model_servers.m3d_lamed.tiny:build_m3d_lamed_dir", dict(CPU_SHORT), 900.0),
+    "med3dvlm": TinyModel(("torch", "transformers", "timm", "torchvision", "monai", "einops"),
+                          "ctbench.model_servers.med3dvlm.tiny:build_med3dvlm_dir", dict(CPU_SHORT), 900.0),
+    # RadFM's vision side keeps the authors' fixed 512x512 sizes and its generate() 200 tokens: slow on CPU
+    "radfm": TinyModel(("torch", "transformers", "torchvision", "PIL", "einops_exts", "sentencepiece"),
+                       "ctbench.model_servers.radfm.tiny:build_radfm_dir", {"device": "cpu"}, 1800.0),
 }
 
 
@@ -209,7 +220,8 @@ def _run_stages(name: str, spec: TinyModel, root: Path, report: SelftestReport, 
         _stage(report, "serve", serve)
         _stage(report, "load", lambda: _wait_loaded(endpoint.address, name, backend, load_timeout_s))
         _stage(report, "describe", lambda: _describe(endpoint.address, name))
-        _stage(report, "answers", lambda: _answers(endpoint.address, data_root, relative, questions, report))
+        _stage(report, "answers", lambda: _answers(endpoint.address, data_root, relative, questions, report,
+                                                   spec.answer_timeout_s))
 
 
 def _wait_loaded(address: str, name: str, backend, timeout_s: float) -> str:
@@ -239,13 +251,15 @@ def _describe(address: str, name: str) -> str:
     return f"{card.name} {card.version}"
 
 
-def _answers(address: str, data_root: Path, relative: str, questions, report: SelftestReport) -> str:
+def _answers(address: str, data_root: Path, relative: str, questions, report: SelftestReport,
+             timeout_s: float = 120.0) -> str:
     import hashlib
 
     from ctbench.model_servers.vlm_common.loopback import ask
 
     volume_id = "sha256:" + hashlib.sha256((data_root / relative).read_bytes()).hexdigest()
-    answers = ask(address, relative, volume_id, [q for q, _ in questions], options=[o for _, o in questions])
+    answers = ask(address, relative, volume_id, [q for q, _ in questions], timeout=timeout_s,
+                  options=[o for _, o in questions])
     bad = []
     for index, (question, options) in enumerate(questions):
         answer = answers.get(f"v::{index}")

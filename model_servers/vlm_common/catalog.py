@@ -49,7 +49,8 @@ CATALOG: dict[str, ModelWeights] = {
         required=("config.json", ("model.safetensors", "model.safetensors.index.json"), "vision_tower.bin",
                   ("tokenizer.json", "tokenizer_config.json")),
         approx_gb=16.0,
-        notes="Remote code (trust_remote_code). vision_tower.bin is loaded explicitly, as the authors' demo does.",
+        notes="Remote code (trust_remote_code). vision_tower.bin fills the vision tower only when the "
+              "safetensors leave it at random init.",
     ),
     "m3d-lamed": ModelWeights(
         name="m3d-lamed",
@@ -61,12 +62,13 @@ CATALOG: dict[str, ModelWeights] = {
     ),
     "radfm": ModelWeights(
         name="radfm",
-        sources=(WeightsSource("chaoyi-wu/RadFM"),),
+        sources=(WeightsSource("chaoyi-wu/RadFM"), WeightsSource("xmcmic/Med-KEBERT", subdir="Med-KEBERT")),
         license="Not stated on the model card.",
         required=(("pytorch_model.bin", "pytorch_model.zip"), "Language_files/tokenizer_config.json",
-                  "Language_files/config.json"),
-        approx_gb=30.0,
-        notes="pytorch_model.zip unpacks to pytorch_model.bin (fetch unpacks it). Language_files holds the LLaMA-13B tokenizer/config.",
+                  "Language_files/config.json", "Med-KEBERT/config.json"),
+        approx_gb=30.4,
+        notes="pytorch_model.zip unpacks to pytorch_model.bin (fetch unpacks it). Language_files holds the LLaMA-13B "
+              "tokenizer/config. Med-KEBERT/ is the BERT the authors' code loads by hub id, served from here offline.",
     ),
     "ct-chat": ModelWeights(
         name="ct-chat",

@@ -50,6 +50,7 @@ def test_a_resolving_install_from_a_path_outside_the_repository_is_refused(tmp_p
 def test_image_python_follows_the_venv_the_dockerfile_makes():
     assert image_python(ROOT / "dockerfiles" / "radfm.Dockerfile") == "3.10"
     assert image_python(ROOT / "dockerfiles" / "medgemma.Dockerfile") == "3.11"
+    assert image_python(ROOT / "dockerfiles" / "med3dvlm.Dockerfile") == "3.12"  # Ubuntu 24.04, as the authors need
 
 
 @pytest.mark.slow
