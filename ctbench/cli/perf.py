@@ -15,6 +15,7 @@ def perf() -> None:
       bench perf harness
       bench perf memory --volumes 80
       bench perf ingest --repeats 5
+      bench perf rehearsal --volumes 10,50,200
     """
 
 
@@ -80,6 +81,10 @@ perf.add_command(ingest)
 from ctbench.cli.perf_geometric import geometric  # noqa: E402  (its own module; owned by the baselines)
 
 perf.add_command(geometric)
+
+from ctbench.cli.perf_rehearsal import rehearsal  # noqa: E402  (its own module)
+
+perf.add_command(rehearsal)
 
 
 @perf.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
