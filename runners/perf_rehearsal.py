@@ -5,8 +5,10 @@ process of its own so its peak memory is its own) streams N distinct CT-sized ph
 (`rehearsal_volumes.py`) with their questions to real server processes started by the local
 backend: the baselines and tiny random-weight MedGemma / Lingshu (`bench selftest`'s builders).
 Recorded per server: peak RSS (VmHWM, sampled every `SAMPLE_S` from /proc while it runs, so the
-last moments before it exits can be missed), wall time per volume and per question (the server's
-share of the run, start-up included), answered / errors / missing; and the runner's peak RSS.
+last moments before it exits can be missed), CPU seconds (sampled the same way), wall time per
+volume and per question (the server's share of the run, start-up included), answered / errors /
+missing; and the runner's peak RSS and CPU seconds. CPU per volume tells work that grows with N
+from a machine that got busier.
 Then the goals are checked, each PASS or FAIL with the figures behind it:
 
 * memory flat in N: every peak RSS at the largest N within `RSS_TOLERANCE` of the second largest;
@@ -52,6 +54,7 @@ class ServerFigures:
     seconds_per_volume: float = 0.0
     seconds_per_question: float = 0.0
     peak_rss_mb: float = 0.0
+    cpu_seconds: float = 0.0  # user + system CPU of the server process (sampled, like the RSS)
     error_types: dict = field(default_factory=dict)
 
 
@@ -63,6 +66,7 @@ class RunFigures:
     runner_peak_rss_mb: float
     servers: dict[str, ServerFigures]
     failure: str = ""
+    runner_cpu_seconds: float = 0.0
 
 
 def find_published_questions(start: Path | None = None) -> Path | None:
@@ -160,8 +164,9 @@ def _one_run(out: Path, dataset: Path, registry: Path, servers, transport: str, 
               "transport": transport, "deadline_s": deadline_s}
     (out.parent / f"{out.name}.config.json").write_text(json.dumps(config))
     peaks: dict[str, int] = {}
+    cpu: dict[str, float] = {}
     done = threading.Event()
-    sampler = threading.Thread(target=_sample_servers, args=(out / "logs", peaks, done), daemon=True)
+    sampler = threading.Thread(target=_sample_servers, args=(out / "logs", peaks, cpu, done), daemon=True)
     sampler.start()
     start = time.perf_counter()
     result_path = out.parent / f"{out.name}.result.json"
@@ -185,9 +190,10 @@ def _one_run(out: Path, dataset: Path, registry: Path, servers, transport: str, 
             server=name, questions=questions, answered=ledger["ok"], errors=ledger["error"],
             missing=questions - ledger["ok"] - ledger["error"], seconds=seconds,
             seconds_per_volume=seconds / n, seconds_per_question=seconds / max(1, questions),
-            peak_rss_mb=peaks.get(name, 0) / 1024, error_types=ledger["types"],
+            peak_rss_mb=peaks.get(name, 0) / 1024, cpu_seconds=cpu.get(name, 0.0), error_types=ledger["types"],
         )
-    return RunFigures(n, transport, wall, result["runner_peak_rss_kb"] / 1024, figures, result.get("failure", ""))
+    return RunFigures(n, transport, wall, result["runner_peak_rss_kb"] / 1024, figures, result.get("failure", ""),
+                      result.get("runner_cpu_seconds", 0.0))
 
 
 def _ledger_counts(path: Path) -> dict:
@@ -207,17 +213,25 @@ def _ledger_counts(path: Path) -> dict:
     return counts
 
 
-def _sample_servers(logs: Path, peaks: dict[str, int], done: threading.Event) -> None:
+def _sample_servers(logs: Path, peaks: dict[str, int], cpu: dict[str, float], done: threading.Event) -> None:
     while True:
         for pid_file in logs.glob("*.pid") if logs.is_dir() else ():
             try:
-                peak = peak_rss_kb(int(pid_file.read_text().strip()))
-            except (OSError, ValueError):
+                pid = int(pid_file.read_text().strip())
+                peak, seconds = peak_rss_kb(pid), cpu_seconds(pid)
+            except (OSError, ValueError, IndexError):
                 continue  # not written yet, or the process is gone
             name = pid_file.stem
             peaks[name] = max(peaks.get(name, 0), peak)
+            cpu[name] = max(cpu.get(name, 0.0), seconds)
         if done.wait(SAMPLE_S):
             return
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_kb(pid: int | str = "self") -> int:
@@ -284,16 +298,18 @@ def _summary_line(run: RunFigures) -> str:
 
 def format_table(figures: dict) -> str:
     """The figures as a markdown table, then the goals."""
-    lines = ["| N | transport | server | answered | errors | missing | peak RSS MiB | s / volume | s / question |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| N | transport | server | answered | errors | missing | peak RSS MiB | s / volume | s / question | CPU s / volume |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for run in figures["runs"]:
         for s in run["servers"].values():
             lines.append(f"| {run['volumes']} | {run['transport']} | {s['server']} | {s['answered']} | {s['errors']} | "
-                         f"{s['missing']} | {s['peak_rss_mb']:.0f} | {s['seconds_per_volume']:.2f} | {s['seconds_per_question']:.3f} |")
+                         f"{s['missing']} | {s['peak_rss_mb']:.0f} | {s['seconds_per_volume']:.2f} | {s['seconds_per_question']:.3f} | "
+                         f"{s['cpu_seconds'] / run['volumes']:.2f} |")
         lines.append(f"| {run['volumes']} | {run['transport']} | **runner** (wall {run['wall_seconds']:.0f} s) | | | | "
-                     f"{run['runner_peak_rss_mb']:.0f} | {run['wall_seconds'] / run['volumes']:.2f} | |")
+                     f"{run['runner_peak_rss_mb']:.0f} | {run['wall_seconds'] / run['volumes']:.2f} | | "
+                     f"{run['runner_cpu_seconds'] / run['volumes']:.2f} |")
         if run["failure"]:
-            lines.append(f"| {run['volumes']} | {run['transport']} | FAILED: {run['failure'].splitlines()[0]} | | | | | | |")
+            lines.append(f"| {run['volumes']} | {run['transport']} | FAILED: {run['failure'].splitlines()[0]} | | | | | | | |")
     lines.append("")
     for goal in figures["goals"]:
         lines.append(f"- {'PASS' if goal['pass'] else 'FAIL'}: {goal['goal']}" + (f" — {'; '.join(goal['detail'])}" if goal["detail"] else ""))
@@ -317,7 +333,8 @@ def _runner_main(config_path: str, result_path: str) -> None:
         failure = "; ".join(f"{name}: {r.failure}" for name, r in result.servers.items() if r.failure)
     except Exception as exc:  # reported as the run's failure, with what was counted
         failure = f"{type(exc).__name__}: {exc}"
-    Path(result_path).write_text(json.dumps({"servers": servers, "failure": failure, "runner_peak_rss_kb": peak_rss_kb()}))
+    Path(result_path).write_text(json.dumps({"servers": servers, "failure": failure, "runner_peak_rss_kb": peak_rss_kb(),
+                                             "runner_cpu_seconds": cpu_seconds(os.getpid())}))
 
 
 if __name__ == "__main__":  # the runner side: python -m ctbench.runners.perf_rehearsal CONFIG RESULT
