@@ -129,7 +129,7 @@ def rehearsal_benchmark(
 def _figures(size, volumes, questions, servers, transports, volume_counts, runs) -> dict:
     return {
         "size": size, "shape_ijk": list(volumes.shape_ijk),
-        "questions_per_volume": len(volumes.questions(0)),
+        "questions": {n: sum(len(volumes.questions(i)) for i in range(n)) for n in sorted(volume_counts)},
         "published_questions": questions.source if questions is not None else None,
         "servers": list(servers), "transports": list(transports), "volume_counts": sorted(volume_counts),
         "runs": [_run_dict(r) for r in runs],

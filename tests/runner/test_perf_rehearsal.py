@@ -22,12 +22,11 @@ def test_a_tiny_rehearsal_runs_every_server_and_transport_and_checks_the_goals(t
     assert out.is_file(), result.output
     figures = json.loads(out.read_text())
     assert [(r["volumes"], r["transport"]) for r in figures["runs"]] == [(1, "reference"), (1, "inline"), (2, "reference"), (2, "inline")]
-    per_volume = figures["questions_per_volume"]
     for run in figures["runs"]:
         assert run["failure"] == "" and run["runner_peak_rss_mb"] > 0
         assert set(run["servers"]) == {"chance", "geometric"}
         for server in run["servers"].values():
-            assert server["questions"] == per_volume * run["volumes"]
+            assert server["questions"] == figures["questions"][str(run["volumes"])] >= 10 * run["volumes"]
             assert server["answered"] + server["errors"] == server["questions"] and server["missing"] == 0
             assert server["peak_rss_mb"] > 0
             assert set(server["error_types"]) <= {"UnsupportedQuestion"}  # open questions only
