@@ -5,7 +5,10 @@ accepted format (typed errors for an escape, a symlink loop, a NUL byte, another
 `load_referenced` reads the file once, checks that those bytes hash to the declared id, and
 decodes the same bytes: a file rewritten between hashing and decoding cannot put another
 volume's voxels under this id. A MetaImage or NRRD header naming a detached data file inside
-the root is decoded from its path (the id then covers the header; the data file is read once).
+the root is decoded from the header bytes that were hashed and the data file's bytes read once
+right after them (both copied to a private folder): a header or data file rewritten meanwhile
+is never decoded. The id covers the header only, so the protocol cannot tell a data file
+changed under an unchanged header.
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from ctbench.errors import InvalidVolume, UnsupportedTransport, VolumeOutsideDataRoot
+from ctbench.errors import CtbenchError, InvalidVolume, UnsupportedTransport, VolumeOutsideDataRoot, VolumeTooLarge
 from ctbench.preprocess.volume import Volume, load_volume_bytes, read_image_checked, read_volume_file, volume_from_sitk
-from ctbench.preprocess.volume_formats import DEFAULT_FORMATS, check_data_files_inside, format_of, named_data_file
+from ctbench.preprocess.volume_formats import (
+    DEFAULT_FORMATS, check_data_files_inside, format_of, named_data_file, with_data_file,
+)
 
 __all__ = ["load_referenced", "resolve_under_root"]
 
@@ -59,16 +64,37 @@ def load_referenced(
     if fmt == "nifti":
         return load_volume_bytes(data, path.name, max_bytes=max_bytes, where=where)
     check_data_files_inside(path, data, fmt, Path(root), where)
-    if named_data_file(data, fmt, where) is not None:
-        return volume_from_sitk(read_image_checked(path, max_bytes), where)
-    suffix = _ATTACHED_SUFFIX[fmt]
+    named = named_data_file(data, fmt, where)
     with tempfile.TemporaryDirectory(prefix="ctbench-ref-") as tmp:
-        copy = Path(tmp) / ("volume" + suffix)
-        with open(copy, "wb") as handle:
-            handle.write(data)
+        if named is None:
+            copy = Path(tmp) / ("volume" + _ATTACHED_SUFFIX[fmt])
+            _write(copy, data)
+        else:  # decode the hashed header next to the data file's bytes, both read once
+            copy = Path(tmp) / ("volume" + path.suffix.lower())
+            _write(Path(tmp) / "volume.data", _read_data_file(path.parent / named, where, max_bytes))
+            _write(copy, with_data_file(data, fmt, "volume.data"))
         del data
         try:
             return volume_from_sitk(read_image_checked(copy, max_bytes), where)
         except InvalidVolume as exc:
             exc.args = tuple(a.replace(str(copy), where) if isinstance(a, str) else a for a in exc.args)
             raise
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def _read_data_file(path: Path, where: str, max_bytes: int | None) -> bytes:
+    """A detached data file's bytes, refused unread when larger than any volume within the bound
+    could store (8 bytes per voxel at most, against `max_bytes`' 4)."""
+    try:
+        size = path.resolve().stat().st_size
+        if max_bytes is not None and size > 2 * max_bytes:
+            raise VolumeTooLarge(f"{where}: its data file holds {size} bytes, over the bound of {max_bytes}")
+        return read_volume_file(path.resolve())
+    except VolumeTooLarge:
+        raise
+    except (CtbenchError, OSError):
+        raise InvalidVolume(f"{where}: its data file cannot be read") from None

@@ -14,7 +14,7 @@ from typing import Iterable
 from ctbench.errors import VolumeOutsideDataRoot
 from ctbench.preprocess.volume_errors import InvalidVolume, UnsupportedVolumeFormat
 
-__all__ = ["DEFAULT_FORMATS", "FORMATS", "check_data_files_inside", "format_of", "named_data_file"]
+__all__ = ["DEFAULT_FORMATS", "FORMATS", "check_data_files_inside", "format_of", "named_data_file", "with_data_file"]
 
 #: format name -> file name suffixes. Only these can be declared in a model card.
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -82,3 +82,21 @@ def check_data_files_inside(header_path: Path, header: bytes, fmt: str, root: Pa
         raise InvalidVolume(f"{where}: names a data file that is not a usable path") from None
     if not target.is_relative_to(root.resolve()):
         raise VolumeOutsideDataRoot(f"{where}: names a data file outside the server's data root")
+
+
+def with_data_file(header: bytes, fmt: str, name: str) -> bytes:
+    """`header` (MetaImage / NRRD) with its named data file replaced by `name`, every other byte kept.
+
+    Used to decode a detached volume from bytes read once: the header that was hashed, next to a
+    copy of the data file read right after it, so a file rewritten meanwhile cannot be decoded.
+    """
+    keys = ("elementdatafile",) if fmt == "metaimage" else ("data file", "datafile")
+    separator = "=" if fmt == "metaimage" else ":"
+    lines = header.decode("latin-1").splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        key, sep, _ = line.partition(separator)
+        if sep and key.strip().lower() in keys:
+            ending = line[len(line.rstrip("\r\n")):]
+            lines[index] = f"{key}{sep} {name}{ending}"
+            return "".join(lines).encode("latin-1")
+    raise ValueError(f"the {fmt} header names no data file")

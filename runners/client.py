@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,7 +24,7 @@ from ctbench.datasets.qa_items import QAItem
 from ctbench.errors import CtbenchError, QuestionTooLarge
 from ctbench.runners.ledger import PredictionRecord
 from ctbench.runners.channels import open_channel
-from ctbench.runners.volume_source import VolumeSource
+from ctbench.runners.volume_source import VolumeBytes, VolumeSource
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
@@ -68,6 +69,41 @@ def describe(address: str, timeout_s: float = 10.0) -> dict:
     with open_channel(address) as channel:
         card = pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=timeout_s)
     return MessageToDict(card, preserving_proto_field_name=True)
+
+
+class InlinePrefetch:
+    """Reads and hashes the next inline volume while the current one is uploaded.
+
+    The protocol puts a volume's hash in the header before its first chunk, so without this the
+    upload waits for the whole file to be read and hashed. One volume ahead at most (memory: the
+    volume being sent and the next one), on one background thread; `get(path)` returns the
+    volume's bytes (its own read, or the one made ahead) and starts reading the one after it.
+    """
+
+    def __init__(self, source: VolumeSource, paths: list[Path]):
+        self.source = source
+        self._order = list(paths)
+        self._next = 0
+        self._ahead: tuple[Path, Future] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctbench-prefetch")
+
+    def __enter__(self) -> "InlinePrefetch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def get(self, path: Path) -> VolumeBytes:
+        ahead, self._ahead = self._ahead, None
+        while self._next < len(self._order) and self._order[self._next] != path:
+            self._next += 1
+        self._next += 1
+        if self._next < len(self._order):
+            following = self._order[self._next]
+            self._ahead = (following, self._pool.submit(self.source.get, following))
+        if ahead is not None and ahead[0] == path:
+            return ahead[1].result()  # a CtbenchError raised ahead is raised here, for this volume
+        return self.source.get(path)
 
 
 class ServerStream:
@@ -143,12 +179,17 @@ class ServerStream:
         return True
 
     def _requests(self, groups: list[VolumeGroup], unsent: list[QAItem]) -> Iterator[pb.AnswerRequest]:
+        inline = [g.path for g in groups if not (self.use_reference and g.relative is not None)]
+        with InlinePrefetch(self.source, inline) as prefetch:
+            yield from self._group_requests(groups, unsent, prefetch)
+
+    def _group_requests(self, groups: list[VolumeGroup], unsent: list[QAItem], prefetch: "InlinePrefetch") -> Iterator[pb.AnswerRequest]:
         for group in groups:
             by_reference = self.use_reference and group.relative is not None
             try:
                 # By reference the server reads the file: the runner needs its id, not its bytes.
                 volume_id = self.source.volume_id(group.path) if by_reference else None
-                volume = None if by_reference else self.source.get(group.path)
+                volume = None if by_reference else prefetch.get(group.path)
             except CtbenchError as exc:
                 if not self._fail_unsent(group.items, unsent, exc):
                     return

@@ -8,7 +8,10 @@ Through a real server process over loopback gRPC and the runner's own client cod
   for a model that never reads voxels), timed from the runner's read to the first answer;
 * bare gRPC MB/s — the same bytes as 1 MiB messages over a bare bidirectional stream to a
   server process that only counts them (bare_stream.py), measured alternately with the inline
-  upload in the same run, so the ratio between the two is what the harness costs.
+  upload in the same run, so the ratio between the two is what the harness costs;
+* inline sequence MB/s — `inline_volumes` distinct files of that size inline over one stream
+  (as `bench run` sends a server's share), against a bare stream of all their bytes: from the
+  second volume on, the runner reads and hashes the next volume while the current one is sent.
 """
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ def _items(volume: str, n: int) -> list[QAItem]:
 
 
 def harness_benchmark(
-    questions: int = 5000, volumes: int = 20, volume_mb: int = 150, window: int = 128, repeats: int = 3, workdir: Path | None = None
+    questions: int = 5000, volumes: int = 20, volume_mb: int = 150, window: int = 128, repeats: int = 3,
+    workdir: Path | None = None, inline_volumes: int = 4,
 ) -> dict:
     with tempfile.TemporaryDirectory(prefix="ctbench-perf-", dir=workdir) as tmp:
         root = Path(tmp)
@@ -47,10 +51,12 @@ def harness_benchmark(
         names = [f"v{i:03d}.nii.gz" for i in range(volumes)]
         for name in names:
             (data / name).write_bytes(os.urandom(1024))  # never decoded by `chance`
-        big = data / "ct_rate_sized.nii"
-        with big.open("wb") as handle:
-            for _ in range(volume_mb):
-                handle.write(os.urandom(1 << 20))
+        bigs = [data / f"ct_rate_sized_{i}.nii" for i in range(max(1, inline_volumes))]
+        for path in bigs:
+            with path.open("wb") as handle:
+                for _ in range(volume_mb):
+                    handle.write(os.urandom(1 << 20))
+        big = bigs[0]
 
         backend = LocalProcessBackend()
         spec = ServerSpec(name="chance", model="chance")
@@ -77,14 +83,16 @@ def harness_benchmark(
             assert not left and count == n_questions, f"{count}/{n_questions} answered"
 
             size = big.stat().st_size
-            inline_s, bare_s, hash_s = [], [], []
+            inline_s, bare_s, hash_s, seq_s, seq_bare_s = [], [], [], [], []
             with bare_stream_server(root) as bare_address:
                 for _ in range(max(1, repeats)):
                     bare_s.append(send(bare_address, size))
-                    inline_s.append(_inline_upload(endpoint.address, big))
+                    inline_s.append(_inline_upload(endpoint.address, [big]))
                     start = time.perf_counter()
                     VolumeSource().get(big)  # the runner's part of the upload, on its own
                     hash_s.append(time.perf_counter() - start)
+                    seq_bare_s.append(send(bare_address, size * len(bigs)))
+                    seq_s.append(_inline_upload(endpoint.address, bigs))
         finally:
             backend.stop_all()
     v_seconds, b_seconds = statistics.median(inline_s), statistics.median(bare_s)
@@ -101,20 +109,26 @@ def harness_benchmark(
         "bare_grpc_seconds": b_seconds,
         "inline_to_bare": b_seconds / v_seconds,
         "runner_read_hash_seconds": statistics.median(hash_s),
+        "inline_sequence_volumes": len(bigs),
+        "inline_sequence_mb_per_s": size * len(bigs) / (1 << 20) / statistics.median(seq_s),
+        "inline_sequence_seconds": statistics.median(seq_s),
+        "bare_grpc_sequence_seconds": statistics.median(seq_bare_s),
+        "inline_sequence_to_bare": statistics.median(seq_bare_s) / statistics.median(seq_s),
         "repeats": len(inline_s),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
 
 
-def _inline_upload(address: str, path: Path) -> float:
-    """Seconds to read and hash `path`, stream it inline and get its one question answered.
+def _inline_upload(address: str, paths: list[Path]) -> float:
+    """Seconds to read and hash `paths`, stream them inline over one stream and get each one's
+    question answered.
 
     A fresh `VolumeSource` each time, so the runner's read and SHA-256 are inside the timer (the
-    file itself is in the page cache after the first run); the server hashes it again."""
+    files themselves are in the page cache after the first run); the server hashes them again."""
     start = time.perf_counter()
     stream = ServerStream(address, VolumeSource(), lambda o: None, use_reference=False, window=1)
-    left = stream.stream([VolumeGroup(path, None, _items(path.name, 1))])
+    left = stream.stream([VolumeGroup(path, None, _items(path.name, 1)) for path in paths])
     seconds = time.perf_counter() - start
     if left:
-        raise RuntimeError(f"the inline upload of {path.name} got no answer")
+        raise RuntimeError(f"the inline upload of {', '.join(p.name for p in paths)} left {len(left)} questions unanswered")
     return seconds

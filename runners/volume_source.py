@@ -5,8 +5,11 @@ it (1 MiB at a time) and keeps only the id, which is all a by-reference volume n
 reads the file itself. `get(path)` returns the bytes for an inline upload; servers stream the
 same volumes in the same order, so a small LRU of raw bytes, bounded by `max_bytes`
 (`bench run --inline-buffer-mib`), lets every server's inline upload share one read. An id is
-reused while the file's size and modification time are unchanged. `reads` counts file reads, so a
-test can check the promise.
+reused while the file's (size, mtime_ns, inode, ctime_ns) are unchanged, before and after the
+read: bytes read again after an eviction are not hashed again (a server checks every inline
+volume's hash anyway, so a file changed behind the stamp is an error there, never another
+volume's voxels). `reads` counts file reads and `hashes` whole-file hashes, so a test can check
+the promise.
 """
 from __future__ import annotations
 
@@ -36,10 +39,11 @@ class VolumeSource:
         self.max_bytes = max_bytes
         self._cache: OrderedDict[Path, VolumeBytes] = OrderedDict()
         self._cached_bytes = 0
-        self._ids: dict[Path, tuple[tuple[int, int], str]] = {}  # path -> ((size, mtime_ns), id)
+        self._ids: dict[Path, tuple[tuple[int, ...], str]] = {}  # path -> (stamp, id)
         self._locks: dict[Path, threading.Lock] = {}
         self._lock = threading.Lock()
         self.reads = 0
+        self.hashes = 0
 
     @property
     def cached_bytes(self) -> int:
@@ -68,6 +72,7 @@ class VolumeSource:
             volume_id = "sha256:" + digest.hexdigest()
             with self._lock:
                 self.reads += 1
+                self.hashes += 1
                 self._ids[path] = (stamp, volume_id)
             return volume_id
 
@@ -84,7 +89,15 @@ class VolumeSource:
                 data = path.read_bytes()
             except OSError as exc:
                 raise InvalidVolume(f"{path}: cannot read ({exc.strerror})") from None
-            entry = VolumeBytes("sha256:" + hashlib.sha256(data).hexdigest(), path, data)
+            with self._lock:
+                known = self._ids.get(path)
+            if known is not None and known[0] == stamp and _stamp(path) == stamp:
+                volume_id = known[1]
+            else:
+                volume_id = "sha256:" + hashlib.sha256(data).hexdigest()
+                with self._lock:
+                    self.hashes += 1
+            entry = VolumeBytes(volume_id, path, data)
             with self._lock:
                 self.reads += 1
                 self._ids[path] = (stamp, entry.volume_id)
@@ -96,8 +109,8 @@ class VolumeSource:
             return entry
 
 
-def _stamp(path: Path) -> tuple[int, int]:
-    """(size, mtime_ns) of a regular file; typed errors for anything else."""
+def _stamp(path: Path) -> tuple[int, ...]:
+    """(size, mtime_ns, inode, ctime_ns) of a regular file; typed errors for anything else."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -108,4 +121,4 @@ def _stamp(path: Path) -> tuple[int, int]:
         raise InvalidVolume(f"{path!r}: not a usable path (it contains a NUL byte)") from None
     if not stat.S_ISREG(info.st_mode):
         raise VolumeNotFound(f"{path}: no such volume file")
-    return info.st_size, info.st_mtime_ns
+    return info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns

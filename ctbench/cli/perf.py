@@ -15,6 +15,7 @@ def perf() -> None:
       bench perf harness
       bench perf memory --volumes 80
       bench perf ingest --repeats 5
+      bench perf rehearsal --volumes 10,50,200
     """
 
 
@@ -24,8 +25,9 @@ def perf() -> None:
 @click.option("--volume-mb", default=150, show_default=True, help="Size of the inline volume (a CT-RATE volume is ~150 MB raw).")
 @click.option("--window", default=128, show_default=True, help="Questions in flight.")
 @click.option("--repeats", default=3, show_default=True, help="Inline uploads and bare streams, alternating (medians reported).")
+@click.option("--inline-volumes", default=4, show_default=True, help="Distinct volumes sent inline over one stream for the sequence figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def harness(questions, volumes, volume_mb, window, repeats, as_json) -> None:
+def harness(questions, volumes, volume_mb, window, repeats, inline_volumes, as_json) -> None:
     """Harness throughput with a server that answers instantly, and inline volume MB/s next to
     a bare gRPC stream of 1 MiB messages measured in the same run.
 
@@ -35,7 +37,8 @@ def harness(questions, volumes, volume_mb, window, repeats, as_json) -> None:
     """
     from ctbench.runners.perf import harness_benchmark
 
-    figures = harness_benchmark(questions=questions, volumes=volumes, volume_mb=volume_mb, window=window, repeats=repeats)
+    figures = harness_benchmark(questions=questions, volumes=volumes, volume_mb=volume_mb, window=window, repeats=repeats,
+                                inline_volumes=inline_volumes)
     if as_json:
         click.echo(json.dumps(figures, indent=1))
         return
@@ -46,6 +49,8 @@ def harness(questions, volumes, volume_mb, window, repeats, as_json) -> None:
     click.echo(f"bare gRPC stream, 1 MiB messages: {figures['bare_grpc_mb_per_s']:.0f} MB/s  "
                f"(inline reaches {figures['inline_to_bare']:.0%} of it; medians of {figures['repeats']})")
     click.echo(f"  of the inline time, the runner's read + SHA-256 before the first chunk: {figures['runner_read_hash_seconds']:.2f}s")
+    click.echo(f"inline, {figures['inline_sequence_volumes']} volumes over one stream: {figures['inline_sequence_mb_per_s']:.0f} MB/s  "
+               f"(inline reaches {figures['inline_sequence_to_bare']:.0%} of a bare stream of the same bytes; the next volume read ahead)")
     click.echo(f"machine: {figures['machine']}")
 
 
@@ -84,6 +89,9 @@ perf.add_command(geometric)
 from ctbench.cli.perf_measure import measure  # noqa: E402  (its own module; owned by datasets/measure)
 
 perf.add_command(measure)
+from ctbench.cli.perf_rehearsal import rehearsal  # noqa: E402  (its own module)
+
+perf.add_command(rehearsal)
 
 
 @perf.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})

@@ -179,6 +179,37 @@ def test_what_is_hashed_is_what_is_decoded(roots, monkeypatch):
     assert answer.text == "q::0|(2, 2, 2)|8"
 
 
+@pytest.mark.parametrize("suffix, header", [(".mhd", _meta_header), (".nhdr", _nrrd_header)], ids=["mhd", "nhdr"])
+def test_a_detached_volume_decodes_the_bytes_that_were_read(roots, monkeypatch, suffix, header):
+    """Header and data file are each rewritten right after the server reads them: the header
+    that was hashed and the data read with it are decoded, not what the files hold by then."""
+    root, _ = roots
+    path, data_file = root / f"v{suffix}", root / "v.raw"
+    path.write_text(header("v.raw"))
+    data_file.write_bytes(np.ones(120, "<i2").tobytes())
+    first = path.read_bytes()
+    rewrites = {
+        path: lambda: path.write_text(header("w.raw").replace("4 5 6", "3 3 3")),
+        data_file: lambda: data_file.write_bytes(np.full(120, 7, "<i2").tobytes()),
+    }
+    (root / "w.raw").write_bytes(np.full(27, 9, "<i2").tobytes())
+    real_open = Path.open
+
+    def open_then_rewrite(self, mode="r", *args, **kwargs):
+        rewrite = rewrites.pop(Path(self).resolve(), None) if "r" in mode else None
+        if rewrite is None:
+            return real_open(self, mode, *args, **kwargs)
+        with real_open(self, "rb") as handle:
+            data = handle.read()
+        rewrite()
+        return io.BytesIO(data)
+
+    monkeypatch.setattr(Path, "open", open_then_rewrite)
+    answer = ask_by_reference(EchoEveryFormat(), root, path.name, vid(first))
+    assert answer.status.code == 0, answer.status
+    assert answer.text == "q::0|(6, 5, 4)|120"
+
+
 # --- NIfTI files that lie about themselves ----------------------------------------------------
 def _nifti(array: np.ndarray) -> bytes:
     """The .nii file SimpleITK writes for `array` (written to a temporary folder, read back)."""

@@ -50,6 +50,15 @@ def test_chance_stays_at_chance_on_every_control(control_run):
     assert geometric["blank"]["control_accuracy"] <= 0.65  # air holds no nodule to find
 
 
+def test_geometric_answers_blank_volumes_with_typed_errors_never_internal(control_run):
+    out, _ = control_run
+    lines = _lines(out / "controls" / "blank" / "predictions" / "geometric.jsonl")
+    assert lines
+    errors = [line["error"] for line in lines if line["status"] == "error"]
+    assert {e["code"] for e in errors} <= {"INVALID_ARGUMENT"}, Counter(e["code"] for e in errors)
+    assert {e["type"] for e in errors} <= {"UnsupportedQuestion"}
+
+
 def test_each_control_has_its_own_ledger_with_every_question_once(control_run):
     out, result = control_run
     ids = [json.loads(line)["question_id"] for line in (out / "dataset.jsonl").read_text().splitlines()]

@@ -8,13 +8,15 @@ from ctbench.runners.perf import harness_benchmark
 
 @pytest.mark.slow
 def test_harness_benchmark_reports_its_figures(tmp_path):
-    figures = harness_benchmark(questions=40, volumes=2, volume_mb=5, window=8, repeats=2, workdir=tmp_path)
+    figures = harness_benchmark(questions=40, volumes=2, volume_mb=5, window=8, repeats=2, workdir=tmp_path, inline_volumes=3)
     assert figures["questions"] == 40
     assert figures["questions_per_s"] > 0 and figures["inline_mb_per_s"] > 0
     assert figures["inline_volume_mb"] == 5
     # the bare gRPC stream is measured next to the inline upload, in the same run
     assert figures["bare_grpc_mb_per_s"] > 0 and figures["repeats"] == 2
     assert figures["inline_to_bare"] == figures["bare_grpc_seconds"] / figures["inline_seconds"]
+    assert figures["inline_sequence_volumes"] == 3 and figures["inline_sequence_mb_per_s"] > 0
+    assert figures["inline_sequence_to_bare"] == figures["bare_grpc_sequence_seconds"] / figures["inline_sequence_seconds"]
 
 
 @pytest.mark.slow
