@@ -46,6 +46,14 @@ TINY_MODELS: dict[str, TinyModel] = {
                           "ctbench.model_servers.vlm_common.random_weights:build_medgemma_dir", dict(TINY_OPTIONS)),
     "lingshu": TinyModel(("torch", "transformers", "PIL"),
                          "ctbench.model_servers.vlm_common.random_weights:build_lingshu_dir", dict(TINY_OPTIONS)),
+    # merlin-vlm from PyPI; the full I3D ResNet-152, a 4096-wide one-layer RadLLaMA (merlin/tiny_weights.py).
+    "merlin": TinyModel(("torch", "torchvision", "transformers", "peft", "merlin"),
+                        "ctbench.model_servers.merlin.tiny_weights:build_merlin_dir",
+                        {"device": "cpu", "max_new_tokens": "8"}),
+    # The authors' LLaVA fork and CT-CLIP from CTBENCH_CTCHAT_REPO / CTBENCH_CTCLIP_REPO (ct_chat/tiny_weights.py).
+    "ct-chat": TinyModel(("torch", "torchvision", "transformers", "peft", "einops_exts", "transformer_maskgit"),
+                         "ctbench.model_servers.ct_chat.tiny_weights:build_ct_chat_dir",
+                         {"device": "cpu", "max_new_tokens": "8"}),
 }
 
 
