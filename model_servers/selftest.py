@@ -39,6 +39,7 @@ class TinyModel:
     imports: tuple[str, ...]  # what the server's load imports
     builder: str | Callable[[Path], Path]  # "module:function" (or the function): out_dir -> weights dir
     options: dict = field(default_factory=dict)  # `bench serve` options for the tiny model
+    answer_timeout_s: float = 120.0  # for the phantom's questions (a CPU encodes a full-size encoder's input slowly)
 
 
 TINY_MODELS: dict[str, TinyModel] = {
@@ -49,11 +50,11 @@ TINY_MODELS: dict[str, TinyModel] = {
     # merlin-vlm from PyPI; the full I3D ResNet-152, a 4096-wide one-layer RadLLaMA (merlin/tiny_weights.py).
     "merlin": TinyModel(("torch", "torchvision", "transformers", "peft", "merlin"),
                         "ctbench.model_servers.merlin.tiny_weights:build_merlin_dir",
-                        {"device": "cpu", "max_new_tokens": "8"}),
+                        {"device": "cpu", "max_new_tokens": "8"}, answer_timeout_s=600.0),
     # The authors' LLaVA fork and CT-CLIP from CTBENCH_CTCHAT_REPO / CTBENCH_CTCLIP_REPO (ct_chat/tiny_weights.py).
     "ct-chat": TinyModel(("torch", "torchvision", "transformers", "peft", "einops_exts", "transformer_maskgit"),
                          "ctbench.model_servers.ct_chat.tiny_weights:build_ct_chat_dir",
-                         {"device": "cpu", "max_new_tokens": "8"}),
+                         {"device": "cpu", "max_new_tokens": "8"}, answer_timeout_s=900.0),
 }
 
 
@@ -217,7 +218,8 @@ def _run_stages(name: str, spec: TinyModel, root: Path, report: SelftestReport, 
         _stage(report, "serve", serve)
         _stage(report, "load", lambda: _wait_loaded(endpoint.address, name, backend, load_timeout_s))
         _stage(report, "describe", lambda: _describe(endpoint.address, name))
-        _stage(report, "answers", lambda: _answers(endpoint.address, data_root, relative, questions, report))
+        _stage(report, "answers", lambda: _answers(endpoint.address, data_root, relative, questions, report,
+                                                   spec.answer_timeout_s))
 
 
 def _wait_loaded(address: str, name: str, backend, timeout_s: float) -> str:
@@ -247,13 +249,15 @@ def _describe(address: str, name: str) -> str:
     return f"{card.name} {card.version}"
 
 
-def _answers(address: str, data_root: Path, relative: str, questions, report: SelftestReport) -> str:
+def _answers(address: str, data_root: Path, relative: str, questions, report: SelftestReport,
+             timeout_s: float = 120.0) -> str:
     import hashlib
 
     from ctbench.model_servers.vlm_common.loopback import ask
 
     volume_id = "sha256:" + hashlib.sha256((data_root / relative).read_bytes()).hexdigest()
-    answers = ask(address, relative, volume_id, [q for q, _ in questions], options=[o for _, o in questions])
+    answers = ask(address, relative, volume_id, [q for q, _ in questions], options=[o for _, o in questions],
+                  timeout=timeout_s)
     bad = []
     for index, (question, options) in enumerate(questions):
         answer = answers.get(f"v::{index}")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ctbench.model_servers.ct_chat import import_shims
+from ctbench.model_servers.ct_chat.encoder_device import pin_encoder_device
 from ctbench.model_servers.ct_chat.encoder_weights import load_encoder
 from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
@@ -101,6 +102,7 @@ class CTChat(AuthorsVLM):
         maskgit = self.import_authors("transformer_maskgit", self.clip_repo, option="clip_repo")
         encoder = maskgit.CTViT(**CTVIT_ARGS, use_vgg_and_gan=False)
         load_encoder(encoder, self.weights_path)
+        pin_encoder_device(self.device())
         self.encoder = encoder.to(self.device()).eval()
         import_shims.install(self.checkout())
         builder = self.import_authors("llava.model.builder")

@@ -191,3 +191,36 @@ def test_the_tiny_builder_says_which_checkout_to_provide(tmp_path, monkeypatch):
     assert [(s.name, s.ok) for s in report.stages] == [("imports", True), ("build", False)]
     assert ("set CTBENCH_CTCLIP_REPO to a checkout of https://github.com/ibrahimethemhamamci/CT-CLIP at commit "
             "7edd2e009a7820adecb6bc9c49a1d192b2f890ee") in report.stages[1].detail
+
+
+# --- CTViT's hard-coded CUDA device -----------------------------------------------------------------
+HARD_CODED = "import torch\n\ndef grid(n):\n    device = torch.device('cuda')\n    return torch.arange(n, device=device)\n"
+DEVICE_CHECK = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from ctbench.model_servers.ct_chat.encoder_device import pin_encoder_device
+    from transformer_maskgit import attention, ctvit
+    try:
+        ctvit.grid(2)
+        before = "ran"
+    except Exception as exc:
+        before = type(exc).__name__
+    changed = pin_encoder_device("cpu")
+    print(json.dumps({"before": before, "changed": changed, "after": [str(m.grid(3).device) for m in (ctvit, attention)],
+                      "cpu_kept": str(ctvit.torch.device("cpu")), "tensor_type": ctvit.torch.Tensor is __import__("torch").Tensor}))
+""")
+
+
+def test_the_encoders_hard_coded_cuda_device_runs_on_the_cpu(tmp_path):
+    package = tmp_path / "transformer_maskgit"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("ctvit.py", "attention.py"):
+        (package / name).write_text(HARD_CODED)
+    out = subprocess.run([sys.executable, "-c", DEVICE_CHECK, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["before"] != "ran"  # as the authors wrote it, it needs CUDA
+    assert report["changed"] == ["transformer_maskgit.ctvit", "transformer_maskgit.attention"]
+    assert report["after"] == ["cpu", "cpu"] and report["cpu_kept"] == "cpu" and report["tensor_type"] is True
