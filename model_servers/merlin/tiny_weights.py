@@ -52,7 +52,9 @@ def build_tiny_radllama(out: Path, seed: int = 0) -> Path:
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=4096, intermediate_size=64, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=1024,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    # Untied head: a tied random one mostly repeats the prompt's last token, `###\n`, which the
+    # server's stop string then cuts to an empty answer.
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(out)
     return out
