@@ -223,16 +223,23 @@ def _run_stages(name: str, spec: TinyModel, root: Path, report: SelftestReport, 
 
 
 def _wait_loaded(address: str, name: str, backend, timeout_s: float) -> str:
+    import grpc
+
     from ctbench.model_servers.vlm_common.loopback import health
 
     deadline = time.monotonic() + timeout_s
     while True:
         if not backend.is_alive(name):
             raise ModelNotReady(f"the server exited while loading:\n{backend.logs(name)}")
-        status = health(address)
-        if status == "SERVING":
-            return "health SERVING"
-        error = load_error(address)
+        try:
+            status = health(address)
+            if status == "SERVING":
+                return "health SERVING"
+            error = load_error(address)
+        except grpc.RpcError as exc:  # a server busy loading may answer late: ask again
+            if exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                raise
+            status, error = f"no reply ({exc.code().name})", None
         if error is not None:
             raise ModelNotReady(f"health {status}: {error}")
         if time.monotonic() > deadline:
