@@ -57,6 +57,14 @@ TINY_MODELS: dict[str, TinyModel] = {
     # RadFM's vision side keeps the authors' fixed 512x512 sizes and its generate() 200 tokens: slow on CPU
     "radfm": TinyModel(("torch", "transformers", "torchvision", "PIL", "einops_exts", "sentencepiece"),
                        "ctbench.model_servers.radfm.tiny:build_radfm_dir", {"device": "cpu"}, 1800.0),
+    # merlin-vlm from PyPI; the full I3D ResNet-152, a 4096-wide one-layer RadLLaMA (merlin/tiny_weights.py).
+    "merlin": TinyModel(("torch", "torchvision", "transformers", "peft", "merlin"),
+                        "ctbench.model_servers.merlin.tiny_weights:build_merlin_dir",
+                        dict(CPU_SHORT), answer_timeout_s=600.0),
+    # The authors' LLaVA fork and CT-CLIP from CTBENCH_CTCHAT_REPO / CTBENCH_CTCLIP_REPO (ct_chat/tiny_weights.py).
+    "ct-chat": TinyModel(("torch", "torchvision", "transformers", "peft", "einops_exts", "transformer_maskgit"),
+                         "ctbench.model_servers.ct_chat.tiny_weights:build_ct_chat_dir",
+                         dict(CPU_SHORT), answer_timeout_s=900.0),
 }
 
 
@@ -225,16 +233,23 @@ def _run_stages(name: str, spec: TinyModel, root: Path, report: SelftestReport, 
 
 
 def _wait_loaded(address: str, name: str, backend, timeout_s: float) -> str:
+    import grpc
+
     from ctbench.model_servers.vlm_common.loopback import health
 
     deadline = time.monotonic() + timeout_s
     while True:
         if not backend.is_alive(name):
             raise ModelNotReady(f"the server exited while loading:\n{backend.logs(name)}")
-        status = health(address)
-        if status == "SERVING":
-            return "health SERVING"
-        error = load_error(address)
+        try:
+            status = health(address)
+            if status == "SERVING":
+                return "health SERVING"
+            error = load_error(address)
+        except grpc.RpcError as exc:  # a server busy loading may answer late: ask again
+            if exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                raise
+            status, error = f"no reply ({exc.code().name})", None
         if error is not None:
             raise ModelNotReady(f"health {status}: {error}")
         if time.monotonic() > deadline:

@@ -7,8 +7,15 @@ fork: `load_pretrained_model(model_path, model_base, name)`, the `llama3` conver
 
 The `published` variant reproduces the published harness's prompt: the question alone, with
 neither `<image>` (so the volume is silently dropped) nor `<provided>` (so the system prompt
-tells the model to ask for the CT volume), and 128 new tokens. `authors` sends
-`<image>\\n{question} {task token} <provided>` as the CT-RATE VQA data do, with 512 tokens.
+tells the model to ask for the CT volume), and 128 new tokens. `authors` sends what the authors'
+GUI sends for a question about an uploaded volume, `<image>\\n <provided>{question} {task token}`
+(`llava/serve/gradio_web_server.py` lines 312-318), greedy with 512 new tokens as their
+validation script (`llava/serve/ctchat_validation_llama.py` lines 124-125); README.md.
+
+The CT-CLIP encoder is built as the authors' `encode_script.py` builds it, without the
+training-only VGG16 and discriminator (`use_vgg_and_gan=False`: the default downloads VGG16),
+and loaded strictly from an exact file name (`encoder_weights.py`). The fork's never-committed
+`llava.model.multimodal_encoder.ct_clip` gets a stand-in (`import_shims.py`).
 """
 from __future__ import annotations
 
@@ -16,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from ctbench.model_servers.ct_chat import import_shims
+from ctbench.model_servers.ct_chat.encoder_device import pin_encoder_device
+from ctbench.model_servers.ct_chat.encoder_weights import load_encoder
 from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.authors_code import AuthorsRepo, AuthorsVLM
@@ -49,6 +59,11 @@ USER = "<|start_header_id|>user<|end_header_id|>\n\n"
 ASSISTANT = "<|start_header_id|>assistant<|end_header_id|>\n\n"
 
 
+# CT-CHAT @ fec81f5 llava/serve/encode_script.py lines 108-118.
+CTVIT_ARGS = dict(dim=512, codebook_size=8192, image_size=480, patch_size=20, temporal_patch_size=10,
+                  spatial_depth=4, temporal_depth=4, dim_head=32, heads=8)
+
+
 def task_token(item: QuestionItem) -> str:
     return "<multiple_choice>" if item.options else "<short_answer>"
 
@@ -56,7 +71,7 @@ def task_token(item: QuestionItem) -> str:
 def user_message(item: QuestionItem, variant: str) -> str:
     if variant == "published":
         return item.text.strip()  # neither <image> nor <provided>: the volume never reaches the model
-    return f"{IMAGE_TOKEN}\n{item.text.strip()} {task_token(item)} {PROVIDED}"
+    return f"{IMAGE_TOKEN}\n {PROVIDED}{item.text.strip()} {task_token(item)}"
 
 
 def ctchat_prompt(message: str) -> str:
@@ -84,15 +99,12 @@ class CTChat(AuthorsVLM):
     extra_options = ("repo", "clip_repo")
 
     def load_model(self) -> None:
-        import torch
-
         maskgit = self.import_authors("transformer_maskgit", self.clip_repo, option="clip_repo")
-        encoder = maskgit.CTViT(dim=512, codebook_size=8192, image_size=480, patch_size=20, temporal_patch_size=10,
-                                spatial_depth=4, temporal_depth=4, dim_head=32, heads=8)
-        clip_ckpt = next(p for p in (self.weights_path / "models/CT-CLIP-Related").glob("*.p*t*"))
-        state = torch.load(clip_ckpt, map_location="cpu")
-        encoder.load_state_dict(state, strict=False)  # the file holds the CLIP visual encoder
+        encoder = maskgit.CTViT(**CTVIT_ARGS, use_vgg_and_gan=False)
+        load_encoder(encoder, self.weights_path)
+        pin_encoder_device(self.device())
         self.encoder = encoder.to(self.device()).eval()
+        import_shims.install(self.checkout())
         builder = self.import_authors("llava.model.builder")
         self.mm_utils = self.import_authors("llava.mm_utils")
         self.constants = self.import_authors("llava.constants")

@@ -6,15 +6,23 @@ offline and /weights is read-only) and the ImageNet ResNet-152 is built without 
 its weights (the Merlin checkpoint replaces them). merlin-vlm's `generate` strips BOS,
 prepends the 490 image embeddings and calls the LLM's `generate` on `inputs_embeds`.
 
-`authors` feeds the MONAI layout the encoder expects, (1,1,224,224,160) = (x,y,z) in RAS, and
-ends the prompt with the `###\\n` marker training used; the output is cut at `###`. `published`
-reproduces the published harness: the same numbers as (z,y,x) = (1,1,160,224,224), so after
-the encoder's internal permute the axes are scrambled, and its free-form prompt.
+The I3D encoder and the adapter run once per volume (`encode_volume`: merlin-vlm's
+`Clip3DForTextGeneration.generate` minus the text step); each question then runs the text
+decoder's own `generate` on those 490 embeddings, which is what `Clip3DForTextGeneration.generate`
+does in one call.
+
+`authors` feeds the MONAI layout the encoder expects, (1,1,224,224,160) = (x,y,z) in RAS, ends
+the prompt with the `###\\n` marker training used, and decodes as the report-generation demo
+does: greedy, one beam, `repetition_penalty=1.2`, 128 new tokens, stopping at token 48134; the
+output is cut at `###`. `published` reproduces the published harness: the same numbers as
+(z,y,x) = (1,1,160,224,224), so after the encoder's internal permute the axes are scrambled, its
+free-form prompt, greedy with 64 new tokens and no penalty. Sources: `README.md`.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +30,13 @@ from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.authors_code import AuthorsVLM
 
-GREEDY = {"do_sample": False, "max_new_tokens": 64}
+# The report-generation demo's decoding (StanfordMIMI/Merlin documentation/report_generation_demo.py:
+# `model.generate(..., do_sample=False, num_beams=1, repetition_penalty=1.2, max_new_tokens=128,
+# stopping_criteria=[EosListStoppingCriteria()])`, whose eos_sequence is [48134]).
+STOP_TOKEN_IDS = (48134,)
+AUTHORS_DECODING = {"do_sample": False, "num_beams": 1, "repetition_penalty": 1.2, "max_new_tokens": 128,
+                    "stop_token_ids": STOP_TOKEN_IDS}
+PUBLISHED_DECODING = {"do_sample": False, "max_new_tokens": 64}
 CHECKPOINT = "resnet_gpt2_best_stanford_report_generation_average_mtl.pt"  # merlin-vlm 0.0.7, RadiologyReport=True
 RADLLAMA = "StanfordAIMI/RadLLaMA-7b"
 
@@ -70,7 +84,7 @@ class Merlin(AuthorsVLM):
     gpu_memory_bytes = 30 << 30
     stop_strings = ("###",)
     answer_prefixes = ("Answer:",)
-    generation_defaults = {"authors": dict(GREEDY), "published": dict(GREEDY)}
+    generation_defaults = {"authors": dict(AUTHORS_DECODING), "published": dict(PUBLISHED_DECODING)}
     extra_options = ()
 
     def load_model(self) -> None:
@@ -97,10 +111,51 @@ class Merlin(AuthorsVLM):
     def build_prompt(self, item: QuestionItem) -> str:
         return merlin_prompt(item.text, self.harness)
 
-    def generate_one(self, prepared: np.ndarray, prompt: str) -> str:
+    def encode_volume(self, prepared: np.ndarray) -> Any:
+        """The adapter's (1, 490, 4096) image embeddings, computed once and shared by the
+        volume's questions (the encoder is frozen and deterministic in eval mode)."""
         import torch
 
+        report_model = self.model.model  # merlin-vlm's Clip3DForTextGeneration
         image = torch.from_numpy(np.ascontiguousarray(prepared))[None, None].to(self.device())
         with torch.inference_mode():
-            texts = self.model.generate(image, [prompt], max_new_tokens=self.settings["max_new_tokens"], do_sample=False)
+            return report_model.adapter(report_model.encode_image(image))
+
+    def answer(self, batch: list[QuestionItem]) -> list[str | Exception]:
+        # The embeddings come from encode_volume (item.state), not the raw volume.
+        results: list[str | Exception] = []
+        for item in batch:
+            self.seed_everything()
+            results.append(self.postprocess(self.generate_one(item.state, self.build_prompt(item))))
+        return results
+
+    def decoding_kwargs(self) -> dict[str, Any]:
+        """The settings as `generate` keywords; stop ids become the demo's stopping criterion."""
+        kwargs = {k: v for k, v in self.settings.items() if k != "stop_token_ids"}
+        stop = self.settings.get("stop_token_ids")
+        if stop:
+            kwargs["stopping_criteria"] = [StopAtSequence(tuple(stop))]
+        return kwargs
+
+    def generate_one(self, embeddings, prompt: str) -> str:
+        import torch
+
+        with torch.inference_mode():
+            texts = self.model.model.decode_text.generate(embeddings, [prompt], **self.decoding_kwargs())
         return texts[0] if isinstance(texts, (list, tuple)) else str(texts)
+
+
+class StopAtSequence:
+    """Stop once the generated ids end with `ids` (the demo's `EosListStoppingCriteria`)."""
+
+    def __init__(self, ids: tuple[int, ...]):
+        if not ids:
+            raise ValueError("StopAtSequence needs at least one token id")
+        self.ids = list(ids)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        n = len(self.ids)
+        done = [len(row) >= n and row[-n:] == self.ids for row in input_ids.tolist()]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

@@ -33,6 +33,18 @@ class AuthorsRepo:
     import_root: str = ""  # subfolder that goes on sys.path
 
 
+def require_checkout(repo: AuthorsRepo) -> Path:
+    """The checkout a server would use without options ($ENV_VAR, else the image's path), or
+    `ModelNotReady` saying how to provide one (a tiny-model builder's first step)."""
+    path = Path(os.environ.get(repo.env_var) or repo.default_path)
+    if not path.is_dir():
+        raise ModelNotReady(
+            f"set {repo.env_var} to a checkout of {repo.url} at commit {repo.commit} "
+            f"(nothing at {path}; the image clones it there)"
+        )
+    return path
+
+
 class AuthorsVLM(VLMModel):
     repo: ClassVar[AuthorsRepo | None] = None
     max_batch_size = 1  # the authors' generate() takes one volume and one prompt

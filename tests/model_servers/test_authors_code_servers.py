@@ -57,10 +57,12 @@ def test_ctchat_published_prompt_drops_image_and_provided_tokens(variant, has_im
     assert model.settings["max_new_tokens"] == (512 if variant == "authors" else 128)
 
 
-def test_ctchat_short_answer_token_without_options():
+def test_ctchat_authors_message_is_the_guis():
+    """llava/serve/gradio_web_server.py (CT-CHAT @ fec81f5) lines 312-318."""
     from ctbench.model_servers.ct_chat.server import user_message
 
-    assert user_message(QuestionItem("q", "Is there a nodule?"), "authors") == "<image>\nIs there a nodule? <short_answer> <provided>"
+    assert user_message(QuestionItem("q", " Is there a nodule? "), "authors") == "<image>\n <provided>Is there a nodule? <short_answer>"
+    assert user_message(Q, "authors") == "<image>\n <provided>Which lung contains the nodule? <multiple_choice>"
 
 
 @pytest.mark.parametrize("variant", ["authors", "published"])
@@ -72,6 +74,16 @@ def test_merlin_prompt_per_variant(variant):
         assert prompt == "Which lung contains the nodule?###\n"
     else:
         assert prompt.endswith("Question: Which lung contains the nodule?\nAnswer:")
+
+
+def test_merlin_authors_decoding_is_the_report_generation_demos():
+    torch = pytest.importorskip("torch")
+    kwargs = get_model_class("merlin")(variant="authors").decoding_kwargs()
+    (stop,) = kwargs.pop("stopping_criteria")
+    assert kwargs == {"do_sample": False, "num_beams": 1, "repetition_penalty": 1.2, "max_new_tokens": 128}
+    generated = torch.tensor([[5, 48134], [48134, 7]])
+    assert stop(generated, None).tolist() == [True, False]  # stops a sequence that ends with 48134
+    assert get_model_class("merlin")(variant="published").decoding_kwargs() == {"do_sample": False, "max_new_tokens": 64}
 
 
 @pytest.mark.parametrize("variant", ["authors", "published"])

@@ -13,7 +13,6 @@ from ctbench.model_servers.vlm_common.pip_resolve import (
 ROOT = Path(__file__).resolve().parents[2]
 
 # What each server's load imports beyond torch/transformers (the authors' code and its deps).
-# vila-m3 is left out: its stack is being completed separately (see model_servers/VLMS.md).
 LOAD_TIME_PACKAGES = {
     "med3dvlm": ("torch", "transformers", "timm", "torchvision", "monai", "peft"),
     "m3d-lamed": ("torch", "transformers", "sentencepiece", "monai"),
@@ -23,6 +22,8 @@ LOAD_TIME_PACKAGES = {
     "medgemma": ("torch", "transformers", "pillow"),
     "merlin": ("torch", "torchvision", "merlin-vlm", "peft", "monai"),
     "lingshu": ("torch", "transformers", "pillow", "qwen-vl-utils"),
+    "vila-m3": ("torch", "transformers", "timm", "datasets", "monai", "pytorch-ignite", "nibabel", "scikit-image",
+                "sentencepiece"),
 }
 
 

@@ -66,3 +66,30 @@ def test_a_missing_module_fails_the_imports_stage_naming_it(monkeypatch):
 def test_unknown_model_lists_the_models_with_a_selftest():
     with pytest.raises(UnknownName, match=r"No selftest for 'no-such-model'\. Available: .*lingshu, .*medgemma"):
         run_selftest("no-such-model")
+
+
+def test_a_health_reply_that_comes_late_while_loading_is_asked_again(monkeypatch):
+    """A server busy importing and building (a loaded CPU) can miss the health call's deadline."""
+    import grpc
+
+    from ctbench.model_servers.vlm_common import loopback
+
+    class Late(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    replies = iter([Late(), "NOT_SERVING", "SERVING"])
+
+    def health(address):
+        reply = next(replies)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    class Alive:
+        def is_alive(self, name):
+            return True
+
+    monkeypatch.setattr(loopback, "health", health)
+    monkeypatch.setattr(selftest, "load_error", lambda address: None)
+    assert selftest._wait_loaded("127.0.0.1:1", "merlin", Alive(), timeout_s=30) == "health SERVING"
