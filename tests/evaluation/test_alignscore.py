@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +151,33 @@ def test_fetch_dry_run_names_every_source(tmp_path):
     assert "huggingface.co/yzha/AlignScore/resolve/main/AlignScore-base.ckpt" in res.output
     assert "FacebookAI/roberta-base" in res.output and "punkt_tab.zip" in res.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_writes_the_weights_layout_and_keeps_what_is_there(tmp_path):
+    import contextlib
+    import io
+    import zipfile
+
+    from ctbench.evaluation.alignscore import weights
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("punkt_tab/english/sent_starters.txt", "")
+    asked = []
+
+    def opener(url, timeout):  # stands in for the network: a body per URL
+        asked.append(url)
+        return contextlib.closing(io.BytesIO(archive.getvalue() if url.endswith(".zip") else url.encode()))
+
+    (tmp_path / "roberta-base").mkdir()
+    (tmp_path / "roberta-base" / "vocab.json").write_text("{}")
+    weights.fetch(tmp_path, "base", say=lambda line: None, opener=opener)
+    assert weights.problem(tmp_path, "base") is None
+    assert not any(u.endswith("vocab.json") for u in asked) and len(asked) == len(weights.download_plan()) - 1
+    assert (tmp_path / "AlignScore-base.ckpt").read_text() == weights.CHECKPOINT_URL.format(name="AlignScore-base.ckpt")
+
+    def offline(url, timeout):
+        raise OSError("network unreachable")
+
+    with pytest.raises(weights.AlignScoreDownloadFailed, match="AlignScore-large.ckpt: network unreachable"):
+        weights.fetch(tmp_path, "large", say=lambda line: None, opener=offline)
