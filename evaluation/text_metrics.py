@@ -12,9 +12,7 @@ tokens, averaged; ROUGE F1 with the Porter stemmer, averaged; SBERT cosine, aver
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -140,42 +138,30 @@ class SbertCosine(TextMetric):
 
 @metrics.register("alignscore")
 class AlignScoreMetric(TextMetric):
-    """AlignScore (Zha et al. 2023): factual consistency of the prediction with the reference.
+    """AlignScore (Zha et al. 2023, nli_sp mode): factual consistency of the prediction with the reference.
 
-    Optional: the `alignscore` module (PyPI `alignscore-speedofmagic`, which pins protobuf<=3.20.3
-    and numpy<2, so it needs its own environment next to ctbench's protobuf 7), a checkpoint
-    (AlignScore-base.ckpt or -large) named by $CTBENCH_ALIGNSCORE_CKPT, and the roberta weights
-    it loads through transformers. Without them it is reported unavailable, with the reason.
+    Runs in its own venv (`bench metrics setup alignscore`; its PyPI package pins protobuf<=3.20.3
+    and numpy<2, against ctbench's protobuf 7) through a JSON-lines worker, with the checkpoint
+    and its RoBERTa from a weights folder (`--alignscore-weights DIR` or $CTBENCH_ALIGNSCORE_WEIGHTS;
+    `bench metrics fetch alignscore`). See ctbench/evaluation/alignscore/. Without the venv or the
+    weights it is reported unavailable, with the reason and the command that fixes it.
     """
 
     name, outputs = "alignscore", ("alignscore",)
 
-    def __init__(self, ckpt_path: str | None = None, model: str = "roberta-base", device: str = "cpu"):
-        self.ckpt_path = ckpt_path or os.environ.get("CTBENCH_ALIGNSCORE_CKPT", "")
-        self.model = model
-        self.device = device
-        self._scorer = None
+    def __init__(self, weights: str | None = None, model: str | None = None, venv: str | None = None,
+                 device: str = "cpu", scorer=None):
+        if scorer is None:
+            from ctbench.evaluation.alignscore.client import AlignScoreScorer
+
+            scorer = AlignScoreScorer(weights=weights, model=model, venv=venv, device=device)
+        self.scorer = scorer
 
     def unavailable(self) -> str | None:
-        reason = _missing("alignscore")
-        if reason:
-            return reason + " (optional: PyPI alignscore-speedofmagic, in its own environment)"
-        if not self.ckpt_path:
-            return "no AlignScore checkpoint: set CTBENCH_ALIGNSCORE_CKPT to AlignScore-base.ckpt"
-        if not Path(self.ckpt_path).is_file():
-            return f"AlignScore checkpoint not found at {self.ckpt_path}"
-        return None
-
-    def scorer(self):
-        if self._scorer is None:
-            from alignscore import AlignScore
-
-            self._scorer = AlignScore(model=self.model, batch_size=32, device=self.device,
-                                      ckpt_path=self.ckpt_path, evaluation_mode="nli_sp", verbose=False)
-        return self._scorer
+        return self.scorer.unavailable()
 
     def per_item(self, preds, refs):
-        return {"alignscore": np.asarray(self.scorer().score(contexts=list(refs), claims=list(preds)), float)}
+        return {"alignscore": self.scorer.score(list(refs), list(preds))}
 
 
 def _missing(module: str) -> str | None:

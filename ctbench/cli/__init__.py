@@ -15,6 +15,7 @@ COMMANDS = {
     "conformance": "ctbench.cli.conformance:conformance",
     "data": "ctbench.cli.data:data",
     "init": "ctbench.cli.init:init",
+    "metrics": "ctbench.cli.metrics:metrics",
     "models": "ctbench.cli.models:models",
     "perf": "ctbench.cli.perf:perf",
     "report": "ctbench.cli.report:report",

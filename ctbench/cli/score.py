@@ -28,6 +28,12 @@ def _metric_names(values: tuple[str, ...]) -> list[str]:
 @click.option("--metrics", "metric_opts", multiple=True, metavar="NAMES",
               help="Text metrics, comma-separated: bleu, meteor, rouge, sbert, alignscore; "
                    "'offline' = all but alignscore, 'all' = every one. Default: exact/option match only.")
+@click.option("--alignscore-weights", type=click.Path(file_okay=False), default=None,
+              help="AlignScore's weights folder (default: $CTBENCH_ALIGNSCORE_WEIGHTS; `bench metrics fetch alignscore`).")
+@click.option("--alignscore-model", type=click.Choice(["base", "large"]), default=None,
+              help="Which checkpoint (default: base if the folder has it, else large).")
+@click.option("--alignscore-venv", type=click.Path(file_okay=False), default=None,
+              help="AlignScore's venv (default: where `bench metrics setup alignscore` puts it).")
 @click.option("--judge", "judge_specs", multiple=True, metavar="SPEC",
               help="Run an LLM judge first (repeatable): PRESET[:MODEL][@URL], presets gemini-2.5-flash, "
                    "gpt-4o, qwen-plus, gemini, openai, vllm. Verdicts go to RUN/judges/.")
@@ -47,7 +53,7 @@ def _metric_names(values: tuple[str, ...]) -> list[str]:
               help="Also record the run's config, summary metrics and per-question table in MLflow or "
                    "W&B (repeatable; needs ctbench[mlflow] / ctbench[wandb]; their own env settings apply).")
 @library_errors
-def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, judge_batch, judge_concurrency,
+def score(paths, dataset, out_dir, metric_opts, alignscore_weights, alignscore_model, alignscore_venv, judge_specs, allow_external, judge_batch, judge_concurrency,
           prompt_name, reference, trackers) -> None:
     """Score predictions: exact/option match, text metrics, LLM jury, per server/category/question type.
 
@@ -60,6 +66,7 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
     Example:
       bench score runs/phantom
       bench score runs/phantom --metrics offline
+      bench score runs/phantom --metrics alignscore --alignscore-weights ~/weights/alignscore
       bench score runs/phantom --judge vllm:qwen2.5-7b-instruct@http://127.0.0.1:8000/v1
       bench score runs/ctsv --judge gpt-4o --judge qwen-plus --prompt published --allow-external
       bench score --reference --metrics offline --out reference-scores/
@@ -133,8 +140,14 @@ def score(paths, dataset, out_dir, metric_opts, judge_specs, allow_external, jud
                           f"{report.failures[tag]} judge failures")
     from ctbench.evaluation import score_run
 
+    text_metrics = list(metric_names)
+    if "alignscore" in text_metrics:
+        from ctbench.evaluation.text_metrics import AlignScoreMetric
+
+        text_metrics[text_metrics.index("alignscore")] = AlignScoreMetric(
+            weights=alignscore_weights, model=alignscore_model, venv=alignscore_venv)
     with _progress_bars(console):
-        result = score_run(run_dir, files, dataset=dataset, text_metrics=metric_names)
+        result = score_run(run_dir, files, dataset=dataset, text_metrics=text_metrics)
     target = Path(out_dir) if out_dir else (run_dir or Path("."))
     written = result.write(target)
     console.print(overall_table(result))

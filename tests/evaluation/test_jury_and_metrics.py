@@ -73,7 +73,7 @@ def test_bleu_meteor_rouge_on_identical_and_disjoint_text():
 
 
 def test_alignscore_is_unavailable_with_a_reason_never_a_number(tmp_path, monkeypatch):
-    monkeypatch.setenv("CTBENCH_ALIGNSCORE_CKPT", str(tmp_path / "missing.ckpt"))
+    monkeypatch.setenv("CTBENCH_ALIGNSCORE_VENV", str(tmp_path / "no-venv"))
     ds = Dataset(items=ITEMS, data_root=tmp_path, name="t")
     rows, _ = text_metric_rows(ds, [PREDS], [AlignScoreMetric()])
     assert len(rows) == 1 and rows[0]["value"] is None and rows[0]["note"].startswith("unavailable:")
