@@ -519,6 +519,19 @@ class DockerBackend(Backend):
             return False
         return True
 
+    def exit_code(self, name: str) -> int | None:
+        """The model container's exit code once it has exited (None while it runs or when unknown)."""
+        entry = self._servers.get(name)
+        if not entry or "model" not in entry:
+            return None
+        try:
+            entry["model"].reload()
+        except Exception:  # noqa: BLE001 - a removed container has no code to give
+            return None
+        state = entry["model"].attrs.get("State", {})
+        code = state.get("ExitCode")
+        return int(code) if state.get("Status") == "exited" and code is not None else None
+
     def exit_status(self, name: str) -> str:
         """The model container's state in words, e.g. 'exited with code 2' or 'running'."""
         entry = self._servers.get(name)

@@ -430,3 +430,14 @@ def test_a_namespace_keeping_its_default_route_stops_the_start(tmp_path):
         backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "logs")
     assert client.created == [], "no model starts in a namespace with a route out"
     assert not backend.running()
+
+
+def test_exit_code_of_a_model_container_once_it_has_exited(recorded, tmp_path):
+    client, backend, data = recorded
+    backend.start(ServerSpec(name="crashy", model="chance", image="ctbench/baselines:latest"), data, tmp_path / "logs")
+    assert backend.exit_code("crashy") is None  # running
+    model = backend._servers["crashy"]["model"]
+    model.attrs = {"State": {"Status": "exited", "ExitCode": 3}}
+    assert backend.exit_code("crashy") == 3
+    assert backend.exit_status("crashy") == "exited with code 3"
+    assert backend.exit_code("never-started") is None
