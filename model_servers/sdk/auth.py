@@ -25,6 +25,19 @@ METADATA_KEY = "authorization"
 OPEN_SERVICES = ("/grpc.health.v1.Health/",)
 
 
+def write_token_file(folder: Path, token: str) -> Path:
+    """`token` in FOLDER/server-token, the folder and the file readable by their owner only
+    (the runner and the servers it starts run as the same user)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = folder / "server-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token)
+    os.chmod(path, 0o600)
+    return path
+
+
 def read_token(path: Path) -> str:
     try:
         token = path.read_text().strip()
