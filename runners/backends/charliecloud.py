@@ -44,7 +44,7 @@ class ChImage:
     image_path: str = IMAGE_PATH
 
     @classmethod
-    def from_options(cls, values: dict, where: str) -> "ChImage | None":
+    def from_options(cls, values: dict, where: str) -> ChImage | None:
         """The image the `image`/`weights` keys name (None without `image`); checks that the
         directory looks like an unpacked image so a wrong path fails before anything is queued."""
         if not values.get("image"):

@@ -34,10 +34,9 @@ from ctbench.errors import ServerStartError
 from ctbench.model_servers.sdk.auth import TOKEN_FILE_ENV, write_token_file
 from ctbench.runners import channels
 from ctbench.runners.backends import slurm_jobs
-from ctbench.runners.backends.charliecloud import DATA_MOUNT
-from ctbench.runners.backends.charliecloud import KEYS as IMAGE_KEYS
-from ctbench.runners.backends.charliecloud import ChImage
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
+from ctbench.runners.backends.charliecloud import DATA_MOUNT, ChImage
+from ctbench.runners.backends.charliecloud import KEYS as IMAGE_KEYS
 from ctbench.runners.backends.slurm_jobs import JobResources
 
 STATE_POLL_S = 0.5  # squeue at most this often per job: a shared controller serves many users

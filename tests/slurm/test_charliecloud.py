@@ -12,14 +12,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from runner_helpers import bench, pid_alive, wait_for
+from slurm_helpers import job_state, wait_until_ended
 
 from ctbench.errors import ServerStartError
 from ctbench.runners.backends.charliecloud import ChImage
 from ctbench.runners.backends.slurm import SlurmBackend
 from ctbench.runners.registry import load_registry
-
-from runner_helpers import bench, pid_alive, wait_for
-from slurm_helpers import job_state, wait_until_ended
 
 IMAGE = Path(os.environ.get("CTBENCH_CH_IMAGE", "/var/cache/ctbench/charliecloud/chance"))
 USER = "nobody"  # any account other than root; it submits the job, so the job runs as it
