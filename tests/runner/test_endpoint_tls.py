@@ -12,15 +12,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from ctbench_test_models import EchoModel
+from runner_helpers import bench, wait_for
 
 from ctbench.errors import ServerStartError
 from ctbench.model_servers.sdk.server import ModelServer, ServerOptions
 from ctbench.runners import channels
 from ctbench.runners.client import describe
 from ctbench.runners.health import wait_until_serving
-
-from ctbench_test_models import EchoModel
-from runner_helpers import bench, wait_for
 
 
 def _name(common: str) -> x509.Name:
