@@ -11,7 +11,12 @@ from ctbench.cli.options import library_errors
 
 @click.group()
 def deploy() -> None:
-    """Write deployment files for running the benchmark elsewhere."""
+    """Write deployment files for running the benchmark elsewhere.
+
+    \b
+    Example:
+      bench deploy k8s --servers geometric,chance --out ctbench-k8s.yaml
+    """
 
 
 @deploy.command("k8s")
