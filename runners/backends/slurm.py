@@ -1,4 +1,5 @@
-"""The SLURM backend: each model server is one batch job running `bench serve` in this venv.
+"""The SLURM backend: each model server is one batch job running `bench serve` in this venv, or
+in a Charliecloud image (`image=DIR`, runners/backends/charliecloud.py).
 
 A job asks for what the server's `x-ctbench.slurm` block in the registry says (gpus, cpus, mem,
 time, partition, account), with `bench run --slurm KEY=VALUE` laid over it. Inside the job the
@@ -207,6 +208,7 @@ class SlurmBackend(Backend):
             'host=${host:-$(hostname)}',
             *(f"export {key}={q(str(value))}" for key, value in spec.environment.items()),
             f"export {TOKEN_FILE_ENV}={q(str(token_file))}",
+            *(['export USER="${USER:-$(id -un)}"'] if image else []),  # ch-run refuses to start without $USER
             f'echo "$host" > {q(str(host_file))}.tmp && mv {q(str(host_file))}.tmp {q(str(host_file))}',
             launch + " &",
             "server=$!",

@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -124,3 +125,20 @@ def test_the_job_runs_bench_serve_in_ch_run_with_the_data_and_run_folder_bound(t
     assert "--set-env=CTBENCH_SERVER_TOKEN_FILE=/mnt/1/secrets/server-token" in launch
     assert f"{image} -- bench serve --host \"$host\" chance --port 0 --port-file /mnt/1/endpoints/chance-x.port --data-root /mnt/0" in launch
     assert ChImage.from_options({}, "x") is None
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_bench_run_through_the_image_reads_volumes_by_reference_at_the_images_data_mount(image, tmp_path, slurm_cluster):
+    """The whole runner path: the job binds the data root at /mnt/0, the runner sends paths as
+    the server sees them; $USER unset in the runner's environment (the job sets it for ch-run)."""
+    env = {key: value for key, value in os.environ.items() if key != "USER"}
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "ctbench", "run", "--backend", "slurm", "--servers", "geometric",
+                           "--slurm", f"image={image}", "--phantom-volumes", "2", "--out", str(out), "--no-score"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stdout
+    assert "geometric: 20 answered, 0 errors" in proc.stdout and "(volume files read: 2)" in proc.stdout, proc.stdout
+    assert f"Charliecloud image {image}" in (out / "logs" / "geometric.log").read_text()
+    job_id = (out / "logs" / "geometric.jobid").read_text()
+    assert job_state(job_id) == "GONE" or wait_until_ended(job_id, 30)
