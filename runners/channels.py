@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 _tokens: dict[str, str] = {}
+_cas: dict[str, bytes] = {}  # address -> PEM CA bundle: the channel speaks TLS and trusts only it
 _lock = threading.Lock()
 
 
@@ -31,16 +32,37 @@ def register_token_file(addresses, path: Path) -> None:
         register_token(address, token)
 
 
+def register_ca_file(addresses, path: Path) -> None:
+    """Speak TLS to each of `addresses`, trusting the PEM certificates in `path`
+    (`bench run --endpoints ... --endpoint-ca`)."""
+    from ctbench.errors import ServerStartError
+
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise ServerStartError(f"cannot read the endpoint CA {path}: {exc.strerror}") from None
+    if b"-----BEGIN CERTIFICATE" not in pem:
+        raise ServerStartError(f"the endpoint CA {path} holds no PEM certificate")
+    with _lock:
+        for address in addresses:
+            _cas[address] = pem
+
+
 def forget_token(address: str) -> None:
     with _lock:
         _tokens.pop(address, None)
 
 
 def open_channel(address: str, **kwargs) -> grpc.Channel:
-    """An insecure channel to `address`, sending the token registered for it, if any."""
-    channel = grpc.insecure_channel(address, **kwargs)
+    """A channel to `address`, sending the token registered for it, if any; TLS where a CA is
+    registered for it, else plain."""
     with _lock:
         token = _tokens.get(address)
+        ca = _cas.get(address)
+    if ca is not None:
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca), **kwargs)
+    else:
+        channel = grpc.insecure_channel(address, **kwargs)
     if token is None:
         return channel
     return grpc.intercept_channel(channel, _TokenMetadata(token))

@@ -21,7 +21,9 @@ def wait_until_serving(
     when the server dies or the bound passes."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
-    with grpc.insecure_channel(address) as channel:
+    from ctbench.runners.channels import open_channel
+
+    with open_channel(address) as channel:  # TLS where the address has a CA registered
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if not alive():

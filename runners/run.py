@@ -135,7 +135,7 @@ def choose_backend(name: str, registry: Path | None = None, slurm: dict | None =
     if replicas and name != "slurm":
         raise ServerStartError("--replicas needs --backend slurm")
     if name == "local":
-        return LocalProcessBackend(), "local processes (--backend local)"
+        return LocalProcessBackend(require_token=True), "local processes (--backend local)"
     if name == "slurm":
         from ctbench.runners.backends.slurm import slurm_backend
 
@@ -153,8 +153,8 @@ def choose_backend(name: str, registry: Path | None = None, slurm: dict | None =
         available, why = docker_backend.engine_available()
         if available:
             return docker_backend.DockerBackend(compose_dir=compose_dir), f"Docker containers ({why})"
-        return LocalProcessBackend(), f"local processes (no Docker engine: {why})"
-    return LocalProcessBackend(), "local processes"
+        return LocalProcessBackend(require_token=True), f"local processes (no Docker engine: {why})"
+    return LocalProcessBackend(require_token=True), "local processes"
 
 
 # --- the run --------------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 #      the docker-marked fault tests, tear down, stop the engine (scripts/docker/ci-stage.sh)
 #   3. the test suite (unit, loopback gRPC, real server processes, reproduction of the
 #      published tables), last, so its summary line closes the output
-#   4. a real SLURM cluster for the slurm-marked tests (scripts/slurm/cluster.sh), stopped after
+#   4. a real SLURM cluster for the slurm-marked tests (scripts/slurm/cluster.sh), stopped after;
+#      the Charliecloud test runs the chance image stage 2 converted (scripts/slurm/ch-image.sh)
 # CTBENCH_SKIP_DOCKER=1 skips stage 2 (for machines where no engine may run), CTBENCH_SKIP_SLURM=1 stage 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."

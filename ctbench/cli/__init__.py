@@ -14,6 +14,7 @@ from ctbench import __version__
 COMMANDS = {
     "conformance": "ctbench.cli.conformance:conformance",
     "data": "ctbench.cli.data:data",
+    "deploy": "ctbench.cli.deploy:deploy",
     "init": "ctbench.cli.init:init",
     "metrics": "ctbench.cli.metrics:metrics",
     "models": "ctbench.cli.models:models",

@@ -49,6 +49,7 @@ def _parse_replicas(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--slurm", "slurm", multiple=True, metavar="KEY=VALUE", help="sbatch resources for every server under --backend slurm: gpus, cpus, mem, time, partition, account, nodelist.")
 @click.option("--replicas", multiple=True, metavar="NAME=K", help="With --backend slurm: K jobs serve NAME, each answering a share of the volumes.")
 @click.option("--endpoints", multiple=True, metavar="NAME=HOST:PORT", help="Use servers already running elsewhere instead of starting any; NAME must be the name the server's card reports.")
+@click.option("--endpoint-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="With --endpoints: speak TLS to those servers, trusting the PEM CA certificate(s) in this file (bench serve --tls-cert).")
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="With --endpoints: the token those servers require (the file their $CTBENCH_SERVER_TOKEN_FILE names).")
 @click.option("--registry", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Server registry (default: compose/compose.yaml).")
 @click.option("--transport", type=click.Choice(["auto", "inline", "reference"]), default="auto", show_default=True, help="How volumes travel: by reference when the server mounts the data, else inline.")
@@ -66,7 +67,7 @@ def _parse_replicas(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--conflicted-headers", type=click.Choice(["warn", "refuse"]), default="warn", show_default=True, help="A NIfTI volume whose sform and qform disagree: warn once and record it (read with the sform, as the standard says), or refuse to run.")
 @click.option("--score/--no-score", default=True, show_default=True, help="Score the run when it ends.")
 @library_errors
-def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoints, token_file, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, controls, control_seed, conflicted_headers, score) -> None:
+def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoints, token_file, endpoint_ca, registry, transport, deadline_s, health_timeout_s, restarts, retry_errors, phantom_volumes, phantom_size, limit, skip_missing_volumes, inline_buffer_mib, controls, control_seed, conflicted_headers, score) -> None:
     """Stream every question of a dataset to model servers and record each answer.
 
     Re-running with the same --out resumes where it stopped.
@@ -101,6 +102,10 @@ def run(servers, dataset, out_dir, data_root, backend, slurm, replicas, endpoint
         from ctbench.runners.channels import register_token_file
 
         register_token_file(config.endpoints.values(), token_file)
+    if endpoint_ca is not None:
+        from ctbench.runners.channels import register_ca_file
+
+        register_ca_file(config.endpoints.values(), endpoint_ca)
     with RunProgress(console) as bars:
         result = run_benchmark(config, progress=bars.update, announce=bars.announce)
     for name, server in result.servers.items():

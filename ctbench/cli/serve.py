@@ -19,16 +19,20 @@ from ctbench.cli.options import library_errors
 @click.option("--max-inline-gb", default=4.0, show_default=True, help="Bound on inline volume bytes all streams hold at once.")
 @click.option("--max-decoded-gb", default=4.0, show_default=True, help="Largest decoded volume, checked from its header before decoding.")
 @click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the bound port here once listening.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM certificate (chain) for the port: clients then connect with TLS (bench run --endpoint-ca).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM private key for --tls-cert.")
 @click.option("--exit-with-parent", is_flag=True, help="Shut down when the process that started this server dies (the runner's local backend sets it).")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 @library_errors
-def serve(model_name, host, port, data_root, options, cache_gb, max_inline_gb, max_decoded_gb, port_file, exit_with_parent, log_level) -> None:
+def serve(model_name, host, port, data_root, options, cache_gb, max_inline_gb, max_decoded_gb, port_file, tls_cert, tls_key, exit_with_parent, log_level) -> None:
     """Serve MODEL over gRPC (AnswerVolumeQuestion, health, reflection).
 
     \b
     Example:
       bench serve geometric --port 50051 --data-root /data
     """
+    if (tls_cert is None) != (tls_key is None):
+        raise click.BadParameter("give both --tls-cert and --tls-key, or neither", param_hint="--tls-cert/--tls-key")
     watch = None
     if exit_with_parent:  # first, before the heavy imports: the parent may die while they run
         from ctbench.exit_with_parent import ParentWatch
@@ -54,6 +58,8 @@ def serve(model_name, host, port, data_root, options, cache_gb, max_inline_gb, m
             cache_bytes=int(cache_gb * (1 << 30)),
             max_inline_bytes=int(max_inline_gb * (1 << 30)),
             max_decoded_bytes=int(max_decoded_gb * (1 << 30)),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         ),
         port_file=port_file,
         exit_with_parent=watch or False,

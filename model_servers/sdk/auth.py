@@ -6,6 +6,8 @@ starts under --backend slurm require the run's secret in the `authorization` met
 without that variable the server is open, as before. grpc.health.v1 stays open on purpose:
 schedulers' probes do not carry the token, and it tells only SERVING or NOT_SERVING.
 A call without the token, or with another, ends UNAUTHENTICATED before any handler runs.
+The token travels in clear unless the port speaks TLS (`bench serve --tls-cert --tls-key`,
+`server_credentials`; the runner trusts the CA given with `bench run --endpoint-ca`).
 """
 from __future__ import annotations
 
@@ -23,6 +25,32 @@ log = logging.getLogger("ctbench.server")
 TOKEN_FILE_ENV = "CTBENCH_SERVER_TOKEN_FILE"
 METADATA_KEY = "authorization"
 OPEN_SERVICES = ("/grpc.health.v1.Health/",)
+
+
+def write_token_file(folder: Path, token: str) -> Path:
+    """`token` in FOLDER/server-token, the folder and the file readable by their owner only
+    (the runner and the servers it starts run as the same user)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = folder / "server-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token)
+    os.chmod(path, 0o600)
+    return path
+
+
+def server_credentials(cert: Path, key: Path) -> grpc.ServerCredentials:
+    """TLS credentials for the server port from PEM files (`bench serve --tls-cert --tls-key`)."""
+    pems = []
+    for what, path in (("certificate", cert), ("key", key)):
+        try:
+            pems.append(Path(path).read_bytes())
+        except OSError as exc:
+            raise ServerStartError(f"cannot read the TLS {what} {path}: {exc.strerror}") from None
+        if b"-----BEGIN" not in pems[-1]:
+            raise ServerStartError(f"the TLS {what} {path} is not PEM")
+    return grpc.ssl_server_credentials([(pems[1], pems[0])])
 
 
 def read_token(path: Path) -> str:

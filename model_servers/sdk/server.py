@@ -45,6 +45,8 @@ class ServerOptions:
     preprocess_workers: int = 2
     max_streams: int = 64  # Answer streams served at once (each holds one thread while open)
     grace_s: float = 5.0
+    tls_cert: Path | None = None  # PEM certificate chain and key: the port speaks TLS (sdk/auth.py)
+    tls_key: Path | None = None
 
 
 class ModelServer:
@@ -87,7 +89,12 @@ class ModelServer:
         """Bind, start serving, and begin loading the model in the background. Returns the port."""
         address = f"{self.options.host}:{self.options.port}"
         try:
-            self.port = self.server.add_insecure_port(address)
+            if self.options.tls_cert is not None:
+                from ctbench.model_servers.sdk.auth import server_credentials
+
+                self.port = self.server.add_secure_port(address, server_credentials(self.options.tls_cert, self.options.tls_key))
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:
             raise PortInUse(f"cannot listen on {address}: the port is in use or not bindable ({exc})") from None
         if self.port == 0:

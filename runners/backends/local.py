@@ -3,10 +3,16 @@
 The server binds port 0 and writes the port it got to a file, so two runs never race for a
 port. Each server runs in its own process group, logs to RUN/logs/<name>.log, and its pid is in
 RUN/logs/<name>.pid (tests kill -9 it to check that nothing is lost).
+
+Other users of the machine can reach a loopback port too, so the backend the runner makes
+(`require_token=True`, runners/run.py) draws a secret, written owner-only to
+RUN/secrets/server-token; its servers refuse calls without it (health excepted,
+model_servers/sdk/auth.py) and the runner's channels send it (runners/channels.py).
 """
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,6 +22,8 @@ from pathlib import Path
 
 from ctbench.errors import ServerStartError
 from ctbench.exit_with_parent import PARENT_PID_ENV
+from ctbench.model_servers.sdk.auth import TOKEN_FILE_ENV, write_token_file
+from ctbench.runners import channels
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 
 
@@ -26,15 +34,19 @@ class _Proc:
     log_path: Path
     data_root: Path
     log_dir: Path
+    address: str = ""
 
 
 class LocalProcessBackend(Backend):
     name = "local"
 
-    def __init__(self, start_timeout_s: float = 60.0, extra_env: dict | None = None):
+    def __init__(self, start_timeout_s: float = 60.0, extra_env: dict | None = None, require_token: bool = False):
+        """`require_token`: the servers require a per-backend secret (what the runner asks for);
+        without, they are open, for callers that reach them with their own clients."""
         self.start_timeout_s = start_timeout_s
         self.extra_env = dict(extra_env or {})
         self._procs: dict[str, _Proc] = {}
+        self._token = secrets.token_urlsafe(32) if require_token else None
 
     def start(self, spec: ServerSpec, data_root: Path, log_dir: Path, volumes: list[str] | None = None) -> Endpoint:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -47,6 +59,9 @@ class LocalProcessBackend(Backend):
             "--data-root", str(data_root), "--exit-with-parent", *spec.args,
         ]
         env = {**os.environ, **{k: str(v) for k, v in spec.environment.items()}, **self.extra_env, PARENT_PID_ENV: str(os.getpid())}
+        env.pop(TOKEN_FILE_ENV, None)
+        if self._token is not None:
+            env[TOKEN_FILE_ENV] = str(write_token_file(log_dir.parent / "secrets", self._token))
         with log_path.open("ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(command)}\n".encode())
             log.flush()
@@ -68,7 +83,10 @@ class LocalProcessBackend(Backend):
                 )
             time.sleep(0.05)
         port = int(port_file.read_text())
-        return Endpoint(spec.name, f"127.0.0.1:{port}", data_root=str(data_root))
+        address = self._procs[spec.name].address = f"127.0.0.1:{port}"
+        if self._token is not None:
+            channels.register_token(address, self._token)
+        return Endpoint(spec.name, address, data_root=str(data_root))
 
     def runnable(self, spec: ServerSpec) -> bool | str:
         if spec.gpu:
@@ -99,7 +117,10 @@ class LocalProcessBackend(Backend):
 
     def stop(self, name: str) -> None:
         proc = self._procs.pop(name, None)
-        if proc is None or proc.process.poll() is not None:
+        if proc is None:
+            return
+        channels.forget_token(proc.address)
+        if proc.process.poll() is not None:
             return
         try:
             os.killpg(proc.process.pid, signal.SIGTERM)

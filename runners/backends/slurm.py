@@ -1,4 +1,5 @@
-"""The SLURM backend: each model server is one batch job running `bench serve` in this venv.
+"""The SLURM backend: each model server is one batch job running `bench serve` in this venv, or
+in a Charliecloud image (`image=DIR`, runners/backends/charliecloud.py).
 
 A job asks for what the server's `x-ctbench.slurm` block in the registry says (gpus, cpus, mem,
 time, partition, account), with `bench run --slurm KEY=VALUE` laid over it. Inside the job the
@@ -31,10 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctbench.errors import ServerStartError
-from ctbench.model_servers.sdk.auth import TOKEN_FILE_ENV
+from ctbench.model_servers.sdk.auth import TOKEN_FILE_ENV, write_token_file
 from ctbench.runners import channels
 from ctbench.runners.backends import slurm_jobs
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
+from ctbench.runners.backends.charliecloud import DATA_MOUNT, ChImage
+from ctbench.runners.backends.charliecloud import KEYS as IMAGE_KEYS
 from ctbench.runners.backends.slurm_jobs import JobResources
 
 STATE_POLL_S = 0.5  # squeue at most this often per job: a shared controller serves many users
@@ -75,7 +78,8 @@ class SlurmBackend(Backend):
         `start_timeout_s`: how long a job may wait in the queue and start before it listens;
         `replicas`: server name -> how many jobs serve it (`--replicas NAME=K`)."""
         self.overrides = dict(overrides or {})
-        JobResources().merged(self.overrides, "--slurm")  # bad options fail before anything runs
+        JobResources().merged(_job_keys(self.overrides), "--slurm")  # bad options fail before anything runs
+        ChImage.from_options(self.overrides, "--slurm")
         self.replicas = dict(replicas or {})
         bad = {name: k for name, k in self.replicas.items() if not isinstance(k, int) or k < 1}
         if bad:
@@ -91,11 +95,19 @@ class SlurmBackend(Backend):
 
     def resources(self, spec: ServerSpec) -> JobResources:
         base = JobResources(gpus=1 if spec.gpu else 0)
-        return base.merged(spec.slurm, f"registry entry {spec.name!r}").merged(self.overrides, "--slurm")
+        return base.merged(_job_keys(spec.slurm), f"registry entry {spec.name!r}").merged(_job_keys(self.overrides), "--slurm")
+
+    def image(self, spec: ServerSpec) -> ChImage | None:
+        """The Charliecloud image the server's job runs `bench serve` in (`image=DIR` in the
+        registry's slurm block or `--slurm`); None: the venv the runner runs from."""
+        values = {key: value for key, value in spec.slurm.items() if key in IMAGE_KEYS}
+        values.update({key: value for key, value in self.overrides.items() if key in IMAGE_KEYS})
+        where = "--slurm" if any(key in self.overrides for key in IMAGE_KEYS) else f"registry entry {spec.name!r}"
+        return ChImage.from_options(values, where)
 
     def runnable(self, spec: ServerSpec) -> bool | str:
-        if not spec.local:
-            return "has no venv form; it runs in its container image (not yet under --backend slurm)"
+        if not spec.local and self.image(spec) is None:
+            return "has no venv form; give it a Charliecloud image (--slurm image=DIR, docs/slurm.md)"
         resources = self.resources(spec)
         if resources not in self._refusals:
             self._refusals[resources] = slurm_jobs.check_submittable(resources)
@@ -130,7 +142,8 @@ class SlurmBackend(Backend):
         for job in server.jobs:
             self._wait_listening(job, deadline)
         addresses = tuple(job.address for job in server.jobs)
-        return Endpoint(spec.name, addresses[0], data_root=str(data_root), replicas=addresses if count > 1 else ())
+        served_root = DATA_MOUNT if self.image(spec) is not None else str(data_root)  # as the server sees it
+        return Endpoint(spec.name, addresses[0], data_root=served_root, replicas=addresses if count > 1 else ())
 
     def _wait_listening(self, job: _Job, deadline: float) -> None:
         while not (job.port_file.is_file() and job.host_file.is_file()):
@@ -164,20 +177,21 @@ class SlurmBackend(Backend):
 
     def _write_token(self, folder: Path) -> Path:
         """The run's secret, readable by its owner only (the jobs run as the same user)."""
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)
-        path = folder / "server-token"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self._token)
-        os.chmod(path, 0o600)
-        return path
+        return write_token_file(folder, self._token)
 
     def _script(self, spec: ServerSpec, label: str, resources: JobResources, data_root: Path, log_path: Path,
                 host_file: Path, port_file: Path, token_file: Path, heartbeat: Path) -> str:
         q = shlex.quote
         serve = [self.python, "-m", "ctbench", "serve", spec.model, "--port", "0", "--port-file", str(port_file),
                  "--data-root", str(data_root), *spec.args]
+        image = self.image(spec)
+        run_dir = log_path.parent.parent
+        if image is None:
+            launch = " ".join(q(part) for part in serve[:5]) + ' --host "$host" ' + " ".join(q(part) for part in serve[5:])
+        else:
+            inside = [spec.model, "--port", "0", "--port-file", image.inside(port_file, data_root, run_dir),
+                      "--data-root", DATA_MOUNT, *spec.args]
+            launch = image.command(inside, data_root, run_dir, token_file)
         lines = [
             "#!/bin/bash",
             f"#SBATCH --job-name=ctbench-{spec.name}",
@@ -186,15 +200,17 @@ class SlurmBackend(Backend):
             "#SBATCH --no-requeue",  # the runner resubmits, so it always knows the job it talks to
             *(f"#SBATCH {option}" for option in resources.sbatch_options()),
             "set -euo pipefail",
-            f'echo "=== $(date +%Y-%m-%dT%H:%M:%S) {label}: job $SLURM_JOB_ID on $SLURMD_NODENAME, {resources.describe()}, GPUs: ${{CUDA_VISIBLE_DEVICES:-none}}"',
+            f'echo "=== $(date +%Y-%m-%dT%H:%M:%S) {label}: job $SLURM_JOB_ID on $SLURMD_NODENAME, {resources.describe()}, GPUs: ${{CUDA_VISIBLE_DEVICES:-none}}'
+            + (f', {image.describe()}' if image else '') + '"',
             # the address the cluster reaches this node at; a server on 127.0.0.1 would be
             # unreachable from the runner's host
             'host=$(scontrol show node "$SLURMD_NODENAME" -o | grep -o "NodeAddr=[^ ]*" | cut -d= -f2)',
             'host=${host:-$(hostname)}',
             *(f"export {key}={q(str(value))}" for key, value in spec.environment.items()),
             f"export {TOKEN_FILE_ENV}={q(str(token_file))}",
+            *(['export USER="${USER:-$(id -un)}"'] if image else []),  # ch-run refuses to start without $USER
             f'echo "$host" > {q(str(host_file))}.tmp && mv {q(str(host_file))}.tmp {q(str(host_file))}',
-            " ".join(q(part) for part in serve[:5]) + ' --host "$host" ' + " ".join(q(part) for part in serve[5:]) + " &",
+            launch + " &",
             "server=$!",
             f"echo $server > {q(str(host_file.with_suffix('.pid')))}",
             "trap 'kill -TERM $server 2>/dev/null || true' TERM INT",
@@ -263,6 +279,12 @@ class SlurmBackend(Backend):
 
     def running(self) -> list[str]:
         return list(self._servers)
+
+
+def _job_keys(values: dict) -> dict:
+    """The sbatch resources among a slurm block's keys (the rest name the image)."""
+    return {key: value for key, value in values.items() if key not in IMAGE_KEYS}
+
 
 def slurm_backend(overrides: dict | None = None, replicas: dict[str, int] | None = None) -> tuple[SlurmBackend, str]:
     """The backend and a sentence naming the cluster; `SlurmUnavailable` when none answers."""

