@@ -148,11 +148,11 @@ def choose_backend(name: str, registry: Path | None = None, slurm: dict | None =
     if name == "docker":
         if docker_backend is None:
             raise ServerStartError("the docker backend is not installed in this build of ctbench")
-        return docker_backend.DockerBackend(compose_dir=compose_dir), "Docker containers (--backend docker)"
+        return docker_backend.DockerBackend(compose_dir=compose_dir, require_token=True), "Docker containers (--backend docker)"
     if docker_backend is not None:
         available, why = docker_backend.engine_available()
         if available:
-            return docker_backend.DockerBackend(compose_dir=compose_dir), f"Docker containers ({why})"
+            return docker_backend.DockerBackend(compose_dir=compose_dir, require_token=True), f"Docker containers ({why})"
         return LocalProcessBackend(require_token=True), f"local processes (no Docker engine: {why})"
     return LocalProcessBackend(require_token=True), "local processes"
 

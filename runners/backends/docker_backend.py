@@ -38,6 +38,8 @@ import threading
 from pathlib import Path
 
 from ctbench.errors import PortInUse, ServerStartError
+from ctbench.model_servers.sdk.auth import TOKEN_FILE_ENV, write_token_file
+from ctbench.runners import channels
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 from ctbench.runners.backends.container_settings import GATEWAY_SETTINGS, HELPER_SETTINGS
 from ctbench.runners.backends.volume_view import VolumeView, build_volume_view
@@ -48,6 +50,8 @@ GATEWAY_IMAGE = "ctbench/gateway:latest"
 GATEWAY_BUILD = {"context": "..", "dockerfile": "dockerfiles/gateway.Dockerfile"}
 DATA_MOUNT = "/data"
 WEIGHTS_MOUNT = "/weights"
+TOKEN_MOUNT = "/run/ctbench/server-token"
+TOKEN_GID = 51051  # the group a model container joins to read its token file, and nothing else
 LABEL = "org.ctbench"
 PING_TIMEOUT_S = 5
 STOP_GRACE_S = 5  # SIGTERM, then SIGKILL after this long
@@ -191,6 +195,7 @@ class DockerBackend(Backend):
         gateway_image: str = GATEWAY_IMAGE,
         block_host_access: bool | None = None,
         weights_root: Path | None = None,
+        require_token: bool = False,
     ):
         if client is None:
             ok, why = engine_available()
@@ -202,6 +207,9 @@ class DockerBackend(Backend):
         self.client = client
         self.project = project
         self.run_id = run_id or secrets.token_hex(3)
+        # `require_token`: the models require a per-run secret on every call but health (what the
+        # runner asks for, as for local processes); see `_token_mount`.
+        self._token = secrets.token_urlsafe(32) if require_token else None
         if compose_dir is None:  # build contexts are relative to the registry file's folder
             from ctbench.runners.registry import default_registry_path
 
@@ -364,7 +372,18 @@ class DockerBackend(Backend):
             self.stop(spec.name)
             raise
         entry["endpoint"] = Endpoint(spec.name, f"127.0.0.1:{host_port}", data_root=DATA_MOUNT)
+        if self._token is not None:
+            channels.register_token(entry["endpoint"].address, self._token)
         return entry["endpoint"]
+
+    def _token_mount(self, folder: Path) -> dict:
+        """The run's token as a read-only file for one model container. The folder is the
+        runner's alone (0700); the file is readable by its owner and by TOKEN_GID, a group the
+        container joins (`group_add`), so any unprivileged image user reads it and no one else."""
+        path = write_token_file(folder, self._token)
+        os.chown(path, -1, TOKEN_GID)
+        os.chmod(path, 0o440)
+        return {str(path.resolve()): {"bind": TOKEN_MOUNT, "mode": "ro"}}
 
     def _data_mounts(self, data_root: Path, volumes: list[str] | None, run_folder: Path) -> dict:
         """The read-only mounts that make up a model container's /data."""
@@ -467,13 +486,19 @@ class DockerBackend(Backend):
         volumes = dict(mounts)
         if self.weights_root is not None and (self.weights_root / spec.name).is_dir():
             volumes[str((self.weights_root / spec.name).resolve())] = {"bind": WEIGHTS_MOUNT, "mode": "ro"}
+        environment = dict(spec.environment)
+        groups = [str(g) for g in entry["groups"]]
+        if self._token is not None:
+            volumes.update(self._token_mount(entry["log_dir"].parent / "secrets" / spec.name))
+            environment[TOKEN_FILE_ENV] = TOKEN_MOUNT
+            groups.append(str(TOKEN_GID))
         container = self.client.containers.create(
             spec.image,
             command=command,
             name=f"{self.prefix}-{spec.name}",
-            environment=dict(spec.environment),
+            environment=environment,
             volumes=volumes,
-            group_add=[str(g) for g in entry["groups"]] or None,  # reads a group-only data root
+            group_add=groups or None,  # reads a group-only data root, and the token
             device_requests=device_requests or None,
             shm_size="2g" if spec.gpu else None,  # data loaders in GPU stacks use shared memory
             cap_drop=["ALL"],
@@ -607,6 +632,8 @@ class DockerBackend(Backend):
                     entry[key].remove(force=True)
                 except Exception as exc:  # noqa: BLE001 - removal is best effort, keep going
                     log.debug("removing %s %s: %s", key, name, exc)
+        if "endpoint" in entry and self._token is not None:
+            channels.forget_token(entry["endpoint"].address)
         with self._lock:
             self._servers.pop(name, None)
             self._remove_network(f"{name}-models")

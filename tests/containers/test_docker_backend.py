@@ -416,3 +416,24 @@ def test_model_reads_a_data_root_readable_by_its_group_only(backend, require_ima
     endpoint = backend.start(spec_for("chance"), root, tmp_path / "logs")
     wait(backend, endpoint)
     assert backend.model_container("chance").exec_run(["cat", "/data/note.txt"]).output == b"group only\n"
+
+
+def test_a_run_token_is_required_by_the_model_container(docker_client, require_image, data_root, tmp_path):
+    """What the runner starts refuses a call without the run's token (health stays open), and
+    the token file is readable inside by the image's unprivileged user alone."""
+    from ctbench.runners import channels
+
+    require_image("ctbench/chance:latest")
+    with DockerBackend(docker_client, require_token=True) as backend:
+        endpoint = backend.start(spec_for("chance"), data_root, tmp_path / "logs")
+        wait(backend, endpoint)
+        with grpc.insecure_channel(endpoint.address) as plain:
+            with pytest.raises(grpc.RpcError) as info:
+                pb_grpc.AnswerVolumeQuestionStub(plain).Describe(pb.DescribeRequest(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with channels.open_channel(endpoint.address) as authorised:
+            card = pb_grpc.AnswerVolumeQuestionStub(authorised).Describe(pb.DescribeRequest(), timeout=10)
+        assert card.name == "chance"
+        model = backend._servers["chance"]["model"]
+        shown = model.exec_run(["sh", "-c", "id -u; cat /run/ctbench/server-token >/dev/null && echo readable"]).output.decode()
+        assert shown.split()[0] != "0" and "readable" in shown

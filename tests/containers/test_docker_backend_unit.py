@@ -441,3 +441,29 @@ def test_exit_code_of_a_model_container_once_it_has_exited(recorded, tmp_path):
     assert backend.exit_code("crashy") == 3
     assert backend.exit_status("crashy") == "exited with code 3"
     assert backend.exit_code("never-started") is None
+
+
+def test_a_token_backend_mounts_the_run_token_for_the_image_user_only(tmp_path, monkeypatch):
+    import stat
+
+    from ctbench.runners import channels
+    from ctbench.runners.backends.docker_backend import TOKEN_GID, TOKEN_MOUNT
+
+    chowned = []
+    monkeypatch.setattr(os, "chown", lambda path, uid, gid: chowned.append((Path(path), uid, gid)))
+    client = FakeClient()
+    backend = DockerBackend(client, run_id="unit", block_host_access=False, require_token=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    endpoint = backend.start(ServerSpec(name="chance", model="chance", image="ctbench/chance:latest"), data, tmp_path / "run" / "logs")
+    model = client.created[0]
+    token_file = tmp_path / "run" / "secrets" / "chance" / "server-token"
+    assert model["volumes"][str(token_file.resolve())] == {"bind": TOKEN_MOUNT, "mode": "ro"}
+    assert model["environment"]["CTBENCH_SERVER_TOKEN_FILE"] == TOKEN_MOUNT
+    assert str(TOKEN_GID) in model["group_add"]
+    assert chowned == [(token_file, -1, TOKEN_GID)]
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o440
+    assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+    assert channels._tokens[endpoint.address] == token_file.read_text()
+    backend.stop_all()
+    assert endpoint.address not in channels._tokens
