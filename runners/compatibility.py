@@ -59,9 +59,13 @@ def card_dict(card) -> dict:
     return MessageToDict(card, preserving_proto_field_name=True)
 
 
+_VERSION = re.compile(r"v?(\d+(?:\.\d+)*)(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview|dev|post)\.?\d*)*(?:\+[a-z0-9.]+)?",
+                      re.IGNORECASE)  # PEP 440's shapes
+
+
 def parse_version(text: str) -> tuple[int, ...] | None:
     """The release numbers of a version ("0.2.0rc1" -> (0, 2, 0)); None when there are none."""
-    match = re.fullmatch(r"v?(\d+(?:\.\d+)*)(?:[.+-]?[A-Za-z0-9.+-]*)?", (text or "").strip())
+    match = _VERSION.fullmatch((text or "").strip())
     if match is None:
         return None
     return tuple(int(part) for part in match.group(1).split("."))

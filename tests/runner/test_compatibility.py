@@ -70,7 +70,8 @@ def test_a_server_older_than_a_capability_is_told_which_release_added_it():
 
 
 @pytest.mark.parametrize("text, parsed", [("0.1.0", (0, 1, 0)), ("v2", (2,)), ("1.2.3+local", (1, 2, 3)),
-                                          ("", None), ("x1", None), ("1..2", None)])
+                                          ("0.2.0.dev0", (0, 2, 0)),
+                                          ("1.0rc2", (1, 0)), ("", None), ("x1", None), ("1..2", None), ("1.0-banana", None)])
 def test_versions_parse_to_their_release_numbers(text, parsed):
     assert parse_version(text) == parsed
 
@@ -106,7 +107,7 @@ def test_a_control_the_server_cannot_take_is_refused_before_streaming_and_others
     assert all(json.loads(line)["status"] == "ok" for line in (out / "controls/blank/predictions/echo.jsonl").read_text().splitlines())
     record = json.loads((out / "run.json").read_text())
     negotiated = record["servers"]["echo-reference-only"]["compatibility"]
-    assert negotiated["usable"] == ["reference", "inline_budget"] and negotiated["transport"] == "reference"
+    assert negotiated["usable"] == ["reference", "inline_budget", "inspect_input"] and negotiated["transport"] == "reference"
     assert list(negotiated["refused"]) == ["control blank"]
     assert record["servers"]["echo"]["compatibility"]["refused"] == {}
 
