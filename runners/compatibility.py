@@ -40,10 +40,10 @@ def _transports(card: dict) -> list:
 
 
 CAPABILITIES: tuple[Capability, ...] = (
-    Capability("reference", lambda card: REFERENCE in _transports(card), "transports: VOLUME_TRANSPORT_REFERENCE",
-               "0.1.0", "volumes sent as paths under the data root (`--transport reference`, the default when the server mounts the data)"),
-    Capability("inline", lambda card: INLINE in _transports(card), "transports: VOLUME_TRANSPORT_INLINE",
-               "0.1.0", "volumes sent as bytes (`--transport inline`, volumes outside the data root, the derived volumes of mirror-lr and blank)"),
+    Capability("reference", lambda card: REFERENCE in _transports(card), "transports: VOLUME_TRANSPORT_REFERENCE", "0.1.0",
+               "volumes sent as paths under the data root (`--transport reference`; `auto` when the server mounts it)"),
+    Capability("inline", lambda card: INLINE in _transports(card), "transports: VOLUME_TRANSPORT_INLINE", "0.1.0",
+               "volumes sent as bytes (`--transport inline`, volumes outside the data root, the mirror-lr and blank controls)"),
     Capability("inline_budget", lambda card: int(card.get("max_inline_bytes") or 0) > 0, "max_inline_bytes",
                "0.2.0", "nothing refuses without it: it records how many inline bytes the server holds at once"),
     Capability("inspect_input", lambda card: bool(card.get("inspect_input")), "inspect_input",
@@ -130,28 +130,35 @@ def negotiate(server: str, card: dict, wants: Wants, runner_version: str = ctben
             why = f"its card does not declare it ({capability.field}); declare it in the model's card if the server supports it"
         return f"{who} cannot {asked}: {why}"
 
-    reference = "reference" in usable and wants.reference_reachable
-    if wants.transport == "inline":
-        result.transport = "inline" if "inline" in usable else None
-        if result.transport is None:
-            result.refused["volumes"] = missing("inline", "take volumes inline (--transport inline)") + "; or run with --transport auto"
-    elif wants.transport == "reference":
-        result.transport = "reference" if reference else None
-        if result.transport is None:
-            if "reference" not in usable:
-                result.refused["volumes"] = missing("reference", "take volumes by reference (--transport reference)") + "; or run with --transport auto"
-            else:
-                result.refused["volumes"] = (f"{who} cannot read volumes by reference here: it does not mount the run's data "
-                                             "root (an --endpoints server); run with --transport inline or auto")
-    else:
-        result.transport = "reference" if reference else "inline" if "inline" in usable else None
-        if result.transport is None:
-            result.refused["volumes"] = missing("inline", "take volumes: no transport both sides can use (references "
-                                                          + ("need the data root mounted" if "reference" in usable else "undeclared")
-                                                          + ", inline undeclared)")
+    result.transport, refusal = _transport(wants, usable, who, missing)
+    if refusal:
+        result.refused["volumes"] = refusal
     for control in wants.inline_controls:
         if "inline" not in usable:
-            result.refused[f"control {control}"] = missing("inline", f"take control {control}'s derived volumes, which travel inline")
+            result.refused[f"control {control}"] = missing(
+                "inline", f"take control {control}'s derived volumes, which travel inline")
     if wants.inspect_input and "inspect_input" not in usable:
         result.refused["inspect_input"] = missing("inspect_input", "answer InspectInput, so what the model is fed is not checked")
     return result
+
+
+def _transport(wants: Wants, usable: list[str], who: str, missing) -> tuple[str | None, str]:
+    """How the real volumes travel, or None and why not."""
+    reference = "reference" in usable and wants.reference_reachable
+    inline = "inline" in usable
+    if wants.transport == "inline":
+        if inline:
+            return "inline", ""
+        return None, missing("inline", "take volumes inline (--transport inline)") + "; or run with --transport auto"
+    if wants.transport == "reference":
+        if reference:
+            return "reference", ""
+        if "reference" in usable:
+            return None, (f"{who} cannot read volumes by reference here: it does not mount the run's data root "
+                          "(an --endpoints server); run with --transport inline or auto")
+        return None, (missing("reference", "take volumes by reference (--transport reference)")
+                      + " (an SDK server started without --data-root leaves it out); or run with --transport auto")
+    if reference or inline:
+        return ("reference" if reference else "inline"), ""
+    why = "references need the data root mounted" if "reference" in usable else "neither transport declared"
+    return None, missing("inline", f"take volumes: no transport both sides can use ({why})")
