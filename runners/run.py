@@ -3,7 +3,8 @@
 lock the run folder -> dataset -> preflight (volumes readable, dataset valid; --limit,
 --skip-missing-volumes) -> NIfTI headers (sform/qform disagreement: warn or refuse) -> volume controls (`--control`: their questions and derived volumes,
 once, under RUN/controls/) -> (per server) backend starts it -> health -> Describe (the card must
-name the server asked for) -> Answer stream -> ledger; run.json records each attempt.
+name the server asked for) -> compatibility (`compatibility.py`: what the runner and the card both
+support; what the server cannot be asked is said here, before streaming) -> Answer stream -> ledger; run.json records each attempt.
 Servers run concurrently, each in its own thread with its own ledgers: the real volumes first,
 then each control, on the same server process. Re-running with the same
 --out resumes: settled questions are skipped, so a killed server or runner loses nothing and
@@ -29,6 +30,7 @@ from ctbench.errors import CtbenchError, DatasetError, ServerStartError
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 from ctbench.runners.controls import ControlSet, prepare_controls
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup, describe
+from ctbench.runners.compatibility import Negotiation, Wants, negotiate
 from ctbench.runners.health import wait_until_serving
 from ctbench.runners.ledger import Ledger, read_ledger
 from ctbench.runners.preflight import Selection, check_identity, select_questions
@@ -81,6 +83,7 @@ class ServerResult:
     seconds: float = 0.0
     failure: str = ""
     card: dict = field(default_factory=dict)
+    negotiation: Negotiation | None = None  # what the runner and this server use together (after Describe)
 
 
 @dataclass
@@ -356,9 +359,12 @@ def _run_server(spec, config, dataset, controls, backend, source, result: Server
                 continue
             if endpoint is None:
                 endpoint = _start(spec, config, dataset, backend, result)
-            if not p.by_reference and "VOLUME_TRANSPORT_INLINE" not in result.card.get("transports", []):
-                record_all(p, remaining, "UNIMPLEMENTED", "UnsupportedTransport",
-                           f"control {p.label}: its derived volumes travel inline and server {spec.name} accepts volumes only by reference")
+                result.negotiation = _negotiate(spec, config, endpoint, passes, result.card, announce)
+            if p.by_reference and "volumes" in result.negotiation.refused:
+                raise ServerStartError(result.negotiation.refused["volumes"])
+            refused = result.negotiation.refused.get(f"control {p.label}")
+            if refused is not None:
+                record_all(p, remaining, "UNIMPLEMENTED", "UnsupportedTransport", refused)
                 continue
             endpoint = _ask(spec, config, p, remaining, endpoint, backend, source, result, on_outcome, record_all, announce, stop)
     except CtbenchError as exc:
@@ -389,7 +395,7 @@ def _ask(spec, config, p: _Pass, remaining: list[QAItem], endpoint: Endpoint, ba
     def make_stream(address: str) -> ServerStream:  # one per replica of the current endpoint
         return ServerStream(
             address, source, on_outcome,
-            use_reference=p.by_reference and _use_reference(config, endpoint, result.card),
+            use_reference=p.by_reference and result.negotiation.transport == "reference",
             window=min(max(2 * int(result.card.get("max_batch_size", 1) or 1), 4), 128),
             deadline_s=config.deadline_s, stop=stop,
         )
@@ -449,15 +455,15 @@ def _start(spec, config, dataset, backend, result: ServerResult) -> Endpoint:
     return endpoint
 
 
-def _use_reference(config: RunConfig, endpoint: Endpoint, card: dict) -> bool:
-    if config.transport == "inline":
-        return False
-    supports = "VOLUME_TRANSPORT_REFERENCE" in card.get("transports", [])
-    if config.transport == "reference":
-        if not supports or endpoint.data_root is None:
-            raise ServerStartError(f"server {endpoint.name!r} does not accept volumes by reference")
-        return True
-    return supports and endpoint.data_root is not None
+def _negotiate(spec, config: RunConfig, endpoint: Endpoint, passes: list[_Pass], card: dict, announce) -> Negotiation:
+    """What this server and the runner use together, said once, before anything is streamed:
+    notes (a newer or unversioned server) and refusals (what it cannot be asked)."""
+    wants = Wants(transport=config.transport, reference_reachable=endpoint.data_root is not None,
+                  inline_controls=tuple(p.label for p in passes if p.label and not p.by_reference and p.pending))
+    negotiation = negotiate(spec.name, card, wants)
+    for problem in negotiation.notes + [why for what, why in negotiation.refused.items() if what != "volumes"]:
+        announce(problem)
+    return negotiation  # a refusal of the volumes themselves fails the server, and is said then
 
 
 def _relative_volumes(dataset: Dataset) -> list[str]:
@@ -495,4 +501,5 @@ def _summary(result: ServerResult) -> dict:
     return {
         "total": result.total, "already_done": result.already_done, "ok": result.ok, "errors": result.errors,
         "restarts": result.restarts, "seconds": round(result.seconds, 3), "failure": result.failure, "card": result.card,
+        "compatibility": result.negotiation.to_json() if result.negotiation is not None else None,
     }

@@ -2,7 +2,8 @@
 
 An attempt is one `bench run` on the folder: when it started and finished, the command line,
 ctbench's version and git commit (from a checkout), the host, Python and key package versions,
-the backend, and per server its counts and the model card it reported. Resuming appends an
+the backend, and per server its counts, the model card it reported and the capabilities the runner
+and the server negotiated (`compatibility.py`: sdk_version, what is used, notes and refusals). Resuming appends an
 attempt and never rewrites an earlier one, so the first attempt's cards survive every resume.
 The top level keeps the latest backend, and per server the latest known card and counts, for
 readers that want one view.
@@ -106,7 +107,8 @@ class RunRecord:
         for name, summary in servers.items():
             known = self.data["servers"].get(name, {})
             card = summary.get("card") or known.get("card") or {}
-            self.data["servers"][name] = {**summary, "card": card}
+            compatibility = summary.get("compatibility") or known.get("compatibility")
+            self.data["servers"][name] = {**summary, "card": card, "compatibility": compatibility}
         self.data["volume_reads"] = sum(a.get("volume_reads", 0) for a in self.attempts)
         self.write()
 

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import grpc
 from grpc_health.v1 import health_pb2
 
+from ctbench.runners.compatibility import Wants, card_dict, negotiate
 from ctbench.runners.conformance import probe_volumes as probes
 from ctbench.runners.conformance.input_check import check_input
 from ctbench.runners.conformance.report import FAIL, PASS, SKIP, CheckResult, ConformanceReport
@@ -91,7 +92,9 @@ def check_describe(ctx: Context):
               f"batch {card.max_batch_size}")
     if not card.weights:
         detail += "; weights: not stated (fine only for weight-free baselines)"
-    return (FAIL if problems else PASS), detail, problems
+    # An empty sdk_version is a problem above; a newer or unparseable one is worth a warning.
+    warnings = negotiate(card.name, card_dict(card), Wants()).notes if card.sdk_version else []
+    return (FAIL if problems else PASS), detail, problems, warnings
 
 
 def _transport_check(ctx: Context, transport: str):

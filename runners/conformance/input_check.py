@@ -21,6 +21,7 @@ from ctbench.preprocess.input_spec import InputSpec
 from ctbench.preprocess.orientation import reorient
 from ctbench.preprocess.orientation_probe import (
     BACKGROUND_HU, MARKERS, check_markers, expected_marker_positions, make_probe_volume)
+from ctbench.runners.compatibility import Wants, card_dict, negotiate
 from ctbench.runners.conformance import probe_volumes as probes
 from ctbench.runners.conformance.report import FAIL, PASS, SKIP
 from ctbench.runners.conformance.session import INLINE, Context, timeout_hint
@@ -137,9 +138,9 @@ def check_input(ctx: Context):
     card = ctx.card
     if card.input.kind == "none":
         return PASS, "the model declares it reads no voxels (input kind none): nothing to inspect", []
-    if not card.inspect_input:
-        return SKIP, ("the server does not offer InspectInput (ModelCard.inspect_input is false): what the model "
-                      "is fed is not checked; servers built on the ctbench SDK offer it"), []
+    refused = negotiate(card.name, card_dict(card), Wants(inspect_input=True)).refused.get("inspect_input")
+    if refused is not None:
+        return SKIP, refused, []
     transport = ctx.probe_transport()
     if transport is None:
         return SKIP, "no transport the checker can use (inline unsupported and no --data-root)", []

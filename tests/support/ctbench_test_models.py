@@ -87,3 +87,16 @@ class HangingModel(EchoModel):
         if any(item.text == "hang" for item in batch):
             self.unblock.wait()
         return super().answer(batch)
+
+
+class NewerSdkEchoModel(EchoModel):
+    """EchoModel whose card says a ctbench SDK newer than any runner built it (its own process
+    reports sdk_version 99.0.0)."""
+
+    name = "echo-newer-sdk"
+
+    def __init__(self, **options):
+        import ctbench
+
+        super().__init__(**options)
+        ctbench.__version__ = "99.0.0"
