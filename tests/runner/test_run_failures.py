@@ -17,15 +17,18 @@ class BrokenCardModel(Model):
         return ["x" for _ in batch]
 
 
-def test_a_server_whose_describe_fails_is_reported_as_failed_not_silently_skipped(tmp_path):
+def test_a_server_whose_card_is_broken_is_reported_as_failed_not_silently_skipped(tmp_path):
+    # The server checks its card when the model loads: a card that cannot be built leaves it
+    # NOT_SERVING with the reason, and the run reports that server as failed, saying why.
     server = ModelServer(BrokenCardModel(), ServerOptions(port=0))
     port = server.start()
-    assert server.loaded.wait(10)
     try:
         result = run_benchmark(RunConfig(out_dir=tmp_path / "run", endpoints={"broken": f"127.0.0.1:{port}"},
-                                         phantom_volumes=1, health_timeout_s=30))
+                                         phantom_volumes=1, health_timeout_s=10))
     finally:
         server.stop(0)
+    assert not server.loaded.is_set()
+    assert "bug in input_spec" in server.core.load_error
     broken = result.servers["broken"]
     assert broken.failure, "the run would exit 0 with every question missing"
-    assert "Describe" in broken.failure or "RpcError" in broken.failure or "describe" in broken.failure
+    assert "bug in input_spec" in broken.failure or "NOT_SERVING" in broken.failure or "not ready" in broken.failure.lower()
