@@ -98,6 +98,24 @@ class DatasetError(CtbenchError):
         self.line = line
 
 
+class ComposeFileError(CtbenchError):
+    """The server compose file (compose/compose.yaml) is missing or malformed, or its services
+    disagree. Carries the path and, where known, the line and the service."""
+
+    code = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, path: object = None, line: int | None = None, service: str | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}" + (f":{line}" if line is not None else "") + ": "
+        if service is not None:
+            where += f"service {service!r}: "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+        self.service = service
+
+
 class InvalidModelCard(CtbenchError, ValueError):
     """A model's card names a field the protocol does not define (a misspelling, usually)."""
 

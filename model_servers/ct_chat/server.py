@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.authors_code import AuthorsRepo, AuthorsVLM
 
@@ -64,9 +63,7 @@ def ctchat_prompt(message: str) -> str:
     return SYSTEM + SEP + USER + message + SEP + ASSISTANT
 
 
-@MODELS.register("ct-chat")
 class CTChat(AuthorsVLM):
-    name = "ct-chat"
     weights_version = "CT-CHAT-llama3.1-8b"
     description = "CT-CHAT (LLaVA fork, Llama 3.1 8B) on CT-CLIP CTViT tokens (24x24x24x512 -> 256 LLM tokens)."
     license = "CC-BY-NC-SA 4.0 (non-commercial) + Llama 3.1 Community Licence"

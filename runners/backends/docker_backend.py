@@ -203,9 +203,9 @@ class DockerBackend(Backend):
         self.project = project
         self.run_id = run_id or secrets.token_hex(3)
         if compose_dir is None:  # build contexts are relative to the registry file's folder
-            from ctbench.runners.registry import default_registry_path
+            from ctbench.runners.compose_file import default_compose_file
 
-            compose_dir = default_registry_path().resolve().parent
+            compose_dir = default_compose_file().resolve().parent
         self.compose_dir = Path(compose_dir)
         self.build = build
         self.gateway_image = gateway_image
