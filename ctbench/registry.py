@@ -6,7 +6,8 @@ string, imported on first `get`, so naming a heavy entry costs nothing until it 
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Generic, Iterator, Mapping, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Generic, TypeVar
 
 from ctbench.errors import UnknownName
 

@@ -112,9 +112,9 @@ def disagreements(services: dict[str, Any]) -> list[str]:
         port = int(meta.get("container_port", CONTAINER_PORT))
         args = [str(a) for a in meta.get("args", ())]
         if "command" in service:
-            expected = [str(meta["model"]), "--host", "0.0.0.0", "--port", str(port), "--data-root", "/data", *args]
-            if service["command"] != expected:
-                problems.append(f"{where}: command {service['command']} is not x-ctbench's model and args {expected}")
+            runs = [str(meta["model"]), "--host", "0.0.0.0", "--port", str(port), "--data-root", "/data", *args]
+            if service["command"] != runs:
+                problems.append(f"{where}: command {service['command']} is not x-ctbench's model and args {runs}")
         gateway = services.get(f"{name}-gw")
         if not isinstance(gateway, dict):
             problems.append(f"{where}: no gateway service {name}-gw")
