@@ -83,19 +83,35 @@ class AnswerTimeout(ModelError):
 
 
 # --- harness side --------------------------------------------------------------------------
+def _where(path: object, line: int | None) -> str:
+    """`path:line: ` (or `path: `, or nothing) to put before a message about a file."""
+    if path is None:
+        return ""
+    return f"{path}" + (f":{line}" if line is not None else "") + ": "
+
+
 class DatasetError(CtbenchError):
     """A dataset file is missing or malformed. Carries the path and, where known, the line."""
 
     code = "INVALID_ARGUMENT"
 
     def __init__(self, message: str, path: object = None, line: int | None = None):
-        where = ""
-        if path is not None:
-            where = f"{path}" + (f":{line}" if line is not None else "")
-            where += ": "
-        super().__init__(where + message)
+        super().__init__(_where(path, line) + message)
         self.path = path
         self.line = line
+
+
+class ComposeFileError(CtbenchError):
+    """The server compose file (compose/compose.yaml) is missing or malformed, or its services
+    disagree. Carries the path and, where known, the line and the service."""
+
+    code = "INVALID_ARGUMENT"
+
+    def __init__(self, message: str, path: object = None, line: int | None = None, service: str | None = None):
+        super().__init__(_where(path, line) + (f"service {service!r}: " if service is not None else "") + message)
+        self.path = path
+        self.line = line
+        self.service = service
 
 
 class InvalidModelCard(CtbenchError, ValueError):

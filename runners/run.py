@@ -34,7 +34,7 @@ from ctbench.runners.compatibility import Negotiation, Wants, negotiate
 from ctbench.runners.health import wait_until_serving
 from ctbench.runners.ledger import Ledger, read_ledger
 from ctbench.runners.preflight import Selection, check_identity, select_questions
-from ctbench.runners.registry import load_registry, select_servers
+from ctbench.runners.compose_file import load_compose_file, select_servers
 from ctbench.runners.run_lock import RunFolderLock
 from ctbench.runners.run_record import RunRecord
 from ctbench.runners.volume_headers import check_volume_headers
@@ -191,7 +191,7 @@ def _run_locked(config: RunConfig, progress, announce, stop: threading.Event) ->
         specs = [ServerSpec(name=name, model=name) for name in config.endpoints]
         skipped: dict[str, str] = {}
     else:
-        registry = load_registry(config.registry)
+        registry = load_compose_file(config.registry)
         backend, why = choose_backend(config.backend, config.registry, config.slurm, config.replicas)
         runnable = backend.runnable
         specs, skipped = select_servers(config.servers, registry, runnable)

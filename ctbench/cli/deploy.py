@@ -42,9 +42,9 @@ def k8s(servers, registry, namespace, dataset, data_claim, weights_claim, runs_c
     import yaml
 
     from ctbench.runners.k8s_manifests import K8sOptions, run_manifests
-    from ctbench.runners.registry import load_registry, select_servers
+    from ctbench.runners.compose_file import load_compose_file, select_servers
 
-    specs, skipped = select_servers(servers, load_registry(registry))
+    specs, skipped = select_servers(servers, load_compose_file(registry))
     options = K8sOptions(namespace=namespace, data_claim=data_claim, weights_claim=weights_claim, runs_claim=runs_claim,
                          runner_image=runner_image, dataset=dataset)
     text = yaml.safe_dump_all(run_manifests(specs, options), sort_keys=False)

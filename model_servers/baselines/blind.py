@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import Model, QuestionItem
 
 # Most "likely" words first: a fixed prior over answer words, independent of any image.
@@ -15,9 +14,7 @@ PRIOR = ("right", "both", "bilateral", "no", "lower", "posterior", "lateral", "n
 FREE_TEXT_ANSWER = "No significant abnormality."
 
 
-@MODELS.register("blind")
 class Blind(Model):
-    name = "blind"
     version = "1"
     description = "Answers from the question text alone with a fixed prior over answer words; never reads voxels."
     license = "Apache-2.0"

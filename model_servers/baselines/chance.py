@@ -8,13 +8,10 @@ import hashlib
 import random
 
 from ctbench.errors import UnsupportedQuestion
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import Model, QuestionItem
 
 
-@MODELS.register("chance")
 class Chance(Model):
-    name = "chance"
     version = "1"
     description = "Uniform random choice among the declared answer options (seeded per question)."
     license = "Apache-2.0"

@@ -16,7 +16,6 @@ import numpy as np
 
 from ctbench.errors import UnsupportedQuestion
 from ctbench.model_servers.baselines.geometric_measure import answer_measured, segmented_label_map
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import Model, QuestionItem
 from ctbench.preprocess.volume import Volume
 
@@ -325,9 +324,7 @@ class LazyFindings:
             return self._findings
 
 
-@MODELS.register("geometric")
 class GeometricExpert(Model):
-    name = "geometric"
     version = "1"
     description = "Classical expert: HU thresholds, connected components, header geometry (LPS); no learning."
     license = "Apache-2.0"

@@ -26,7 +26,6 @@ import numpy as np
 from ctbench.model_servers.ct_chat import import_shims
 from ctbench.model_servers.ct_chat.encoder_device import pin_encoder_device
 from ctbench.model_servers.ct_chat.encoder_weights import load_encoder
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.authors_code import AuthorsRepo, AuthorsVLM
 
@@ -79,9 +78,7 @@ def ctchat_prompt(message: str) -> str:
     return SYSTEM + SEP + USER + message + SEP + ASSISTANT
 
 
-@MODELS.register("ct-chat")
 class CTChat(AuthorsVLM):
-    name = "ct-chat"
     weights_version = "CT-CHAT-llama3.1-8b"
     description = "CT-CHAT (LLaVA fork, Llama 3.1 8B) on CT-CLIP CTViT tokens (24x24x24x512 -> 256 LLM tokens)."
     license = "CC-BY-NC-SA 4.0 (non-commercial) + Llama 3.1 Community Licence"

@@ -8,15 +8,12 @@ harness did): the same input only for volumes stored LPS.
 """
 from __future__ import annotations
 
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.vlm_common.slice_vlm import SliceVLM
 
 GREEDY = {"do_sample": False, "max_new_tokens": 256, "top_p": 0.001}
 
 
-@MODELS.register("lingshu")
 class Lingshu(SliceVLM):
-    name = "lingshu"
     weights_version = "lingshu-7b"
     description = "Lingshu-7B (Qwen2.5-VL): 32 uniform axial slices, 3 CT windows as RGB, per-volume prefix reuse."
     license = "Not confirmed (Qwen2.5-VL base: Apache-2.0)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.authors_code import AuthorsVLM
 
@@ -41,9 +40,7 @@ def m3d_prompt(question: str, proj_out_num: int = PROJ_OUT_NUM, options=(), auth
     return IMAGE_TOKEN * proj_out_num + " " + m3d_question(question, options)
 
 
-@MODELS.register("m3d-lamed")
 class M3DLaMed(AuthorsVLM):
-    name = "m3d-lamed"
     weights_version = "M3D-LaMed-Phi-3-4B"
     description = "M3D-LaMed (Phi-3-4B, 3D ViT + spatial pooling projector): whole volume at 32x256x256."
     license = "Apache-2.0"

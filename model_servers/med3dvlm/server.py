@@ -17,7 +17,6 @@ import numpy as np
 
 from ctbench.errors import ModelNotReady
 from ctbench.model_servers.m3d_lamed.server import m3d_question
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.authors_code import AuthorsRepo, AuthorsVLM
 
@@ -62,9 +61,7 @@ def load_vision_tower(tower, path) -> None:
         raise ModelNotReady(f"med3dvlm: {path} does not fit the vision tower: {exc}") from exc
 
 
-@MODELS.register("med3dvlm")
 class Med3DVLM(AuthorsVLM):
-    name = "med3dvlm"
     weights_version = "Med3DVLM-Qwen-2.5-7B"
     description = "Med3DVLM (Qwen2.5-7B, DCFormer 3D encoder): whole volume at 128x256x256."
     license = "Not stated; upstream code for research purposes only"

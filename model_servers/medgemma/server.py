@@ -6,15 +6,12 @@ Loaded as the authors do (`AutoProcessor` + `AutoModelForImageTextToText`, which
 """
 from __future__ import annotations
 
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.vlm_common.slice_vlm import SliceVLM
 
 GREEDY = {"do_sample": False, "max_new_tokens": 512, "min_new_tokens": 4}
 
 
-@MODELS.register("medgemma")
 class MedGemma(SliceVLM):
-    name = "medgemma"
     weights_version = "medgemma-1.5-4b-it"
     description = "MedGemma 1.5 4B-it (Gemma 3): 85 uniform axial slices, 3 CT windows as RGB, per-volume prefix reuse."
     license = "Health AI Developer Foundations terms of use"

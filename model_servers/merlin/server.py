@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.authors_code import AuthorsVLM
 
@@ -74,9 +73,7 @@ def merlin_prompt(question: str, variant: str) -> str:
     return template.format(question=question.strip())
 
 
-@MODELS.register("merlin")
 class Merlin(AuthorsVLM):
-    name = "merlin"
     weights_version = "merlin-vlm-0.0.7"
     description = "Merlin (I3D ResNet-152 + RadLLaMA-7b LoRA): RAS volume at 1.5x1.5x3 mm, 224x224x160."
     license = "MIT (code); weights per stanfordmimi/Merlin and StanfordAIMI/RadLLaMA-7b cards"

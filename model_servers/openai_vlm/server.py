@@ -29,7 +29,6 @@ import numpy as np
 
 from ctbench.llm import LLMClient, LLMConfig
 from ctbench.model_servers.openai_vlm.png import png_data_uri
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import Model, QuestionItem
 from ctbench.model_servers.vlm_common.base import InvalidOption, parse_bool, parse_int
 from ctbench.model_servers.vlm_common.inputs import preset, sized_slice_spec
@@ -73,9 +72,7 @@ def slice_content(images: SliceImages, question: str) -> list[dict[str, Any]]:
     return content
 
 
-@MODELS.register("openai-vlm")
 class OpenAIVLM(Model):
-    name = "openai-vlm"
     description = ("Any OpenAI-compatible multimodal chat endpoint (OpenAI, vLLM, SGLang, ...): a slice preset's "
                    "images as PNG, one chat completion per question.")
     license = "that of the model behind the endpoint"

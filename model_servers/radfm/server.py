@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from ctbench.errors import ModelNotReady
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vlm_common.authors_code import AuthorsRepo, AuthorsVLM
 
@@ -36,9 +35,7 @@ def three_channels(hwd: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(np.asarray(hwd, dtype=np.float32)[None], 3, axis=0))
 
 
-@MODELS.register("radfm")
 class RadFM(AuthorsVLM):
-    name = "radfm"
     weights_version = "RadFM"
     description = "RadFM (3D ViT + Perceiver, LLaMA-13B): volume at 512x512x128, 3 identical channels."
     license = "Not stated on the model card"

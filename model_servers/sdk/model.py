@@ -7,7 +7,7 @@ batching, per-item errors, timings, health and shutdown (see server.py). A subcl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ctbench.errors import InvalidOption
 from ctbench.preprocess.volume import Volume
@@ -27,6 +27,21 @@ class QuestionItem:
     state: Any = None  # what `encode_volume` returned (shared by the volume's questions)
 
 
+class _BoundName:
+    """`Model.name`: the name `MODEL_MODULES` (model_servers/registry.py) binds the class, or the
+    nearest base class, to. The name is written there alone; a class outside that table (an
+    out-of-tree server, a test's stand-in) sets `name = "..."` itself, or has the name ""."""
+
+    def __get__(self, obj: object, owner: type) -> str:
+        from ctbench.model_servers.registry import MODELS  # that module imports this one
+
+        for klass in owner.__mro__:
+            bound = MODELS.name_of(klass)
+            if bound:
+                return bound
+        return ""
+
+
 class Model:
     """Base class for every ctbench model server.
 
@@ -34,7 +49,10 @@ class Model:
     `bench serve MODEL --option key=value` and arrive as keyword arguments.
     """
 
-    name: ClassVar[str] = ""
+    if TYPE_CHECKING:
+        name: ClassVar[str]
+    else:
+        name = _BoundName()
     version: ClassVar[str] = "0"
     description: ClassVar[str] = ""
     license: ClassVar[str] = ""

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from ctbench.errors import ModelError, ModelNotReady
-from ctbench.model_servers.registry import MODELS
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vila_m3 import import_shims
 from ctbench.model_servers.vila_m3.vista3d_bundle import Vista3DBundle
@@ -151,9 +150,7 @@ class VilaGenerator:
         return self.tokenizer.batch_decode(output, skip_special_tokens=s["skip_special_tokens"])[0]
 
 
-@MODELS.register("vila-m3")
 class VilaM3(AuthorsVLM):
-    name = "vila-m3"
     weights_version = "Llama3-VILA-M3-8B"
     description = "VILA-M3 8B with the VISTA3D expert: one windowed axial slice + segmentation overlay."
     license = "NVIDIA OneWay Noncommercial License + Meta Llama 3 Community Licence (non-commercial)"

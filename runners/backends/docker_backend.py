@@ -211,9 +211,9 @@ class DockerBackend(Backend):
         # runner asks for, as for local processes); see `_token_mount`.
         self._token = secrets.token_urlsafe(32) if require_token else None
         if compose_dir is None:  # build contexts are relative to the registry file's folder
-            from ctbench.runners.registry import default_registry_path
+            from ctbench.runners.compose_file import default_compose_file
 
-            compose_dir = default_registry_path().resolve().parent
+            compose_dir = default_compose_file().resolve().parent
         self.compose_dir = Path(compose_dir)
         self.build = build
         self.gateway_image = gateway_image

@@ -76,9 +76,9 @@ step "bench run through local processes"
 # The same servers, where they have a local-process form, for the identical-predictions check.
 SERVERS="$("$PYTHON" -c "import json, sys
 from ctbench.runners.backends.local import LocalProcessBackend
-from ctbench.runners.registry import load_registry
+from ctbench.runners.compose_file import load_compose_file
 ran = json.load(open(sys.argv[1]))['servers']
-registry, local = load_registry(), LocalProcessBackend()
+registry, local = load_compose_file(), LocalProcessBackend()
 print(','.join(n for n in ran if local.runnable(registry[n]) is True))" "$WORK/docker/run.json")"
 log "servers: $SERVERS"
 "$BENCH" run --servers "$SERVERS" --backend local --dataset synthetic --out "$WORK/local" --no-score >/dev/null 2>&1

@@ -3,6 +3,7 @@ on the internal network, data read-only at /data, ports on 127.0.0.1 only, a non
 health check, no CA bundle in a published image, and hadolint-clean files."""
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 from pathlib import Path
@@ -85,15 +86,30 @@ def test_the_eight_vlms_are_gpu_services_with_weights_read_only():
                                                             if s not in GPU_SERVICES.values()}
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
-def test_compose_command_and_runner_args_agree(name):
-    """`docker compose` runs `command`; the runner's docker backend runs MODEL + x-ctbench.args."""
-    service = MODEL_SERVICES[name]
-    if "command" not in service:
-        return  # the image's CMD; the runner passes no extra args either
-    meta = service["x-ctbench"]
-    assert service["command"] == [meta["model"], "--host", "0.0.0.0", "--port", "50051", "--data-root", "/data",
-                                  *meta.get("args", [])]
+def test_every_model_service_agrees_with_its_x_ctbench_block():
+    """The one check of what each server repeats: `command` (what `docker compose` runs) against
+    x-ctbench's model and args (what the runner's backends run), and its gateway's route, port,
+    networks and profiles (`ctbench.runners.compose_file.disagreements`)."""
+    from ctbench.runners.compose_file import disagreements
+
+    assert disagreements(SERVICES) == []
+
+
+@pytest.mark.parametrize(("edit", "complaint"), [
+    (lambda s: s["medgemma"]["command"].append("--option"), r"service 'medgemma': command .* is not x-ctbench's model and args"),
+    (lambda s: s["medgemma"]["x-ctbench"]["args"].pop(), r"service 'medgemma': command"),
+    (lambda s: s["chance-gw"].update(command=["50051=blind:50051"]), r"service 'chance-gw': command \['50051=blind:50051'\] should be"),
+    (lambda s: s["chance"]["x-ctbench"].update(host_port=50099), r"service 'chance-gw': ports .* should be \['127.0.0.1:50099:50051'\]"),
+    (lambda s: s["geometric-gw"].update(profiles=["gpu"]), r"service 'geometric-gw': profiles"),
+    (lambda s: s.pop("blind-gw"), r"service 'blind': no gateway service blind-gw"),
+])
+def test_a_service_that_disagrees_is_named(edit, complaint):
+    from ctbench.runners.compose_file import disagreements
+
+    services = copy.deepcopy(SERVICES)
+    edit(services)
+    problems = disagreements(services)
+    assert len(problems) == 1 and re.search(complaint, problems[0]), problems
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
@@ -112,12 +128,9 @@ def test_every_published_port_binds_loopback_only():
 
 @pytest.mark.parametrize("name", sorted(MODEL_SERVICES))
 def test_each_model_has_its_own_gateway_relaying_to_it_alone(name):
-    service, gateway = MODEL_SERVICES[name], SERVICES[f"{name}-gw"]
-    assert gateway["image"] == "ctbench/gateway:latest" and gateway["profiles"] == service["profiles"]
-    assert gateway["networks"] == [f"{name}-net", f"{name}-edge"]
+    gateway = SERVICES[f"{name}-gw"]
+    assert gateway["image"] == "ctbench/gateway:latest"  # route, port, networks: the agreement test above
     assert gateway["environment"] == {"CTBENCH_GATEWAY_AWAIT_NO_ROUTE": "60"}
-    assert gateway["command"] == [f"50051={name}:50051"]
-    assert gateway["ports"] == [f"127.0.0.1:{service['x-ctbench']['host_port']}:50051"]
     edge = COMPOSE["networks"][f"{name}-edge"]
     assert edge["driver_opts"]["com.docker.network.bridge.enable_ip_masquerade"] == "false"
 
@@ -129,9 +142,10 @@ def test_gpu_servers_reserve_a_gpu_under_the_gpu_profile():
     assert devices[0]["capabilities"] == ["gpu"]
 
 
-def test_registry_reader_turns_services_into_specs():
-    registry = pytest.importorskip("ctbench.runners.registry", reason="registry reader not merged yet")
-    specs = registry.load_registry(REPO / "compose" / "compose.yaml")
+def test_compose_file_reader_turns_services_into_specs():
+    from ctbench.runners.compose_file import load_compose_file
+
+    specs = load_compose_file(REPO / "compose" / "compose.yaml")
     assert not [name for name in specs if name.endswith(("-gw", "-ns", "-noroute"))]
     assert specs["chance"].image == "ctbench/chance:latest"
     assert specs["chance"].build["dockerfile"] == "dockerfiles/chance.Dockerfile"
@@ -244,9 +258,9 @@ def test_every_service_is_hardened(name):
 
 
 def test_runner_reads_the_same_container_settings_compose_applies():
-    from ctbench.runners.registry import load_registry
+    from ctbench.runners.compose_file import load_compose_file
 
-    specs = load_registry(REPO / "compose" / "compose.yaml")
+    specs = load_compose_file(REPO / "compose" / "compose.yaml")
     for name, service in MODEL_SERVICES.items():
         settings = specs[name].container
         assert (settings.read_only, settings.pids_limit, settings.mem_limit, settings.cpus) == (

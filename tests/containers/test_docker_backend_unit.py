@@ -300,11 +300,11 @@ services:
 
 def test_registry_sets_container_limits_per_service(tmp_path):
     from ctbench.runners.backends.container_settings import ContainerSettings
-    from ctbench.runners.registry import load_registry
+    from ctbench.runners.compose_file import load_compose_file
 
     path = tmp_path / "compose.yaml"
     path.write_text(REGISTRY)
-    specs = load_registry(path)
+    specs = load_compose_file(path)
     assert specs["roomy"].container == ContainerSettings(read_only=False, tmpfs=("/scratch:size=10m",), pids_limit=99,
                                                          mem_limit="1g", cpus=0.5, log_max_size="1m", log_max_file=2)
     assert specs["plain"].container == ContainerSettings(), "a service that says nothing gets the hardened defaults"
@@ -318,13 +318,13 @@ def test_registry_sets_container_limits_per_service(tmp_path):
 
 
 def test_a_bad_container_limit_names_the_service_and_the_file(tmp_path):
-    from ctbench.errors import DatasetError
-    from ctbench.runners.registry import load_registry
+    from ctbench.errors import ComposeFileError
+    from ctbench.runners.compose_file import load_compose_file
 
     path = tmp_path / "compose.yaml"
     path.write_text(REGISTRY.replace("pids_limit: 99", "pids_limit: lots"))
-    with pytest.raises(DatasetError, match=r"compose.yaml: service 'roomy': bad container setting"):
-        load_registry(path)
+    with pytest.raises(ComposeFileError, match=r"compose.yaml: service 'roomy': bad container setting"):
+        load_compose_file(path)
 
 
 def test_each_model_gets_its_own_internal_network_shared_only_with_its_gateway(tmp_path):

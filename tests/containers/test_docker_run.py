@@ -100,9 +100,9 @@ def test_foreign_listener_on_the_registry_port_neither_stops_nor_fools_the_run(i
     every answer comes from its own container."""
     import socket
 
-    from ctbench.runners.registry import load_registry
+    from ctbench.runners.compose_file import load_compose_file
 
-    registry_port = load_registry()["chance"].host_port
+    registry_port = load_compose_file()["chance"].host_port
     foreign = socket.socket()
     try:
         foreign.bind(("127.0.0.1", registry_port))

@@ -19,7 +19,7 @@ from slurm_helpers import job_state, wait_until_ended
 from ctbench.errors import ServerStartError
 from ctbench.runners.backends.charliecloud import ChImage
 from ctbench.runners.backends.slurm import SlurmBackend
-from ctbench.runners.registry import load_registry
+from ctbench.runners.compose_file import load_compose_file
 
 IMAGE = Path(os.environ.get("CTBENCH_CH_IMAGE", "/var/cache/ctbench/charliecloud/chance"))
 USER = "nobody"  # any account other than root; it submits the job, so the job runs as it
@@ -52,7 +52,7 @@ def test_a_server_in_a_charliecloud_image_runs_as_its_user_answers_and_ends_on_s
     where only root can read, so the submitting is what the test does as USER)."""
     run, uid = user_run_dir
     backend = SlurmBackend({"image": str(image)})
-    spec = load_registry()["chance"]
+    spec = load_compose_file()["chance"]
     for folder in ("logs", "endpoints"):
         (run / folder).mkdir()
         os.chown(run / folder, uid, -1)
@@ -113,7 +113,7 @@ def test_the_job_runs_bench_serve_in_ch_run_with_the_data_and_run_folder_bound(t
     weights = tmp_path / "weights"
     weights.mkdir()
     backend = SlurmBackend({"image": str(image), "weights": str(weights), "cpus": "2"})
-    spec = load_registry()["chance"]
+    spec = load_compose_file()["chance"]
     run = tmp_path / "run"
     script = backend._script(spec, "chance", backend.resources(spec), tmp_path / "data", run / "logs" / "chance.log",
                              run / "endpoints" / "chance-x.host", run / "endpoints" / "chance-x.port",

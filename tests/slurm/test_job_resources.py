@@ -10,7 +10,7 @@ from ctbench.errors import ServerStartError
 from ctbench.runners.backends.base import ServerSpec
 from ctbench.runners.backends.slurm import SlurmBackend
 from ctbench.runners.backends.slurm_jobs import JobResources
-from ctbench.runners.registry import load_registry
+from ctbench.runners.compose_file import load_compose_file
 
 from runner_helpers import write_registry
 
@@ -48,7 +48,7 @@ def test_bad_options_name_the_option_and_where_it_came_from(values, message):
 
 
 def test_the_registry_carries_the_slurm_block(tmp_path):
-    registry = load_registry(write_registry(tmp_path / "r.yaml", {"s": {"model": "m", "slurm": {"gpus": 2, "time": "30"}}}))
+    registry = load_compose_file(write_registry(tmp_path / "r.yaml", {"s": {"model": "m", "slurm": {"gpus": 2, "time": "30"}}}))
     assert registry["s"].slurm == {"gpus": 2, "time": "30"}
 
 
