@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 PARENT_PID_ENV = "CTBENCH_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
@@ -30,7 +30,7 @@ class ParentWatch:
         self._on_death: Callable[[], None] | None = None
 
     @classmethod
-    def arm(cls) -> "ParentWatch":
+    def arm(cls) -> ParentWatch:
         """Start watching the parent named by the spawner (else our current parent). Exits at
         once if that parent is already gone."""
         named = os.environ.get(PARENT_PID_ENV, "")

@@ -30,6 +30,9 @@ PACKAGE_ROOTS = {
     "ctbench.datasets": "datasets",
 }
 
+# Bare folder names that are also PyPI packages third-party code imports (see require_import_name).
+SHADOWED_NAMES = frozenset({"datasets"})
+
 # What a project folder holds besides the Python sources (paths relative to the repository root).
 PROJECT_FILES = (
     "compose",
@@ -56,14 +59,24 @@ def require_import_name(name: str, file: str) -> None:
 
     From the checkout root, `import runners` would load `runners/` a second time as an unrelated
     module (two registries, two sets of error types). Each folder's `__init__` calls this with its
-    `__name__` and `__file__`."""
+    `__name__` and `__file__`.
+
+    `datasets` is the exception: it is also the name of a PyPI package that other libraries probe
+    for (transformers imports it whenever `find_spec("datasets")` finds one, and from the checkout
+    root the probe finds this folder). Refusing there would break those libraries, so that import
+    goes through with an ImportWarning (hidden by default) instead."""
     folder = Path(file).resolve().parent.name
     expected = next((package for package, path in PACKAGE_ROOTS.items() if path == folder), None)
-    if expected is not None and name != expected:
-        raise ImportError(
-            f"{Path(file).resolve().parent}: this folder is the package {expected!r}; import it as "
-            f"`{expected}` (installed by `pip install -e .`), not as {name!r}"
-        )
+    if expected is None or name == expected:
+        return
+    message = (f"{Path(file).resolve().parent}: this folder is the package {expected!r}; import it as "
+               f"`{expected}` (installed by `pip install -e .`), not as {name!r}")
+    if name in SHADOWED_NAMES:
+        import warnings
+
+        warnings.warn(message, ImportWarning, stacklevel=3)
+        return
+    raise ImportError(message)
 
 
 def package_dir() -> Path:

@@ -27,10 +27,10 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from ctbench.datasets.ct_rate_metadata import VolumeMetadata, read_metadata_csv, validate_and_correct
 from ctbench.datasets.qa_items import load_dataset
@@ -166,7 +166,7 @@ def _metadata(repo_path: str, *, repo_id: str, revision: str, token: str | None,
     url = hf_hub_url(repo_id, repo_path, repo_type="dataset", revision=revision, endpoint=endpoint)
     try:
         return get_hf_file_metadata(url, token=token or False, endpoint=endpoint, retry_on_errors=True)
-    except Exception as exc:  # noqa: BLE001 -- every hub error becomes a clear CtRateError
+    except Exception as exc:
         raise _hub_error(exc, repo_path, repo_id) from None
 
 
@@ -293,7 +293,7 @@ def _download_one(plan: DownloadPlan, planned: PlannedFile, on_bytes: Callable[[
             ) from None
         except CtbenchError:
             raise
-        except Exception as exc:  # noqa: BLE001 -- httpx errors, hub HTTP errors
+        except Exception as exc:
             from huggingface_hub.errors import HfHubHTTPError
 
             if isinstance(exc, HfHubHTTPError):
@@ -443,7 +443,20 @@ def _write_record(out_dir: Path, record: dict) -> None:
 
 
 __all__ = [
-    "REPO_ID", "CtRateError", "AccessDenied", "NotEnoughDiskSpace", "DownloadFailed", "DownloadPlan",
-    "PlannedFile", "VolumeMetadata", "volume_repo_path", "volumes_of", "plan_downloads", "check_disk_space",
-    "execute_plan", "download_ct_rate", "read_metadata_csv", "validate_and_correct",
+    "REPO_ID",
+    "AccessDenied",
+    "CtRateError",
+    "DownloadFailed",
+    "DownloadPlan",
+    "NotEnoughDiskSpace",
+    "PlannedFile",
+    "VolumeMetadata",
+    "check_disk_space",
+    "download_ct_rate",
+    "execute_plan",
+    "plan_downloads",
+    "read_metadata_csv",
+    "validate_and_correct",
+    "volume_repo_path",
+    "volumes_of",
 ]

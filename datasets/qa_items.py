@@ -15,9 +15,10 @@ Optional per-pair fields: ``options`` (list of answer options), ``question_type`
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ctbench.errors import DatasetError
 

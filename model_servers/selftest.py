@@ -21,9 +21,9 @@ import importlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ctbench.errors import ModelError, ModelNotReady, UnknownName, WrongServer
 from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS

@@ -2,7 +2,7 @@
 `Volume` or a plain array."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 

@@ -7,7 +7,7 @@ padding before ``(t - n) // 2``, the odd voxel after.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

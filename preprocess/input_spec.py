@@ -28,8 +28,8 @@ checks it, and the orientation claim, on twelve storage orientations.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from ctbench.preprocess.compose import Compose
 from ctbench.preprocess.orientation import normalize_axis_order, normalize_orientation
 from ctbench.registry import Registry
 
-__all__ = ["InputSpec", "KINDS", "PRESETS", "PresetFamily", "get_spec", "preset_names"]
+__all__ = ["KINDS", "PRESETS", "InputSpec", "PresetFamily", "get_spec", "preset_names"]
 
 KINDS = ("volume3d", "slices2d", "none")
 GEOMETRIES = ("resize", "resample_crop", "slices", "middle_slice", "none")

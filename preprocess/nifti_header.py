@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DATATYPE_NAMES", "HEADER_BYTES", "NiftiHeader", "REAL_DATATYPES", "parse_nifti_header"]
+__all__ = ["DATATYPE_NAMES", "HEADER_BYTES", "REAL_DATATYPES", "NiftiHeader", "parse_nifti_header"]
 
 
 # NIfTI datatype code -> numpy type of one voxel (the real-valued ones; complex, RGB and

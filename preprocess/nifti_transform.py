@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctbench.preprocess.nifti_header import NiftiHeader
 from ctbench.errors import InvalidVolume
+from ctbench.preprocess.nifti_header import NiftiHeader
 from ctbench.preprocess.volume_errors import ConflictingHeaders, InvalidSpacing
 
 __all__ = [

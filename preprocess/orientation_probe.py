@@ -15,6 +15,7 @@ value lies inside every preset window). `make_probe_volume(code)` samples it on 
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,7 +131,7 @@ def expected_marker_positions(spec, probe: Volume) -> dict[str, tuple[float, ...
             out_ijk = []
             for a, letter in enumerate("WHD"):
                 spacing = 1.0 if assumes_1mm else spacings[a]
-                m = max(1, int(round(sizes[a] * spacing / spec.target_spacing_mm[a])))
+                m = max(1, round(sizes[a] * spacing / spec.target_spacing_mm[a]))
                 offset = crop_or_pad_offsets([m], [target[letter]])[0]
                 out_ijk.append(_resized(ijk[a], sizes[a], m) - offset)
         elif geometry in ("slices", "middle_slice"):
@@ -161,7 +162,7 @@ def expected_marker_positions(spec, probe: Volume) -> dict[str, tuple[float, ...
 
 def marker_values(output: np.ndarray, position) -> float:
     """Output value at a (rounded) position; RGB slices are summed over channels."""
-    index = tuple(int(round(p)) for p in position)
+    index = tuple(round(p) for p in position)
     value = np.asarray(output)[index]
     return float(np.sum(value, dtype=np.float64))
 
@@ -203,7 +204,7 @@ def check_markers(spec, probe: Volume, output: np.ndarray) -> list[str]:
                 f"{marker.name} marker: the mirror position {_fmt(mirror)} is not background (value {mirror_value:.4g})"
             )
         seen.append((marker, value))
-    for (low, low_value), (high, high_value) in zip(seen, seen[1:]):
+    for (low, low_value), (high, high_value) in itertools.pairwise(seen):
         if not high_value > low_value:
             problems.append(
                 f"marker order broken: {low.name} ({low.hu:g} HU) reads {low_value:.4g} but {high.name} ({high.hu:g} HU) "
@@ -233,7 +234,7 @@ def _where_it_went(output: np.ndarray, centre, background: float) -> str:
     on those lines, so this says where each one actually went (the brightest voxel per half-line)."""
     output = np.asarray(output)
     shape = output.shape[:3]
-    middle = [int(round(c)) for c in centre]
+    middle = [round(c) for c in centre]
     found = []
     for axis in range(3):
         line_index = list(middle)

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ctbench.errors import CtbenchError, InvalidVolume, UnsupportedTransport, VolumeOutsideDataRoot, VolumeTooLarge
 from ctbench.preprocess.volume import Volume, load_volume_bytes, read_image_checked, read_volume_file, volume_from_sitk
 from ctbench.preprocess.volume_formats import (
-    DEFAULT_FORMATS, check_data_files_inside, format_of, named_data_file, with_data_file,
+    DEFAULT_FORMATS,
+    check_data_files_inside,
+    format_of,
+    named_data_file,
+    with_data_file,
 )
 
 __all__ = ["load_referenced", "resolve_under_root"]

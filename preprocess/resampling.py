@@ -13,8 +13,8 @@ the extent change instead; the difference is below one voxel).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -29,8 +29,8 @@ __all__ = [
     "Resize",
     "output_shape_for_spacing",
     "resample_to_spacing",
-    "resize_to_shape",
     "resampling_backend",
+    "resize_to_shape",
 ]
 
 DEFAULT_FILL_HU = -1024.0  # air; NOT a pixel-type enum (see MODEL_SPECS "Resampling fill value")
@@ -96,7 +96,7 @@ def _check_triple(values: Sequence, what: str, integer: bool) -> tuple:
 
 def output_shape_for_spacing(volume: Volume, spacing_ijk: Sequence[float]) -> tuple[int, int, int]:
     """Array shape ``(k, j, i)`` that `resample_to_spacing` produces for `spacing_ijk`."""
-    shape_ijk = [max(1, int(round(n * s / t))) for n, s, t in zip(volume.shape_ijk, volume.spacing, spacing_ijk)]
+    shape_ijk = [max(1, round(n * s / t)) for n, s, t in zip(volume.shape_ijk, volume.spacing, spacing_ijk)]
     return (shape_ijk[2], shape_ijk[1], shape_ijk[0])
 
 

@@ -15,7 +15,8 @@ cyclic garbage collector (which rarely runs when the allocations are a few huge 
 from __future__ import annotations
 
 import weakref
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from ctbench.preprocess.volume import Volume, volume_to_sitk
 

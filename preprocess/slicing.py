@@ -8,7 +8,7 @@ columns patient right -> left (the radiological display convention). Outputs are
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

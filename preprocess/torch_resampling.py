@@ -9,14 +9,14 @@ Anti-aliasing is not offered here (torch's ``antialias`` covers 2D only).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ctbench.preprocess.resampling import output_shape_for_spacing
 from ctbench.preprocess.volume import Volume
 
-__all__ = ["resample_to_spacing_torch", "resize_slices_torch", "resize_to_shape_torch", "torch_device", "torch_available"]
+__all__ = ["resample_to_spacing_torch", "resize_slices_torch", "resize_to_shape_torch", "torch_available", "torch_device"]
 
 _MODES = {0: "nearest-exact", 1: "trilinear"}
 

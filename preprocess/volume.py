@@ -41,7 +41,7 @@ class Volume:
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     source: str = ""
-    header: "HeaderGeometry | None" = None  # a NIfTI file's transforms: which one placed it, any conflict
+    header: HeaderGeometry | None = None  # a NIfTI file's transforms: which one placed it, any conflict
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "direction", np.asarray(self.direction, dtype=float).reshape(3, 3))
@@ -69,7 +69,7 @@ class Volume:
         ijk = np.asarray(ijk, dtype=float)
         return np.asarray(self.origin) + (ijk * np.asarray(self.spacing)) @ self.direction.T
 
-    def with_array(self, array: np.ndarray) -> "Volume":
+    def with_array(self, array: np.ndarray) -> Volume:
         return Volume(array, self.spacing, self.origin, self.direction, self.source, self.header)
 
 

@@ -8,8 +8,8 @@ refusal never says whether an outside file exists: the named path is resolved, n
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ctbench.errors import VolumeOutsideDataRoot
 from ctbench.preprocess.volume_errors import InvalidVolume, UnsupportedVolumeFormat

@@ -5,7 +5,7 @@ outputs add nothing to the geometry: same axes, plus a trailing channel axis for
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

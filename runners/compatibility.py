@@ -17,8 +17,8 @@ fields at their default value are absent).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import ctbench
 

@@ -21,10 +21,11 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("ctbench.runner")
 
@@ -59,7 +60,7 @@ class PredictionRecord:
                 "status": self.status, "error": self.error}
 
     @classmethod
-    def from_json(cls, row: Any, line: int = 0, question_id: str | None = None) -> "PredictionRecord":
+    def from_json(cls, row: Any, line: int = 0, question_id: str | None = None) -> PredictionRecord:
         """A record from one parsed ledger line; `BadLine` says why it cannot be one.
         `question_id` is given for published-subset lines joined by identity (no status: ok)."""
         if not isinstance(row, dict):

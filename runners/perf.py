@@ -25,8 +25,8 @@ from pathlib import Path
 
 from ctbench.datasets.qa_items import QAItem
 from ctbench.runners.backends.base import ServerSpec
-from ctbench.runners.bare_stream import bare_stream_server, send
 from ctbench.runners.backends.local import LocalProcessBackend
+from ctbench.runners.bare_stream import bare_stream_server, send
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup
 from ctbench.runners.health import wait_until_serving
 from ctbench.runners.ledger import Ledger

@@ -18,7 +18,7 @@ class RunProgress:
         self._tasks: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "RunProgress":
+    def __enter__(self) -> RunProgress:
         self._progress.__enter__()
         return self
 

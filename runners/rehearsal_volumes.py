@@ -39,7 +39,7 @@ class PublishedQuestions:
     source: str
 
     @classmethod
-    def load(cls, path: Path) -> "PublishedQuestions":
+    def load(cls, path: Path) -> PublishedQuestions:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         per_volume = []
         for entry in data.values():

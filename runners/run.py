@@ -18,9 +18,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import grpc
 
@@ -28,18 +28,18 @@ from ctbench.datasets.manifest import dataset_manifest
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import CtbenchError, DatasetError, ServerStartError
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
-from ctbench.runners.controls import ControlSet, prepare_controls
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup, describe
 from ctbench.runners.compatibility import Negotiation, Wants, negotiate
+from ctbench.runners.compose_file import load_compose_file, select_servers
+from ctbench.runners.controls import ControlSet, prepare_controls
 from ctbench.runners.health import wait_until_serving
 from ctbench.runners.ledger import Ledger, read_ledger
 from ctbench.runners.preflight import Selection, check_identity, select_questions
-from ctbench.runners.compose_file import load_compose_file, select_servers
 from ctbench.runners.run_lock import RunFolderLock
 from ctbench.runners.run_record import RunRecord
+from ctbench.runners.sharding import stream_replicas
 from ctbench.runners.volume_headers import check_volume_headers
 from ctbench.runners.volume_source import DEFAULT_INLINE_BUFFER_BYTES, VolumeSource
-from ctbench.runners.sharding import stream_replicas
 
 log = logging.getLogger("ctbench.runner")
 
@@ -259,7 +259,7 @@ def _run_server_guarded(spec, config, dataset, controls, backend, source, result
     """_run_server, and whatever kills it is the server's failure (the run then exits non-zero)."""
     try:
         _run_server(spec, config, dataset, controls, backend, source, result, progress, announce, stop)
-    except BaseException as exc:  # noqa: BLE001 - a thread must not die silently
+    except BaseException as exc:
         log.exception("%s: the runner thread died", spec.name)
         result.failure = f"runner thread died: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         announce(f"{spec.name}: {result.failure}")
@@ -293,7 +293,7 @@ class _Pass:
     ledger: Ledger | None = None
 
     @classmethod
-    def of(cls, control: ControlSet, server: str) -> "_Pass":
+    def of(cls, control: ControlSet, server: str) -> _Pass:
         return cls(control.name, control.dataset, control.ledger(server), control.by_reference, control.failed)
 
 

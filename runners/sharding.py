@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ctbench.datasets.qa_items import QAItem
 from ctbench.runners.client import ServerStream, VolumeGroup

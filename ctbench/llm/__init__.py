@@ -14,8 +14,15 @@ from __future__ import annotations
 from ctbench.llm.cache import ResponseCache
 from ctbench.llm.client import Completion, LLMClient, LLMStats
 from ctbench.llm.config import LLMConfig, check_endpoint
-from ctbench.llm.errors import (ContentFiltered, EmptyReply, ExternalCallRefused, LLMError, LLMTimeout, Refused,
-                                UnusableReply)
+from ctbench.llm.errors import (
+                                ContentFiltered,
+                                EmptyReply,
+                                ExternalCallRefused,
+                                LLMError,
+                                LLMTimeout,
+                                Refused,
+                                UnusableReply,
+)
 
 __all__ = ["Completion", "ContentFiltered", "EmptyReply", "ExternalCallRefused", "LLMClient", "LLMConfig", "LLMError",
            "LLMStats", "LLMTimeout", "Refused", "ResponseCache", "UnusableReply", "check_endpoint"]

@@ -6,13 +6,14 @@ and bounded in one place. A reply that is a refusal, a content-filter stop or em
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from ctbench.llm.config import LLMConfig
 from ctbench.llm.errors import ContentFiltered, EmptyReply, Refused
 
 #: A user turn: text, or OpenAI content parts ({"type": "text", ...}, {"type": "image_url", ...}).
-UserContent = Union[str, Sequence[dict[str, Any]]]
+UserContent = str | Sequence[dict[str, Any]]
 
 
 class ChatBackend(Protocol):

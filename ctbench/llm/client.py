@@ -4,9 +4,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ctbench.llm.backends import ChatBackend, UserContent, classify_error, is_timeout, make_backend
 from ctbench.llm.cache import ResponseCache, cache_key
@@ -84,7 +84,7 @@ class LLMClient:
             except UnusableReply as exc:
                 self.stats.add(failures=1)
                 raise type(exc)(f"{self.config.backend}:{self.config.model}: {exc}") from exc
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 retryable, suggested, last = classify_error(exc)
                 if not retryable or attempt > self.config.max_retries:
                     self.stats.add(failures=1)

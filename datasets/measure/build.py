@@ -18,9 +18,9 @@ Image paths are relative to `data_root` (default: the volumes folder), which is 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 from ctbench.datasets.manifest import dataset_manifest, file_sha256
 from ctbench.datasets.measure import templates

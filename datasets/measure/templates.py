@@ -17,8 +17,8 @@ segments itself) answer with `answer()`, so a question means exactly one computa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

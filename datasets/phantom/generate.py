@@ -22,7 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ctbench.datasets.phantom.anatomy import HU, KIDNEY, LABELS, LIVER, SPLEEN, Anatomy, Grid, Sphere, lung_nodule_center
+from ctbench.datasets.phantom.anatomy import (
+    HU,
+    KIDNEY,
+    LABELS,
+    LIVER,
+    SPLEEN,
+    Anatomy,
+    Grid,
+    Sphere,
+    lung_nodule_center,
+)
 
 ORIENTATIONS = ("LPS", "RAS", "RPI", "PLS", "SRA", "LAI")
 CATEGORY = {

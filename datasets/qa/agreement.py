@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ctbench.datasets.categories import CATEGORIES, SHORT_NAMES, normalize_categories
 from ctbench.errors import DatasetError

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from ctbench.llm import LLMClient, LLMConfig, LLMError
 
-__all__ = ["ChatModel", "SharedClientModel", "make_chat_model", "LLMError"]
+__all__ = ["ChatModel", "LLMError", "SharedClientModel", "make_chat_model"]
 
 
 @runtime_checkable

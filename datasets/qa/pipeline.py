@@ -16,10 +16,10 @@ Filter and categorize run offline with the rule-based backend (`rules.py`) unles
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ctbench.datasets.ct_spatialvqa import question_key
 from ctbench.datasets.qa import rules
@@ -324,4 +324,4 @@ def categorize_qa(
     return _label_step("categorize", in_path, out_dir, llm, prompt, by_rules, by_llm, apply, workers, limit, on_unit, on_start)
 
 
-__all__ = ["generate_qa", "filter_qa", "categorize_qa", "StepSummary", "LLMError", "OUTPUT_FILES"]
+__all__ = ["OUTPUT_FILES", "LLMError", "StepSummary", "categorize_qa", "filter_qa", "generate_qa"]

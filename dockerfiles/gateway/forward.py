@@ -52,7 +52,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     finally:
         try:
             writer.close()
-        except Exception:  # noqa: BLE001 - the peer may already be gone
+        except Exception:
             pass
 
 

@@ -9,8 +9,9 @@ from the image: a model that reads the volume should approach it; `blind` shows 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class Findings:
     cyst_kidney: str | None
     abdominal_lesion: Region | None
     lesion_organ: str | None
-    label_map: "LabelMap | None" = None  # what it segmented, for measured questions (geometric_measure.py)
+    label_map: LabelMap | None = None  # what it segmented, for measured questions (geometric_measure.py)
 
 
 class Geometry:
@@ -85,7 +86,7 @@ class Geometry:
     def ball(self, radius_mm: float) -> np.ndarray:
         """Ellipsoidal structuring element of `radius_mm` in array (k, j, i) index space."""
         sk, sj, si = reversed(self.volume.spacing)
-        rk, rj, ri = (max(1, int(round(radius_mm / s))) for s in (sk, sj, si))
+        rk, rj, ri = (max(1, round(radius_mm / s)) for s in (sk, sj, si))
         k, j, i = np.ogrid[-rk : rk + 1, -rj : rj + 1, -ri : ri + 1]
         return (k * sk) ** 2 + (j * sj) ** 2 + (i * si) ** 2 <= radius_mm**2
 

@@ -7,7 +7,7 @@ label map: only the words of the question name the structures.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

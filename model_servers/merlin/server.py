@@ -85,8 +85,8 @@ class Merlin(AuthorsVLM):
     extra_options = ()
 
     def load_model(self) -> None:
-        import torch
         import merlin.models.radiology_report_generation as report_module
+        import torch
         from merlin import Merlin as MerlinModel
 
         weights = self.weights_path

@@ -62,8 +62,8 @@ def build_tiny_radllama(out: Path, seed: int = 0) -> Path:
 
 def build_merlin_dir(out: str | Path, seed: int = 0) -> Path:
     """The weights directory the server reads: CHECKPOINT and RadLLaMA-7b/."""
-    import torch
     import merlin.models.radiology_report_generation as report_module
+    import torch
 
     out = Path(out)
     radllama = build_tiny_radllama(out / "RadLLaMA-7b", seed)

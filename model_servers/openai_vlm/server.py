@@ -18,7 +18,6 @@ The API key is read from the environment variable `api_key_env` names (default
 from __future__ import annotations
 
 import base64
-
 import hashlib
 import json
 from dataclasses import dataclass

@@ -120,7 +120,7 @@ class ExpertResult:
 
     @classmethod
     def build(cls, image_slice: np.ndarray, label_slice: np.ndarray, label_groups: dict, question: str,
-              trigger: str = "") -> "ExpertResult":
+              trigger: str = "") -> ExpertResult:
         text = result_text(label_slice, label_groups)
         if "segmented" not in trigger:  # the expert adds no instruction when the model says "segmented"
             text += INSTRUCTION + question

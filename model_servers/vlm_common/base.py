@@ -18,6 +18,7 @@ from ctbench.model_servers.vlm_common.catalog import ModelWeights, get_weights
 from ctbench.model_servers.vlm_common.inputs import input_spec_for
 from ctbench.model_servers.vlm_common.weights import require_weights, weights_dir
 
+
 def variants_of(name: str) -> list[str]:
     """The input-preset variants a server accepts: every variant its preset family registers."""
     from ctbench.preprocess.input_spec import PRESETS, preset_names

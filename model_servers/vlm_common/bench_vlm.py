@@ -127,7 +127,7 @@ def run_benchmark(model_name: str, size: str, batch_sizes: list[int], volumes: i
     base_questions = [q["question"] for entry in qa.values() for q in entry["qa_pairs"]]
     # `questions` per volume, cycling through the phantom's questions (distinct ids).
     jobs = []
-    for index, entry in enumerate(qa.values()):
+    for _index, entry in enumerate(qa.values()):
         path = workdir / "phantom" / entry["image_path"]
         texts = [base_questions[i % len(base_questions)] for i in range(questions)]
         jobs.append((entry["image_path"], path, texts))
@@ -161,7 +161,7 @@ def run_benchmark(model_name: str, size: str, batch_sizes: list[int], volumes: i
             model.encode_volume = encode_timer.wrap(encode, cuda)
             samples: list[float] = []
             stop = threading.Event()
-            with serving(model, workdir / "phantom") as (address, server):
+            with serving(model, workdir / "phantom") as (address, _server):
                 sampler = threading.Thread(target=_gpu_sampler, args=(stop, samples), daemon=True)
                 if cuda:
                     sampler.start()

@@ -12,9 +12,9 @@ import fnmatch
 import hashlib
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ctbench.errors import CtbenchError, ModelNotReady
 from ctbench.model_servers.vlm_common.catalog import ModelWeights, WeightsSource, get_weights

@@ -24,7 +24,7 @@ class _Placeholder:
     def __call__(self, *args, **kwargs):
         raise ShimCalled(f"{self.qualname} was called, but {self.reason}")
 
-    def __getattr__(self, name: str) -> "_Placeholder":
+    def __getattr__(self, name: str) -> _Placeholder:
         if name.startswith("__"):
             raise AttributeError(name)
         return _Placeholder(f"{self.qualname}.{name}", self.reason)

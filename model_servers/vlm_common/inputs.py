@@ -36,7 +36,7 @@ def slice_pipeline(spec: InputSpec, num_slices: int, size: tuple[int, int] | Non
 
 
 def sized_slice_spec(spec: InputSpec, num_slices: int | None = None,
-                     size: tuple[int, int] | None | str = "preset") -> InputSpec:
+                     size: tuple[int, int] | str | None = "preset") -> InputSpec:
     """`spec` with another slice count and/or size (`size="preset"` keeps the preset's, None is
     native): the same declaration and transforms via `slice_pipeline`, so the card and the
     orientation contract describe exactly what is fed. Raises ValueError for presets

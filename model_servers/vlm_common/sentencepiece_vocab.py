@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = ("the a is in of and left right upper lower lobe lung liver kidney spleen cyst nodule lesion "
-         "yes no which where what organ contains slice image axial ct scan").split()
+WORDS = ["the", "a", "is", "in", "of", "and", "left", "right", "upper", "lower", "lobe", "lung", "liver", "kidney", "spleen", "cyst", "nodule", "lesion", "yes", "no", "which", "where", "what", "organ", "contains", "slice", "image", "axial", "ct", "scan"]
 
 
 def write_sentencepiece(path: Path, vocab_size: int = 32000) -> None:

@@ -87,7 +87,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def running(self) -> list[str]: ...
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -21,7 +21,7 @@ class ContainerSettings:
     log_max_file: int = 3
 
     @classmethod
-    def from_service(cls, name: str, service: dict) -> "ContainerSettings":
+    def from_service(cls, name: str, service: dict) -> ContainerSettings:
         """The settings of compose service `name`; keys it omits keep the hardened default.
         Raises `ValueError` naming the service on a value of the wrong kind."""
         default = cls()

@@ -95,7 +95,7 @@ def engine_available() -> tuple[bool, str]:
         client.ping()
         version = client.version().get("Version", "?")
         client.close()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not usable", said plainly
+    except Exception as exc:
         return False, f"no usable Docker engine at {where}: {_reason(exc)}"
     return True, f"Docker engine {version} at {where}"
 
@@ -540,7 +540,7 @@ class DockerBackend(Backend):
                     entry[key].reload()
                     if entry[key].status != "running":
                         return False
-        except Exception:  # noqa: BLE001 - a container that vanished is not alive
+        except Exception:
             return False
         return True
 
@@ -551,7 +551,7 @@ class DockerBackend(Backend):
             return None
         try:
             entry["model"].reload()
-        except Exception:  # noqa: BLE001 - a removed container has no code to give
+        except Exception:
             return None
         state = entry["model"].attrs.get("State", {})
         code = state.get("ExitCode")
@@ -564,7 +564,7 @@ class DockerBackend(Backend):
             return "not started"
         try:
             entry["model"].reload()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return "removed"
         state = entry["model"].attrs.get("State", {})
         if state.get("Status") == "exited":
@@ -596,7 +596,7 @@ class DockerBackend(Backend):
             return ""
         try:
             return entry["model"].logs(tail=tail).decode("utf-8", "replace")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return f"(no logs: {exc})"
 
     def _save_logs(self, name: str, suffix: str = "") -> None:
@@ -608,7 +608,7 @@ class DockerBackend(Backend):
             if key in entry:
                 try:
                     text = entry[key].logs().decode("utf-8", "replace")
-                except Exception:  # noqa: BLE001
+                except Exception:
                     continue
                 with open(entry["log_dir"] / f"{stem}.docker{suffix}.log", "a", encoding="utf-8") as out:
                     out.write(text)
@@ -623,14 +623,14 @@ class DockerBackend(Backend):
         elif status == "running":
             try:  # SIGTERM first: the server drains its streams (the SDK's graceful shutdown)
                 entry["model"].stop(timeout=STOP_GRACE_S)
-            except Exception as exc:  # noqa: BLE001 - removal below is forced anyway
+            except Exception as exc:
                 log.debug("stopping %s: %s", name, exc)
         self._save_logs(name)
         for key in ("gateway", "model", "holder"):
             if key in entry:
                 try:
                     entry[key].remove(force=True)
-                except Exception as exc:  # noqa: BLE001 - removal is best effort, keep going
+                except Exception as exc:
                     log.debug("removing %s %s: %s", key, name, exc)
         if "endpoint" in entry and self._token is not None:
             channels.forget_token(entry["endpoint"].address)
@@ -652,7 +652,7 @@ class DockerBackend(Backend):
             if network is not None:
                 try:
                     network.remove()
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     log.debug("removing network %s: %s", key, exc)
 
     def _remove_networks(self) -> None:

@@ -43,7 +43,7 @@ class JobResources:
     def keys(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
-    def merged(self, values: dict, where: str) -> "JobResources":
+    def merged(self, values: dict, where: str) -> JobResources:
         """These resources with `values` (the registry's `x-ctbench.slurm` block, or
         `--slurm KEY=VALUE` options) laid over them. `where` names the source in errors."""
         unknown = sorted(set(values) - set(self.keys()))

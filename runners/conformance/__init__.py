@@ -4,7 +4,7 @@
 returns a `ConformanceReport` (report.py) that says what passed, what failed and why.
 """
 from ctbench.runners.conformance.checks import CHECKS, run_conformance
-from ctbench.runners.conformance.session import ConformanceOptions
 from ctbench.runners.conformance.report import CheckResult, ConformanceReport
+from ctbench.runners.conformance.session import ConformanceOptions
 
 __all__ = ["CHECKS", "CheckResult", "ConformanceOptions", "ConformanceReport", "run_conformance"]

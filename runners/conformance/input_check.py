@@ -20,11 +20,16 @@ import numpy as np
 from ctbench.preprocess.input_spec import InputSpec
 from ctbench.preprocess.orientation import reorient
 from ctbench.preprocess.orientation_probe import (
-    BACKGROUND_HU, MARKERS, check_markers, expected_marker_positions, make_probe_volume)
+    BACKGROUND_HU,
+    MARKERS,
+    check_markers,
+    expected_marker_positions,
+    make_probe_volume,
+)
 from ctbench.runners.compatibility import Wants, card_dict, negotiate
 from ctbench.runners.conformance import probe_volumes as probes
 from ctbench.runners.conformance.report import FAIL, PASS, SKIP
-from ctbench.runners.conformance.session import INLINE, Context, timeout_hint
+from ctbench.runners.conformance.session import Context, timeout_hint
 from ctbench.v1 import answer_volume_question_pb2 as pb
 
 #: Probe storages: as declared by most headers, every axis flipped, and two permutations.
@@ -102,7 +107,7 @@ def intensity_problems(spec: InputSpec, output: np.ndarray, positions: dict) -> 
         return [], False
     problems = []
     for name, hu, position in points:
-        index = tuple(int(round(p)) for p in position)
+        index = tuple(round(p) for p in position)
         for channel in channels:
             want = expected_value(spec, hu, channel)
             got = float(output[index] if channel is None else output[index + (channel,)])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -50,7 +50,7 @@ class ServerWatch:
                 return None
             code = self.exit_code()
             tail = self.logs().strip()
-        except Exception as exc:  # noqa: BLE001 - a failing watcher must not hide the results
+        except Exception as exc:
             return f"the {self.what} is gone (its state could not be read: {exc!r})"
         said = f"exited with code {code}" if code is not None else "is no longer running"
         return f"the {self.what} {said}" + (f"; the last lines of its log:\n{tail}" if tail else "; its log is empty")

@@ -56,7 +56,7 @@ class NiftiVoxels:
             raw = np.clip(np.rint(raw), info.min, info.max)
         return raw.astype(self.raw.dtype)
 
-    def with_raw(self, raw: np.ndarray) -> "NiftiVoxels":
+    def with_raw(self, raw: np.ndarray) -> NiftiVoxels:
         if raw.shape != self.raw.shape or raw.dtype != self.raw.dtype:
             raise ValueError(f"new voxels {raw.shape} {raw.dtype} differ from the file's {self.raw.shape} {self.raw.dtype}")
         return NiftiVoxels(self.head, raw, self.tail, self.slope, self.inter, self.lr_axis, self.gzipped)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
 
 from ctbench.datasets.qa_items import Dataset, QAItem
 from ctbench.errors import CtbenchError, PreflightError, UnknownName

@@ -186,7 +186,7 @@ def test_backend_builds_a_missing_image_from_its_build_section_and_it_conforms(b
     image = "ctbench/template:ci-test"
     try:
         docker_client.images.remove(image, force=True)
-    except Exception:  # noqa: BLE001 - not there yet
+    except Exception:
         pass
     spec = spec_for("template", image=image, build={"context": "..", "dockerfile": "dockerfiles/template.Dockerfile"})
     endpoint = backend.start(spec, data_root, tmp_path / "logs")

@@ -3,16 +3,14 @@ device requests, the read-only /data mount, dropped capabilities, loopback-only 
 the command the registry (not the image) decides. No engine needed."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-import pytest
-
 import errno
 import os
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import docker
+import pytest
 
 from ctbench.errors import ServerStartError
 from ctbench.runners.backends.base import ServerSpec
@@ -433,7 +431,7 @@ def test_a_namespace_keeping_its_default_route_stops_the_start(tmp_path):
 
 
 def test_exit_code_of_a_model_container_once_it_has_exited(recorded, tmp_path):
-    client, backend, data = recorded
+    _client, backend, data = recorded
     backend.start(ServerSpec(name="crashy", model="chance", image="ctbench/baselines:latest"), data, tmp_path / "logs")
     assert backend.exit_code("crashy") is None  # running
     model = backend._servers["crashy"]["model"]

@@ -88,5 +88,5 @@ def test_without_docker_host_the_runner_looks_for_the_system_engine(monkeypatch)
     """ctbench's own engine (scripts/docker/engine.sh) is reached through DOCKER_HOST only; without
     it `bench run --backend auto` looks where a normal system engine listens."""
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    ok, why = engine_available()
+    _ok, why = engine_available()
     assert "unix:///var/run/docker.sock" in why

@@ -91,7 +91,7 @@ def test_stop_leaves_alone_a_process_whose_pid_is_in_a_stale_pid_file(engine_env
 
 def test_stop_leaves_alone_another_engines_dockerd(engine_env, tmp_path):
     """Another daemon (its own pid file) whose pid ends up in ours is not ours to stop."""
-    env, state = engine_env
+    env, _state = engine_env
     other_pidfile = tmp_path / "other.pid"
     other = subprocess.Popen([str(FAKES / "dockerd"), f"--pidfile={other_pidfile}"], env=env)
     try:

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from netns import (PROBE_OUT, PROBE_TCP, Listener, delete_rules_naming, docker_chains_bypassed, last_json,
-                   namespace, sh)
+from netns import PROBE_OUT, PROBE_TCP, Listener, delete_rules_naming, docker_chains_bypassed, last_json, namespace, sh
 
 from ctbench.runners.backends.base import ServerSpec
 from ctbench.runners.backends.docker_backend import DockerBackend, free_loopback_port
@@ -73,7 +72,7 @@ def _probe_out(container, host: str) -> dict:
 def _assert_no_way_out(containers: dict, outside, listener) -> None:
     for role, container in containers.items():
         result = _probe_out(container, outside.ip)
-        assert not result["tcp"] == "reached", (role, result)
+        assert result["tcp"] != "reached", (role, result)
         assert result["udp"] != "sent" and result["dns"] != "sent", (role, "no route: nothing is sent", result)
         assert "Network is unreachable" in result["tcp"], (role, result)
     events = listener.events()
@@ -225,7 +224,7 @@ def _second_daemon(tmp: Path):
             client.ping()
             client.close()
             return stop
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             if process.poll() is not None:
                 break
             time.sleep(1)

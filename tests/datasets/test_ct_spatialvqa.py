@@ -4,8 +4,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 

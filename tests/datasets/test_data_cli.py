@@ -56,9 +56,10 @@ def test_categorize_evaluate_reports_every_category(published_dir):
 
 
 def test_ct_rate_download_through_the_cli(fake_hub, tmp_path, monkeypatch):
+    import numpy as np
+
     from ctbench.datasets.ct_rate import volume_repo_path
     from ctbench.preprocess.volume import Volume, save_volume
-    import numpy as np
 
     save_volume(Volume(np.zeros((3, 4, 4), dtype=np.int16) - 1000), tmp_path / "v.nii.gz")
     fake_hub.add(volume_repo_path("valid_7_a_1.nii.gz"), (tmp_path / "v.nii.gz").read_bytes())

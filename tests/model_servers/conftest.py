@@ -15,7 +15,7 @@ def phantom(tmp_path_factory) -> dict:
 
     root = tmp_path_factory.mktemp("phantom")
     qa = json.loads(generate(root, PhantomConfig(n_volumes=1)).read_text())
-    name, entry = next(iter(qa.items()))
+    _name, entry = next(iter(qa.items()))
     path = root / entry["image_path"]
     return {
         "root": root,

@@ -13,10 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ctbench.errors import ModelNotReady  # noqa: E402
-from ctbench.model_servers.ct_chat import encoder_weights  # noqa: E402
-from ctbench.model_servers.ct_chat.server import CTChat  # noqa: E402
-from ctbench.model_servers.vlm_common.loopback import health, serving  # noqa: E402
+from ctbench.errors import ModelNotReady
+from ctbench.model_servers.ct_chat import encoder_weights
+from ctbench.model_servers.ct_chat.server import CTChat
+from ctbench.model_servers.vlm_common.loopback import health, serving
 
 # A stand-in CTViT for a fake `transformer_maskgit`: the server builds it with the authors' arguments.
 FAKE_MASKGIT = textwrap.dedent("""

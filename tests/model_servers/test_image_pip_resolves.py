@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from ctbench.model_servers.vlm_common.pip_resolve import (
-    PipInstall, check_dockerfile, image_python, pip_installs, resolve_arguments)
+    PipInstall,
+    check_dockerfile,
+    image_python,
+    pip_installs,
+    resolve_arguments,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tools import find_tool
 
 from ctbench.model_servers.registry import MODEL_MODULES, get_model_class
-from tools import find_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 VLMS = ["med3dvlm", "m3d-lamed", "radfm", "ct-chat", "medgemma", "merlin", "vila-m3", "lingshu"]

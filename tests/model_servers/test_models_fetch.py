@@ -81,8 +81,8 @@ def test_incomplete_download_reports_missing_files(tmp_path):
 
 
 def test_non_commercial_licences_are_flagged():
-    from ctbench.model_servers.vlm_common.fetch import notices_for
     from ctbench.model_servers.vlm_common.catalog import CATALOG
+    from ctbench.model_servers.vlm_common.fetch import notices_for
 
     assert any("Non-commercial" in n for n in notices_for(CATALOG["ct-chat"]))
     assert any("Non-commercial" in n for n in notices_for(CATALOG["vila-m3"]))

@@ -17,17 +17,17 @@ import pytest
 pytest.importorskip("openai", reason="needs openai: pip install -e .[test]")
 Image = pytest.importorskip("PIL.Image", reason="needs pillow (the decoder the checks use): pip install -e .[test]")
 
-from click.testing import CliRunner  # noqa: E402
+from click.testing import CliRunner
+from runner_helpers import bench, wait_for
 
-from ctbench.cli import main  # noqa: E402
-from ctbench.llm.testing import FakeLLMServer, FakeReply  # noqa: E402
-from ctbench.model_servers.openai_vlm.png import decode_png, encode_png  # noqa: E402
-from ctbench.model_servers.registry import get_model_class  # noqa: E402
-from ctbench.model_servers.vlm_common.inputs import preset, sized_slice_spec  # noqa: E402
-from ctbench.model_servers.vlm_common.loopback import ask, serving  # noqa: E402
-from ctbench.preprocess.orientation_probe import check_markers, expected_marker_positions, make_probe_volume  # noqa: E402
-from ctbench.preprocess.volume import save_volume  # noqa: E402
-from runner_helpers import bench, wait_for  # noqa: E402
+from ctbench.cli import main
+from ctbench.llm.testing import FakeLLMServer, FakeReply
+from ctbench.model_servers.openai_vlm.png import decode_png, encode_png
+from ctbench.model_servers.registry import get_model_class
+from ctbench.model_servers.vlm_common.inputs import preset, sized_slice_spec
+from ctbench.model_servers.vlm_common.loopback import ask, serving
+from ctbench.preprocess.orientation_probe import check_markers, expected_marker_positions, make_probe_volume
+from ctbench.preprocess.volume import save_volume
 
 SECRET = "sk-test-not-a-real-key-4f1c"
 STORAGE = ("LPS", "RAS", "ASL")  # identity, flipped in-plane, permuted axes

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from bad_checkpoints import prefixed_lingshu
 from click.testing import CliRunner
 
-from bad_checkpoints import prefixed_lingshu
 from ctbench.errors import UnknownName
 from ctbench.model_servers import selftest
 from ctbench.model_servers.selftest import STAGES, TinyModel, run_selftest

@@ -7,6 +7,7 @@ greedy generation and decoding, and per-volume prefix reuse answering exactly as
 from __future__ import annotations
 
 import pytest
+
 from ctbench.model_servers.registry import get_model_class
 from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS, ask, describe, health, serving
 

@@ -20,12 +20,18 @@ pytest.importorskip("monai")
 pytest.importorskip("skimage")
 pytest.importorskip("ignite")
 
-import tiny_vista3d  # noqa: E402  (tests/support)
+import tiny_vista3d
 
-from ctbench.errors import ModelNotReady  # noqa: E402
-from ctbench.model_servers.vila_m3 import server as vila  # noqa: E402
-from ctbench.model_servers.vila_m3.vista3d_bundle import BUNDLE_FILES, CHECKPOINT, INFERENCE_CONFIG, Vista3DBundle, load_ras  # noqa: E402
-from ctbench.model_servers.vila_m3.vista3d_expert import (  # noqa: E402
+from ctbench.errors import ModelNotReady
+from ctbench.model_servers.vila_m3 import server as vila
+from ctbench.model_servers.vila_m3.vista3d_bundle import (
+    BUNDLE_FILES,
+    CHECKPOINT,
+    INFERENCE_CONFIG,
+    Vista3DBundle,
+    load_ras,
+)
+from ctbench.model_servers.vila_m3.vista3d_expert import (
     ExpertResult,
     TriggerError,
     colormap,
@@ -35,8 +41,8 @@ from ctbench.model_servers.vila_m3.vista3d_expert import (  # noqa: E402
     requested_group,
     result_text,
 )
-from ctbench.model_servers.vlm_common.loopback import ask, health, serving  # noqa: E402
-from ctbench.preprocess.volume import Volume, save_volume  # noqa: E402
+from ctbench.model_servers.vlm_common.loopback import ask, health, serving
+from ctbench.preprocess.volume import Volume, save_volume
 
 GROUPS = tiny_vista3d.LABEL_GROUPS
 QUESTION = "Which side is the marker on?"

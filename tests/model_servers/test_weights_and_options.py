@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ctbench.errors import ModelNotReady
 import ctbench.preprocess.presets  # noqa: F401  (registers the presets)
-from ctbench.preprocess.input_spec import PRESETS, get_spec
+from ctbench.errors import ModelNotReady
 from ctbench.model_servers.registry import get_model_class
 from ctbench.model_servers.vlm_common.catalog import CATALOG
 from ctbench.model_servers.vlm_common.loopback import describe, health, serving
 from ctbench.model_servers.vlm_common.weights import missing_files
+from ctbench.preprocess.input_spec import PRESETS, get_spec
 
 VLMS = ["med3dvlm", "m3d-lamed", "radfm", "ct-chat", "medgemma", "merlin", "vila-m3", "lingshu"]
 

@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
+from nifti_files import mirror_left_right, ras_affine, write_nifti
 
 from ctbench.errors import InvalidVolume
 from ctbench.preprocess.input_spec import get_spec
@@ -17,7 +18,6 @@ from ctbench.preprocess.nifti_transform import header_geometry
 from ctbench.preprocess.orientation_probe import MARKERS, PROBE_CENTER_LPS, check_markers, make_probe_volume
 from ctbench.preprocess.volume import load_volume
 from ctbench.preprocess.volume_errors import ConflictingHeaders
-from nifti_files import mirror_left_right, ras_affine, write_nifti
 
 CODE_PAIRS = list(itertools.product(range(5), range(3)))  # (sform_code, qform_code)
 STORAGES = ["LPS", "RAS", "PIL"]

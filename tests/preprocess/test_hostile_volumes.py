@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from ctbench_test_models import EchoModel
 
 from ctbench.errors import InvalidVolume, VolumeTooLarge
 from ctbench.model_servers.sdk import ModelServer, ServerOptions
@@ -27,8 +28,6 @@ from ctbench.preprocess.volume import Volume, load_volume, load_volume_bytes, sa
 from ctbench.preprocess.volume_errors import TruncatedVolume, UnsupportedVoxelType
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
-
-from ctbench_test_models import EchoModel
 
 SHAPE = (6, 5, 4)  # (k, j, i)
 
@@ -134,7 +133,7 @@ def test_hostile_references_get_a_typed_error(roots, model, build, expected):
 
 
 def test_whether_an_outside_data_file_exists_is_not_told(roots):
-    root, outside = roots
+    root, _outside = roots
     messages = []
     for name, target in (("there.mhd", "../outside/secret.raw"), ("gone.mhd", "../outside/missing.raw")):
         header = _write(root / name, _meta_header(target))

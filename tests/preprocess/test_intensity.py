@@ -27,7 +27,7 @@ def test_clip_hu(lower, upper, expected_dtype):
     out = clip_hu(HU, lower, upper)
     assert out.dtype == expected_dtype
     assert out.min() >= max(lower, -32768) and out.max() <= min(upper, 32767)
-    inside = (HU >= lower) & (HU <= upper)
+    inside = (lower <= HU) & (upper >= HU)
     assert np.array_equal(out[inside], HU[inside])
 
 

@@ -65,7 +65,7 @@ def test_single_middle_slice_cannot_show_the_superior_marker():
 
 
 def _mislabelled(spec: InputSpec, **changes) -> InputSpec:
-    fields = {k: v for k, v in spec.to_dict().items()}
+    fields = dict(spec.to_dict().items())
     fields.update(changes)
     return InputSpec(**fields, build=spec.build)
 

@@ -6,21 +6,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ctbench.preprocess.resampling import (  # noqa: E402
+from ctbench.preprocess.resampling import (
     Resample,
     Resize,
     resample_to_spacing,
-    resize_to_shape,
     resampling_backend,
+    resize_to_shape,
 )
-from ctbench.preprocess.slicing import resize_slices  # noqa: E402
-from ctbench.preprocess.torch_resampling import (  # noqa: E402
+from ctbench.preprocess.slicing import resize_slices
+from ctbench.preprocess.torch_resampling import (
     resample_to_spacing_torch,
     resize_slices_torch,
     resize_to_shape_torch,
     torch_device,
 )
-from ctbench.preprocess.volume import Volume  # noqa: E402
+from ctbench.preprocess.volume import Volume
 
 
 def smooth_volume():

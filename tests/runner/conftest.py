@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from runner_helpers import write_registry
+
 from ctbench.model_servers.baselines.chance import Chance
 from ctbench.model_servers.sdk import ModelServer, ServerOptions
 

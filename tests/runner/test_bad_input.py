@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from click.testing import CliRunner
+from runner_helpers import ledger_lines
 
 from ctbench.cli import main
 from ctbench.preprocess.volume import Volume, save_volume
 from ctbench.runners.run import RunConfig, run_benchmark
-
-from runner_helpers import ledger_lines
 
 
 def invoke(*args: str):

@@ -178,6 +178,7 @@ def test_conformance_skips_the_input_check_on_a_server_without_inspect_input_and
 
 def test_conformance_warns_once_about_a_server_newer_than_it(monkeypatch):
     import broken_templates
+
     import ctbench
 
     monkeypatch.setattr(ctbench, "__version__", "99.0.0")  # what the server fills into its card

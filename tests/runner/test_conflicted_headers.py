@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from nifti_files import mirror_left_right, ras_affine, write_nifti
+from runner_helpers import ledger_lines, write_qa
 
 from ctbench.cli import main
 from ctbench.evaluation import score_run
 from ctbench.evaluation.report import write_report
 from ctbench.preprocess.orientation_probe import make_probe_volume
-
-from nifti_files import mirror_left_right, ras_affine, write_nifti
-from runner_helpers import ledger_lines, write_qa
 
 
 def invoke(*args: str):

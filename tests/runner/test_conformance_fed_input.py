@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import broken_templates as broken
 import pytest
 
 from ctbench.model_servers.sdk import ModelServer, ServerOptions
 from ctbench.runners.conformance import ConformanceOptions, run_conformance
-
-import broken_templates as broken
 
 
 @contextmanager
@@ -78,7 +77,7 @@ def test_each_check_is_timed_and_a_slow_answer_warned_about():
 
 
 def test_a_timeout_says_that_the_timeout_is_what_failed():
-    report, by_name = check(broken.SlowTemplate(delay_s="3"), "questions", timeout_s=1)
+    _report, by_name = check(broken.SlowTemplate(delay_s="3"), "questions", timeout_s=1)
     questions = by_name["questions"]
     assert questions.status == "fail"
     assert any("DEADLINE_EXCEEDED" in p and "--timeout 1s" in p for p in questions.problems), questions.problems
@@ -118,7 +117,7 @@ def test_a_server_process_that_dies_is_reported_once_with_its_exit_code_and_log(
     assert died.status == "fail"
     assert died.problems[0].startswith("the server process exited with code 3"), died.problems
     assert "fatal: open question without options; exiting" in died.problems[0]
-    after = [r for r in report.results[list(by_name).index("questions") + 1:]]
+    after = list(report.results[list(by_name).index("questions") + 1:])
     assert after and all(r.status == "skip" and "died during the questions check" in r.detail for r in after)
     assert report.to_text().count("Connection refused") <= 1
 

@@ -127,7 +127,6 @@ def test_the_report_has_the_volume_control_section(control_run, tmp_path):
 
 def test_a_volume_a_control_cannot_derive_fails_its_own_questions_and_the_rest_carry_on(tmp_path, chance_endpoint):
     import SimpleITK as sitk
-
     from runner_helpers import write_qa
 
     data = tmp_path / "data"
@@ -151,7 +150,8 @@ def test_a_volume_a_control_cannot_derive_fails_its_own_questions_and_the_rest_c
 
 
 def test_a_server_killed_during_a_control_is_restarted_and_every_control_question_answered_once(tmp_path, slow_registry, support_env):
-    from runner_helpers import bench as bench_process, kill9, wait_for
+    from runner_helpers import bench as bench_process
+    from runner_helpers import kill9, wait_for
 
     out = tmp_path / "run"
     ledger = out / "controls" / "blank" / "predictions" / "slow.jsonl"
@@ -170,8 +170,9 @@ def test_a_server_killed_during_a_control_is_restarted_and_every_control_questio
 
 
 def test_a_seeded_control_resumes_only_with_its_seed(tmp_path, chance_endpoint):
-    from ctbench.errors import PreflightError
     from runner_helpers import write_qa
+
+    from ctbench.errors import PreflightError
 
     data = tmp_path / "data"
     qa = write_qa(data, ["a", "b", "c"])

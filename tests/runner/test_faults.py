@@ -5,10 +5,18 @@ from __future__ import annotations
 import time
 
 import pytest
+from runner_helpers import (
+    assert_complete_once,
+    bench,
+    dataset_ids,
+    kill9,
+    ledger_lines,
+    pid_alive,
+    wait_for,
+    write_registry,
+)
 
 from ctbench.runners.run import RunConfig, run_benchmark
-
-from runner_helpers import assert_complete_once, bench, dataset_ids, kill9, ledger_lines, pid_alive, wait_for, write_registry
 
 pytestmark = pytest.mark.slow
 

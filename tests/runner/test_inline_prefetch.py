@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ctbench.errors import CtbenchError, VolumeNotFound
+from ctbench.errors import VolumeNotFound
 from ctbench.runners.client import InlinePrefetch
 from ctbench.runners.volume_source import VolumeBytes, VolumeSource
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from runner_helpers import ledger_lines, write_qa
 
 from ctbench.cli import main
 from ctbench.errors import RunFolderLocked
@@ -18,8 +19,6 @@ from ctbench.runners import run as run_module
 from ctbench.runners.ledger import Ledger, PredictionRecord, read_ledger
 from ctbench.runners.run import RunConfig, run_benchmark
 from ctbench.runners.run_lock import RunFolderLock
-
-from runner_helpers import ledger_lines, write_qa
 
 OK = '{"question_id": "v0::0", "status": "ok", "prediction": "yes", "error": null}'
 

@@ -6,11 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from runner_helpers import dataset_ids, ledger_lines
 
 from ctbench.evaluation import score_run
 from ctbench.runners.run import RunConfig, run_benchmark
-
-from runner_helpers import dataset_ids, ledger_lines
 
 pytestmark = pytest.mark.slow
 

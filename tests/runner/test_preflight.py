@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from runner_helpers import ledger_lines, write_qa
 
 from ctbench.cli import main
 from ctbench.evaluation import score_run
 from ctbench.evaluation.tables import overall_table
 from ctbench.runners.run import RunConfig, run_benchmark
-
-from runner_helpers import ledger_lines, write_qa
 
 
 def invoke(*args: str):

@@ -6,12 +6,11 @@ import platform
 import socket
 
 from click.testing import CliRunner
+from runner_helpers import write_qa
 
 import ctbench
 from ctbench.cli import main
 from ctbench.runners.run import RunConfig, run_benchmark
-
-from runner_helpers import write_qa
 
 
 def test_a_resume_appends_an_attempt_and_keeps_the_first_ones_cards(tmp_path, chance_endpoint):

@@ -7,16 +7,15 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from ctbench_test_models import EchoModel, NeverReadyModel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sdk_stream import exchange, inline, question, start, vid, write_volume
 
 from ctbench.errors import PortInUse
 from ctbench.model_servers.sdk import ModelServer, ServerOptions
 from ctbench.preprocess.volume import Volume, save_volume
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
-
-from ctbench_test_models import EchoModel, NeverReadyModel
-from sdk_stream import exchange, inline, question, start, vid, write_volume
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
@@ -82,7 +81,7 @@ def test_by_reference_volume_serves_many_questions_loaded_once(echo, data_root):
 
 
 def test_inline_volume_larger_than_the_grpc_message_limit_arrives_in_chunks(echo, data_root):
-    server, address = echo
+    _server, address = echo
     rng = np.random.default_rng(0)
     path = data_root / "big.nii"  # uncompressed: ~6 MiB, over gRPC's 4 MiB default
     save_volume(Volume(rng.integers(-1000, 1000, size=(80, 128, 256), dtype=np.int16)), path)
@@ -97,7 +96,7 @@ def test_a_volume_cached_by_one_stream_is_reused_by_the_next(echo, data_root):
     server, address = echo
     data = write_volume(data_root / "a.nii.gz")
     exchange(address, inline(vid(data), data) + [question("a::0", vid(data))])
-    answers, volumes = exchange(address, inline(vid(data), data) + [question("a::1", vid(data))])
+    answers, _volumes = exchange(address, inline(vid(data), data) + [question("a::1", vid(data))])
     assert answers["a::1"].status.code == 0
     assert answers["a::1"].timings.volume_cache_hit
     assert server.model.preprocess_calls == 1
@@ -198,7 +197,7 @@ def test_port_in_use_is_a_typed_error(echo):
 
 
 def test_concurrent_streams_share_the_batcher(echo, data_root):
-    server, address = echo
+    _server, address = echo
     data = write_volume(data_root / "a.nii.gz")
     results = {}
 

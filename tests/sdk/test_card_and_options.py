@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from ctbench_test_models import EchoModel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sdk_stream import start
 
 from ctbench.errors import InvalidModelCard, InvalidOption
 from ctbench.model_servers.baselines.blind import Blind
@@ -13,9 +15,6 @@ from ctbench.model_servers.sdk.model_core import ServerLimits
 from ctbench.model_servers.sdk.servicer import card_to_proto
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
-
-from ctbench_test_models import EchoModel
-from sdk_stream import start
 
 
 def test_a_declared_model_refuses_a_misspelt_option():

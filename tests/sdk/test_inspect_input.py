@@ -5,14 +5,13 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
+from sdk_stream import start, vid, write_volume
 
 from ctbench.model_servers.sdk import Model
 from ctbench.model_servers.sdk.input_inspection import strides_for
 from ctbench.runners.conformance.input_check import decode
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
-
-from sdk_stream import start, vid, write_volume
 
 
 class DoublingModel(Model):

@@ -8,15 +8,14 @@ import weakref
 import grpc
 import numpy as np
 import pytest
+from ctbench_test_models import EchoModel
+from runner_helpers import wait_for
+from sdk_stream import exchange, header, inline, question, start, vid, write_volume
 
 from ctbench.model_servers.sdk import volume_cache
 from ctbench.model_servers.sdk.volume_cache import VolumeCache
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
-
-from ctbench_test_models import EchoModel
-from runner_helpers import wait_for
-from sdk_stream import exchange, header, inline, question, start, vid, write_volume
 
 
 class TrackedModel(EchoModel):
@@ -101,7 +100,7 @@ def test_inline_bytes_in_flight_have_a_cap_across_streams(tmp_path):
             assert first_chunk_sent.wait(10)
             wait_for(lambda: server.core.inline_budget.in_use == 800, 10, "the first upload's reservation")
             other = b"y" * 800
-            answers, volumes = exchange(address, inline(vid(other), other) + [question("y::0", vid(other))])
+            answers, _volumes = exchange(address, inline(vid(other), other) + [question("y::0", vid(other))])
             assert answers["y::0"].status.error_type == "InlineBytesExhausted", answers["y::0"].status
             assert answers["y::0"].status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
             assert "1000" in answers["y::0"].status.message
@@ -124,7 +123,7 @@ def test_an_inline_volume_larger_than_the_whole_cap_is_refused_at_its_header(tmp
     try:
         data = write_volume(tmp_path / "a.nii.gz")
         assert len(data) > 50
-        answers, volumes = exchange(address, inline(vid(data), data) + [question("a::0", vid(data))])
+        answers, _volumes = exchange(address, inline(vid(data), data) + [question("a::0", vid(data))])
         assert answers["a::0"].status.error_type == "InlineBytesExhausted"
         assert server.core.inline_budget.in_use == 0
     finally:

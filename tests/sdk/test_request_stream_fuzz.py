@@ -8,20 +8,18 @@ must be given back. The budget is fixed (`max_examples`, derandomized), so CI ti
 """
 from __future__ import annotations
 
-
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 hypothesis = pytest.importorskip("hypothesis", reason="needs hypothesis (pip install -e '.[test]')")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from ctbench_test_models import EchoModel
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from runner_helpers import wait_for
+from sdk_stream import exchange, start, vid, write_volume
 
-from ctbench.v1 import answer_volume_question_pb2 as pb  # noqa: E402
-
-from ctbench_test_models import EchoModel  # noqa: E402
-from runner_helpers import wait_for  # noqa: E402
-from sdk_stream import exchange, start, vid, write_volume  # noqa: E402
+from ctbench.v1 import answer_volume_question_pb2 as pb
 
 MAX_INLINE = 1 << 16
 

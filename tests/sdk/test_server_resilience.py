@@ -10,15 +10,14 @@ import time
 
 import grpc
 import pytest
+from ctbench_test_models import EchoModel, HangingModel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from runner_helpers import kill9, pid_alive, wait_for
+from sdk_stream import exchange, header, inline, question, start, vid, write_volume
 
 from ctbench.model_servers.sdk import stream_session
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
-
-from ctbench_test_models import EchoModel, HangingModel
-from runner_helpers import kill9, pid_alive, wait_for
-from sdk_stream import exchange, header, inline, question, start, vid, write_volume
 
 
 def _health(address: str) -> int:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from runner_helpers import write_registry
 
 from ctbench.errors import ServerStartError
 from ctbench.runners.backends.base import ServerSpec
 from ctbench.runners.backends.slurm import SlurmBackend
 from ctbench.runners.backends.slurm_jobs import JobResources
 from ctbench.runners.compose_file import load_compose_file
-
-from runner_helpers import write_registry
 
 GOOD = [
     ({}, {}, []),

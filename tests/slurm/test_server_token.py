@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from ctbench_test_models import EchoModel
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from runner_helpers import bench, wait_for
 
 from ctbench.errors import ServerStartError
 from ctbench.model_servers.sdk.server import ModelServer, ServerOptions
@@ -12,9 +14,6 @@ from ctbench.runners import channels
 from ctbench.runners.client import describe
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
-
-from ctbench_test_models import EchoModel
-from runner_helpers import bench, wait_for
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from runner_helpers import assert_complete_once, bench, kill9, ledger_lines, wait_for, write_registry
+from slurm_helpers import job_state, wait_until_ended
 
 from ctbench.errors import ServerStartError
 from ctbench.runners.run import RunConfig, run_benchmark
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
-
-from runner_helpers import assert_complete_once, bench, kill9, ledger_lines, wait_for, write_registry
-from slurm_helpers import job_state, wait_until_ended
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

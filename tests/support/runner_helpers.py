@@ -23,9 +23,9 @@ def write_registry(path: Path, services: dict[str, dict]) -> Path:
 def write_qa(root: Path, volumes: list[str], present: set[str] | None = None, per_volume: int = 2) -> Path:
     """A JSONL dataset over `volumes` (names without suffix), `per_volume` two-option questions
     each, with tiny NIfTI files for the volumes in `present` (default: all). Returns its path."""
-    from ctbench.preprocess.volume import Volume, save_volume
-
     import numpy as np
+
+    from ctbench.preprocess.volume import Volume, save_volume
 
     root.mkdir(parents=True, exist_ok=True)
     rows = []
