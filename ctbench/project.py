@@ -41,7 +41,7 @@ SDK_PACKAGES = {
     "ctbench.preprocess": "preprocess",
 }
 SDK_MODULES = {
-    "ctbench": ("__init__", "project", "errors", "exit_with_parent"),
+    "ctbench": ("__init__", "project", "errors", "exit_with_parent", "registry"),
     "ctbench.model_servers": ("__init__",),
 }
 SDK_FOLDER = "sdk"  # its pyproject.toml and setup.py

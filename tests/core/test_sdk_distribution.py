@@ -24,7 +24,7 @@ FORBIDDEN = ("pandas", "docker", "scipy", "rich", "click", "yaml", "matplotlib",
 # Every module the SDK's packages hold, imported at once; then what else got imported.
 IMPORT_ALL = """
 import importlib, json, pkgutil, sys
-import ctbench.errors, ctbench.exit_with_parent, ctbench.v1.answer_volume_question_pb2_grpc
+import ctbench.errors, ctbench.exit_with_parent, ctbench.registry, ctbench.v1.answer_volume_question_pb2_grpc
 for package in ("ctbench.model_servers.sdk", "ctbench.preprocess"):
     module = importlib.import_module(package)
     for info in pkgutil.iter_modules(module.__path__):
@@ -99,7 +99,7 @@ class TestInstalledAlone:
         for name in names:
             assert not name.startswith(("ctbench/cli/", "ctbench/llm/", "ctbench/runners/", "ctbench/evaluation/",
                                         "ctbench/datasets/", "ctbench/model_servers/baselines/")), name
-        assert "ctbench/registry.py" not in names
+        assert "ctbench/registry.py" in names  # the preset registry of ctbench.preprocess.input_spec
 
     def test_installs_none_of_the_runner_or_scorer_packages(self, venv):
         listed = subprocess.run([venv["python"], "-m", "pip", "list", "--format", "json"],
@@ -127,7 +127,8 @@ class TestInstalledAlone:
             assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
             assert server.poll() is None, server.stderr.read()[-2000:]
             report = json.loads((tmp_path / "conformance.json").read_text())
-            assert report, "empty conformance report"
+            assert report["passed"] and report["counts"]["fail"] == 0 and report["counts"]["pass"] > 0, report["counts"]
+            assert report["model"]["name"] == "template" and report["model"]["sdk_version"] == __version__
         finally:
             server.terminate()
             server.wait(timeout=30)
