@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -35,8 +34,9 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-def _sdk_project(repo: Path) -> dict:
-    with open(repo / SDK_FOLDER / "pyproject.toml", "rb") as f:
+def _project_table(pyproject: Path) -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    with open(pyproject, "rb") as f:
         return tomllib.load(f)["project"]
 
 
@@ -48,9 +48,8 @@ def _forbidden_imported(python: str, repo: Path, env: dict | None = None) -> lis
 
 
 def test_sdk_metadata_follows_ctbench(repo_root: Path):
-    sdk = _sdk_project(repo_root)
-    with open(repo_root / "pyproject.toml", "rb") as f:
-        full = tomllib.load(f)["project"]
+    sdk = _project_table(repo_root / SDK_FOLDER / "pyproject.toml")
+    full = _project_table(repo_root / "pyproject.toml")
     assert sdk["version"] == __version__ == full["version"]
     # Every SDK requirement is one of ctbench's own (so the two never disagree on a pin).
     assert set(sdk["dependencies"]) <= set(full["dependencies"])

@@ -70,7 +70,7 @@ def test_installed_wheel_runs_the_main_job_from_an_empty_folder(installed):
     assert "server registry not found" not in output
     # Quiet: one line says why there are no containers, one line which servers are skipped and why.
     lines = result.stderr.splitlines()  # status lines go to stderr, the table to stdout
-    assert [l for l in lines if l.startswith("skipping ")] == [
+    assert [line for line in lines if line.startswith("skipping ")] == [
         "skipping med3dvlm, m3d-lamed, radfm, ct-chat, medgemma, merlin, vila-m3, lingshu: "
         "needs a GPU container (--backend docker on a GPU host)"]
     assert lines[0].startswith("backend: local processes") and "Error" not in lines[0]
