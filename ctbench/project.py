@@ -33,12 +33,29 @@ PACKAGE_ROOTS = {
 # Bare folder names that are also PyPI packages third-party code imports (see require_import_name).
 SHADOWED_NAMES = frozenset({"datasets"})
 
+# The light distribution `ctbench-sdk` (built from sdk/, read by sdk/setup.py): what a model server
+# imports and nothing of the runner or the scorer. Package -> folder, as above; a package listed in
+# SDK_MODULES contributes only those modules (the rest of `ctbench` is the CLI, the LLM client, ...).
+SDK_PACKAGES = {
+    "ctbench": "ctbench",
+    "ctbench.v1": "ctbench/v1",
+    "ctbench.model_servers": "model_servers",
+    "ctbench.model_servers.sdk": "model_servers/sdk",
+    "ctbench.preprocess": "preprocess",
+}
+SDK_MODULES = {
+    "ctbench": ("__init__", "project", "errors", "exit_with_parent", "registry"),
+    "ctbench.model_servers": ("__init__",),
+}
+SDK_FOLDER = "sdk"  # its pyproject.toml and setup.py
+
 # What a project folder holds besides the Python sources (paths relative to the repository root).
 PROJECT_FILES = (
     "compose",
     "dockerfiles",
     "proto",
     "docs",
+    "sdk",
     "scripts/docker",
     "scripts/install-wordnet.sh",
     "pyproject.toml",

@@ -20,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.slow
 PACKAGED = ("compose/compose.yaml", "proto/ctbench/v1/answer_volume_question.proto",
             "dockerfiles/base.Dockerfile", "dockerfiles/template/template_server.py",
-            "docs/shipping-a-model-container.md", "LICENSE")
+            "docs/shipping-a-model-container.md", "sdk/pyproject.toml", "sdk/setup.py", "LICENSE")
 
 
 def _source_files(repo: Path) -> list[str]:
@@ -70,7 +70,7 @@ def test_installed_wheel_runs_the_main_job_from_an_empty_folder(installed):
     assert "server registry not found" not in output
     # Quiet: one line says why there are no containers, one line which servers are skipped and why.
     lines = result.stderr.splitlines()  # status lines go to stderr, the table to stdout
-    assert [l for l in lines if l.startswith("skipping ")] == [
+    assert [line for line in lines if line.startswith("skipping ")] == [
         "skipping med3dvlm, m3d-lamed, radfm, ct-chat, medgemma, merlin, vila-m3, lingshu: "
         "needs a GPU container (--backend docker on a GPU host)"]
     assert lines[0].startswith("backend: local processes") and "Error" not in lines[0]
@@ -114,3 +114,8 @@ def test_bench_init_writes_a_project_folder_that_builds(installed, tmp_path):
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(dest)],
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
+    # ... and so is its light SDK distribution (what a model image installs).
+    sdk = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(dest / "sdk")],
+                         capture_output=True, text=True)
+    assert sdk.returncode == 0, sdk.stderr[-2000:]
+    assert len(list((tmp_path / "dist").glob("ctbench_sdk-*.whl"))) == 1
