@@ -87,3 +87,27 @@ def test_the_runners_peak_memory_inline_is_its_buffer_plus_a_constant_flat_in_th
         assert (figures["peak_kib"] - figures["baseline_kib"]) / 1024 <= bound_mib, (small, large)
     grown_mib = (large["peak_kib"] - small["peak_kib"]) / 1024
     assert grown_mib <= BUFFER_MIB / 4, f"peak RSS grew {grown_mib:.0f} MiB from {SMALL_N} to {LARGE_N} volumes: {small} {large}"
+
+
+def test_volume_bytes_are_a_read_only_view_equal_to_the_file(tmp_path):
+    from ctbench.runners.volume_source import VolumeSource
+
+    path = tmp_path / "v.bin"
+    path.write_bytes(b"abc" * 1000)
+    data = VolumeSource().get(path).data
+    assert data == path.read_bytes() and data.readonly and bytes(data[3:6]) == b"abc"
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert VolumeSource().get(empty).data == b""
+
+
+def test_a_file_whose_size_changed_after_it_was_stamped_is_a_typed_error_naming_it(tmp_path):
+    from ctbench.errors import InvalidVolume
+    from ctbench.runners.volume_source import read_file
+
+    path = tmp_path / "v.bin"
+    path.write_bytes(b"x" * 100)
+    with pytest.raises(InvalidVolume, match=r"v\.bin: the file changed size while it was read \(120 bytes"):
+        read_file(path, 120)  # shorter than stamped
+    with pytest.raises(InvalidVolume, match=r"v\.bin: the file changed size"):
+        read_file(path, 80)  # longer than stamped
