@@ -203,7 +203,7 @@ class ServerStream:
                     inline=pb.InlineVolume(total_bytes=len(data), filename=group.path.name),
                 ))
                 for offset in range(0, len(data), CHUNK_BYTES):
-                    piece = data[offset: offset + CHUNK_BYTES]
+                    piece = bytes(data[offset: offset + CHUNK_BYTES])  # the one copy, into the message
                     self.bytes_sent += len(piece)
                     yield pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=volume_id, offset=offset, data=piece))
             for item in group.items:

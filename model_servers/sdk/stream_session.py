@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import queue
 import threading
 import time
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import grpc
-import numpy as np
 
 from ctbench.errors import (
     CtbenchError,
@@ -51,9 +51,12 @@ _END = object()
 class _Upload:
     """An inline volume arriving in chunks, written once into a buffer of its declared size.
 
-    The buffer is allocated but not touched up front (pages are committed as chunks land), and
-    the bytes are hashed as they come. `wanted` is False when the bytes are not needed (the
-    volume was already cached, or is complete)."""
+    The buffer is an anonymous memory map of its own, allocated but not touched up front (pages
+    are committed as chunks land) and given back to the system as soon as its last view is
+    dropped; on the malloc heap, freed volume-sized buffers stay pinned in the threads' arenas and
+    a long stream's memory grows with its number of volumes. The bytes are hashed as they come.
+    `wanted` is False when the bytes are not needed (the volume was already cached, or is
+    complete)."""
 
     def __init__(self, filename: str, total: int, reservation: Reservation | None = None):
         self.filename = filename
@@ -62,7 +65,7 @@ class _Upload:
         self.wanted = reservation is not None
         self.received = 0
         self.hasher = hashlib.sha256()
-        self.view: memoryview | None = memoryview(np.empty(total, dtype=np.uint8)) if self.wanted else None
+        self.view: memoryview | None = memoryview(mmap.mmap(-1, max(total, 1)))[:total] if self.wanted else None
 
     def take(self) -> memoryview:
         """The complete bytes; the upload no longer holds them."""
