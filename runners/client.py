@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ctbench.datasets.qa_items import QAItem
 from ctbench.errors import CtbenchError, QuestionTooLarge
-from ctbench.runners.ledger import PredictionRecord
 from ctbench.runners.channels import open_channel
+from ctbench.runners.ledger import PredictionRecord
 from ctbench.runners.volume_source import VolumeBytes, VolumeSource
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
@@ -87,7 +87,7 @@ class InlinePrefetch:
         self._ahead: tuple[Path, Future] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctbench-prefetch")
 
-    def __enter__(self) -> "InlinePrefetch":
+    def __enter__(self) -> InlinePrefetch:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -183,7 +183,7 @@ class ServerStream:
         with InlinePrefetch(self.source, inline) as prefetch:
             yield from self._group_requests(groups, unsent, prefetch)
 
-    def _group_requests(self, groups: list[VolumeGroup], unsent: list[QAItem], prefetch: "InlinePrefetch") -> Iterator[pb.AnswerRequest]:
+    def _group_requests(self, groups: list[VolumeGroup], unsent: list[QAItem], prefetch: InlinePrefetch) -> Iterator[pb.AnswerRequest]:
         for group in groups:
             by_reference = self.use_reference and group.relative is not None
             try:

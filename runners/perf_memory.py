@@ -21,6 +21,7 @@ from ctbench.model_servers.sdk import Model, QuestionItem
 from ctbench.preprocess.volume import Volume, save_volume
 from ctbench.runners.client import ServerStream, VolumeGroup
 from ctbench.runners.perf import _items
+from ctbench.runners.process_usage import peak_rss_kb
 from ctbench.runners.volume_source import VolumeSource
 
 
@@ -57,7 +58,7 @@ def memory_benchmark(volumes: int = 40, volume_mb: int = 16, cache_mb: int = 128
             groups = [VolumeGroup(p, None, _items(p.name, 2)) for p in paths]
             left = ServerStream(address, VolumeSource(max_bytes=4 * (volume_mb << 20)), outcomes.append, use_reference=False, window=4).stream(groups)
             seconds = time.perf_counter() - start
-            peak_kb = _peak_rss_kb(server.pid)
+            peak_kb = peak_rss_kb(server.pid)
         finally:
             server.terminate()
             server.wait(30)
@@ -72,13 +73,6 @@ def memory_benchmark(volumes: int = 40, volume_mb: int = 16, cache_mb: int = 128
         "server_peak_rss_mb": peak_kb / 1024,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }
-
-
-def _peak_rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 if __name__ == "__main__":  # the server side: python -m ctbench.runners.perf_memory PORT_FILE CACHE_MB

@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ctbench.runners.process_usage import cpu_seconds, peak_rss_kb, read_usage
 from ctbench.runners.rehearsal_volumes import PublishedQuestions, RehearsalVolumes
 
 DEFAULT_SERVERS = ("chance", "blind", "geometric", "medgemma", "lingshu")
@@ -182,6 +183,7 @@ def _one_run(out: Path, dataset: Path, registry: Path, servers, transport: str, 
         return RunFigures(n, transport, wall, 0.0, {}, failure=f"the runner exited with code {process.returncode}: {tail}")
     result = json.loads(result_path.read_text())
     figures = {}
+    usage = {name: read_usage(out / "logs" / f"{name}.usage.json") for name in result["servers"]}
     for name, counts in result["servers"].items():
         ledger = _ledger_counts(out / "predictions" / f"{name}.jsonl")
         questions = counts["total"]
@@ -190,7 +192,8 @@ def _one_run(out: Path, dataset: Path, registry: Path, servers, transport: str, 
             server=name, questions=questions, answered=ledger["ok"], errors=ledger["error"],
             missing=questions - ledger["ok"] - ledger["error"], seconds=seconds,
             seconds_per_volume=seconds / n, seconds_per_question=seconds / max(1, questions),
-            peak_rss_mb=peaks.get(name, 0) / 1024, cpu_seconds=cpu.get(name, 0.0), error_types=ledger["types"],
+            peak_rss_mb=max(peaks.get(name, 0), usage[name].get("peak_rss_kb", 0)) / 1024,
+            cpu_seconds=max(cpu.get(name, 0.0), usage[name].get("cpu_seconds", 0.0)), error_types=ledger["types"],
         )
     return RunFigures(n, transport, wall, result["runner_peak_rss_kb"] / 1024, figures, result.get("failure", ""),
                       result.get("runner_cpu_seconds", 0.0))
@@ -228,17 +231,6 @@ def _sample_servers(logs: Path, peaks: dict[str, int], cpu: dict[str, float], do
             return
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_kb(pid: int | str = "self") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise OSError(f"no VmHWM for process {pid}")
 
 
 def check_goals(runs: list[RunFigures]) -> list[dict]:
@@ -255,7 +247,7 @@ def check_goals(runs: list[RunFigures]) -> list[dict]:
             continue
         small, large = by_n[-2], by_n[-1]
         detail, ok = [], True
-        pairs = [(f"runner", small.runner_peak_rss_mb, large.runner_peak_rss_mb)]
+        pairs = [("runner", small.runner_peak_rss_mb, large.runner_peak_rss_mb)]
         pairs += [(name, small.servers[name].peak_rss_mb, s.peak_rss_mb) for name, s in large.servers.items() if name in small.servers]
         for name, a, b in pairs:
             within = a > 0 and b <= a * (1 + RSS_TOLERANCE)

@@ -47,7 +47,13 @@ def _progress(description: str, total: int | None, unit_bytes: bool = False):
     that also has set_total(total)."""
     from rich.console import Console
     from rich.progress import (
-        BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
     console = Console(stderr=True)

@@ -41,8 +41,8 @@ def k8s(servers, registry, namespace, dataset, data_claim, weights_claim, runs_c
     """
     import yaml
 
-    from ctbench.runners.k8s_manifests import K8sOptions, run_manifests
     from ctbench.runners.compose_file import load_compose_file, select_servers
+    from ctbench.runners.k8s_manifests import K8sOptions, run_manifests
 
     specs, skipped = select_servers(servers, load_compose_file(registry))
     options = K8sOptions(namespace=namespace, data_claim=data_claim, weights_claim=weights_claim, runs_claim=runs_claim,

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import click
 
 from ctbench.errors import CtbenchError
-
 
 # Optional packages -> the pyproject extra that installs them (scripts/setup.sh installs none).
 OPTIONAL_PACKAGES = {

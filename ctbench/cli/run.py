@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ctbench.cli.options import console as make_console, data_root_option, library_errors, out_dir_option
+from ctbench.cli.options import console as make_console
+from ctbench.cli.options import data_root_option, library_errors, out_dir_option
 
 
 def _parse_endpoints(values: tuple[str, ...]) -> dict[str, str]:

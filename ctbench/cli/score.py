@@ -5,7 +5,9 @@ from pathlib import Path
 
 import click
 
-from ctbench.cli.options import console as make_console, library_errors
+from ctbench.cli.options import console as make_console
+from ctbench.cli.options import library_errors
+
 
 def _metric_names(values: tuple[str, ...]) -> list[str]:
     from ctbench.evaluation.text_metrics import ALL_TEXT_METRICS, OFFLINE_TEXT_METRICS
@@ -79,8 +81,12 @@ def score(paths, dataset, out_dir, metric_opts, alignscore_weights, alignscore_m
     if reference is not None and trackers:
         raise click.UsageError("--log records a run folder's scores; it does not apply to --reference")
     if reference is not None:
-        from ctbench.evaluation.reference import (compare_with_published, load_reference_runs,
-                                                  reproduction_verdict, score_reference)
+        from ctbench.evaluation.reference import (
+            compare_with_published,
+            load_reference_runs,
+            reproduction_verdict,
+            score_reference,
+        )
         from ctbench.evaluation.text_metrics import OFFLINE_TEXT_METRICS
 
         ref = load_reference_runs(reference or None)

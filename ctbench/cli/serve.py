@@ -39,7 +39,8 @@ def serve(model_name, host, port, data_root, options, cache_gb, max_inline_gb, m
 
         watch = ParentWatch.arm()
     from ctbench.model_servers.registry import get_model_class
-    from ctbench.model_servers.sdk import ServerOptions, serve as run_server
+    from ctbench.model_servers.sdk import ServerOptions
+    from ctbench.model_servers.sdk import serve as run_server
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parsed = {}

@@ -2,4 +2,4 @@
 from ctbench.model_servers.sdk.model import Model, QuestionItem
 from ctbench.model_servers.sdk.server import ModelServer, ServerOptions, serve
 
-__all__ = ["Model", "QuestionItem", "ModelServer", "ServerOptions", "serve"]
+__all__ = ["Model", "ModelServer", "QuestionItem", "ServerOptions", "serve"]

@@ -14,10 +14,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Callable
 
 from ctbench.errors import AnswerTimeout, ModelError
 from ctbench.model_servers.sdk.model import QuestionItem
@@ -29,7 +29,7 @@ class PendingItem:
     arrived: float  # time.perf_counter() when the question arrived
     load_ms: float
     cache_hit: bool
-    deliver: Callable[["PendingItem", "str | BaseException", dict], None]
+    deliver: Callable[[PendingItem, str | BaseException, dict], None]
     cancelled: Callable[[], bool]
 
 

@@ -14,7 +14,7 @@ from ctbench.errors import InlineBytesExhausted
 class Reservation:
     """Bytes held for one upload; `release()` gives them back (once, however often called)."""
 
-    def __init__(self, budget: "InlineBudget", nbytes: int):
+    def __init__(self, budget: InlineBudget, nbytes: int):
         self._budget = budget
         self.nbytes = nbytes
         self._released = False

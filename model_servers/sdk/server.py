@@ -141,7 +141,7 @@ class ModelServer:
         signal.signal(signal.SIGINT, handler)
 
 
-def serve(model: Model, options: ServerOptions, port_file: Path | None = None, exit_with_parent: "bool | ParentWatch" = False) -> None:
+def serve(model: Model, options: ServerOptions, port_file: Path | None = None, exit_with_parent: bool | ParentWatch = False) -> None:
     """Serve until a signal arrives. Writes the bound port to `port_file` once listening.
 
     With `exit_with_parent` (True, or a `ParentWatch` armed earlier, before heavy imports), the

@@ -25,6 +25,7 @@ from ctbench.exit_with_parent import PARENT_PID_ENV
 from ctbench.model_servers.sdk.auth import TOKEN_FILE_ENV, write_token_file
 from ctbench.runners import channels
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
+from ctbench.runners.process_usage import write_usage
 
 
 @dataclass
@@ -122,6 +123,7 @@ class LocalProcessBackend(Backend):
         channels.forget_token(proc.address)
         if proc.process.poll() is not None:
             return
+        write_usage(proc.process.pid, proc.log_dir / f"{name}.usage.json")
         try:
             os.killpg(proc.process.pid, signal.SIGTERM)
             proc.process.wait(timeout=10)

@@ -64,3 +64,18 @@ def test_rehearsal_volumes_are_distinct_int16_niftis_with_published_and_phantom_
     assert volume.array.dtype.name == "int16" and volume.array.shape == (64, 96, 96)
     questions = volumes.questions(4)
     assert questions[-1]["question"] == "Is the heart normal?" and all(q["options"] for q in questions[:-1])
+
+
+def test_the_local_backend_records_a_servers_usage_as_it_stops_it(tmp_path, phantom_small):
+    """A server shorter-lived than the rehearsal's sampling interval is still measured: the local
+    backend reads its peak RSS and CPU seconds from /proc just before stopping it."""
+    from ctbench.runners.backends.base import ServerSpec
+    from ctbench.runners.backends.local import LocalProcessBackend
+    from ctbench.runners.process_usage import read_usage
+
+    backend = LocalProcessBackend()
+    logs = tmp_path / "logs"
+    backend.start(ServerSpec(name="chance", model="chance"), phantom_small.parent, logs)
+    backend.stop("chance")
+    usage = read_usage(logs / "chance.usage.json")
+    assert usage["peak_rss_kb"] > 1024 and usage["cpu_seconds"] > 0
