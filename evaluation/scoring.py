@@ -26,6 +26,7 @@ from ctbench.evaluation.ledger import (
     read_ledger,
     run_ledgers,
 )
+from ctbench.evaluation.metric_registry import protocol_of
 from ctbench.evaluation.normalize import exact_match, match_option
 from ctbench.evaluation.numeric_scoring import is_numeric, numeric_rows, score_numeric
 from ctbench.evaluation.summary_row import SummaryRow, write_summary_csv
@@ -123,11 +124,9 @@ class ScoreResult:
 
 
 PROTOCOL = {
-    "normalization": "lower-case (NFKC), punctuation to spaces, drop articles a/an/the, collapse whitespace",
-    "accuracy": "option match where the question declares options (and its answer is one of them); for measured "
-    "numbers (numeric_scoring.py) a relative error within 10%; else normalized exact match",
-    "option_match": "prediction picks exactly one option (equal after normalization, a bare option letter, "
-    "or the only option mentioned as a whole phrase); none or several = wrong",
+    "normalization": protocol_of("exact_match"),
+    "accuracy": protocol_of("accuracy"),
+    "option_match": protocol_of("option_match"),
     "denominator": "every question of the dataset; missing and error predictions count as wrong",
     "interval": "95% Wilson interval at the cluster-robust effective sample size, clusters = volumes (case_id)",
 }
@@ -215,10 +214,9 @@ def score_predictions(
         sources={p.server: p.source for p in predictions},
         text_values=text_values,
         protocol={"text": {"lowercase": protocol.lowercase, "skip_empty": protocol.skip_empty,
-                           "bleu": "sacrebleu corpus BLEU, 13a tokenizer",
-                           "meteor": "NLTK meteor_score on whitespace tokens, WordNet 3.0, mean",
-                           "rouge": "rouge-score F1 with Porter stemmer, mean",
-                           "sbert": "all-MiniLM-L6-v2 cosine, float32 mean"}} if text_metrics else {},
+                           "bleu": protocol_of("bleu"), "meteor": protocol_of("meteor"),
+                           "rouge": protocol_of("rouge1_f"), "sbert": protocol_of("sbert_cosine")}}
+        if text_metrics else {},
         headline=headline,
         answer_words=answer_words,
         subset=subset,

@@ -60,3 +60,15 @@ def test_groups_all_then_categories_then_types():
     assert [(k, g) for k, g, _ in out] == [("all", "all"), ("category", "laterality"), ("category", "size"),
                                            ("question_type", "open"), ("question_type", "yes_no")]
     assert out[1][2] == [a, b] and out[0][2] == [a, b, c]
+
+
+def test_every_summary_metric_is_declared(small_run):
+    from ctbench.evaluation.metric_registry import METRICS
+    from ctbench.evaluation.scoring import score_run
+    from ctbench.errors import UnknownName
+
+    result = score_run(small_run)
+    for row in result.rows:
+        assert METRICS.get(row.metric).higher_is_better == row.higher_is_better
+    with pytest.raises(UnknownName, match="Available"):
+        METRICS.get("accuracyy")
