@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Iterable, Sequence
 
 from ctbench.errors import DatasetError
 from ctbench.evaluation.intervals import clustered_proportion_ci
+from ctbench.evaluation.metric_registry import METRICS
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,13 @@ class SummaryRow:
                    clusters: Sequence[str], **counts: Any) -> "SummaryRow":
         """A proportion (or mean of [0, 1] values) with its clustered Wilson interval;
         `counts` gives n, answered, errors, missing, scored, correct, note (n defaults to
-        len(values), scored to n, correct to the sum of values)."""
+        len(values), scored to n, correct to the sum of values). The direction is the metric's
+        declaration (`metric_registry.py`)."""
         ci = clustered_proportion_ci([float(v) for v in values], list(clusters))
         n = counts.pop("n", len(values))
         return cls(
-            server=server, group_kind=kind, group=group, metric=metric, higher_is_better=True,
+            server=server, group_kind=kind, group=group, metric=metric,
+            higher_is_better=METRICS.get(metric).higher_is_better,
             value=ci.estimate, ci_low=ci.low, ci_high=ci.high, n=n,
             answered=counts.pop("answered", None), errors=counts.pop("errors", None),
             missing=counts.pop("missing", None), correct=counts.pop("correct", int(sum(values))),
