@@ -23,6 +23,7 @@ from ctbench.evaluation.compare import mcnemar_exact
 from ctbench.evaluation.intervals import clustered_proportion_ci, paired_difference_ci
 from ctbench.evaluation.ledger import PredictionsError, read_ledger
 from ctbench.evaluation.normalize import exact_match, match_option
+from ctbench.evaluation.grouping import groups
 from ctbench.evaluation.scoring import ItemScore, ScoreResult, score_item
 from ctbench.runners.controls.laterality import flips_under_mirror, laterality_words, swap_words
 
@@ -91,12 +92,9 @@ def _control_record(folder: Path) -> dict[str, Any]:
 
 
 def _rows(server: str, control: str, pairs: list[tuple[ItemScore, ItemScore, QAItem]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str], list] = {("all", "all"): pairs}
-    for pair in pairs:
-        for category in pair[0].categories:
-            groups.setdefault(("category", category), []).append(pair)
     return [_row(server, control, kind, group, members)
-            for (kind, group), members in sorted(groups.items(), key=lambda kv: (kv[0][0] != "all", kv[0][1]))]
+            for kind, group, members in groups(pairs, categories=lambda pair: pair[0].categories,
+                                               question_type=lambda pair: "")]
 
 
 def _row(server: str, control: str, kind: str, group: str, pairs: Sequence[tuple[ItemScore, ItemScore, QAItem]]) -> dict[str, Any]:

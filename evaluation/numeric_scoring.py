@@ -14,12 +14,13 @@ ones are listed in summary.json (``numeric.unparseable``) with the reason.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from ctbench.datasets.measure.templates import NUMERIC_QUESTION_TYPES
 from ctbench.datasets.qa_items import QAItem
 from ctbench.evaluation.numeric_parse import UnparseableNumber, parse_quantity, reference_quantity
+from ctbench.evaluation.summary_row import SummaryRow
 
 DEFAULT_TOLERANCE = 0.10
 MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50 ... 0.95
@@ -61,14 +62,14 @@ def score_numeric(prediction: str | None, answer: str, tolerance: float = DEFAUL
     return NumericScore(error, error <= tolerance + 1e-12, mean_relative_accuracy(error))
 
 
-def numeric_rows(items, questions: dict[str, QAItem], servers: Sequence[str], tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def numeric_rows(items, questions: dict[str, QAItem], servers: Sequence[str], tolerance: float = DEFAULT_TOLERANCE) -> tuple[list[SummaryRow], dict[str, Any]]:
     """Rows `numeric_accuracy` and `mra` per server (of `ItemScore`s `items`), overall and per
     question type, over the numeric questions; and the JSON section (protocol, unparseable
     predictions per server). MRA's interval is the clustered Wilson interval applied to a mean of
     values in [0, 1]: an approximation."""
-    from ctbench.evaluation.scoring import _groups, _row
+    from ctbench.evaluation.scoring import _row, item_groups
 
-    rows: list[dict[str, Any]] = []
+    rows: list[SummaryRow] = []
     unparseable: dict[str, list[dict[str, str]]] = {}
     for server in servers:
         mine = [it for it in items if it.server == server and is_numeric(questions[it.question_id])]
@@ -81,14 +82,13 @@ def numeric_rows(items, questions: dict[str, QAItem], servers: Sequence[str], to
             if it.status == "ok" and scores[it.question_id].relative_error is None:
                 unparseable.setdefault(server, []).append(
                     {"question_id": it.question_id, "prediction": answered or "", "reason": scores[it.question_id].reason})
-        for kind, group, members in _groups(mine):
+        for kind, group, members in item_groups(mine):
             if kind == "category":
                 continue
             rows.append(_row(server, kind, group, "numeric_accuracy", members,
                              [scores[it.question_id].within_tolerance for it in members]))
             mra = _row(server, kind, group, "mra", members, [scores[it.question_id].mra for it in members])
-            mra["correct"] = sum(scores[it.question_id].mra for it in members)
-            rows.append(mra)
+            rows.append(replace(mra, correct=sum(scores[it.question_id].mra for it in members)))
     section = {
         "tolerance_relative": tolerance, "mra_thresholds": list(MRA_THRESHOLDS),
         "question_types": sorted(NUMERIC_QUESTION_TYPES), "unparseable": unparseable,

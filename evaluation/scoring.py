@@ -1,4 +1,4 @@
-"""First-cut scoring of a run folder: exact match and option match, with clustered intervals.
+"""Scoring of a run folder: accuracy, exact match and option match, with clustered intervals.
 
 Per-item scoring (`score_item`) is separate from aggregation (`aggregate`). Every question of the
 run's dataset is in every denominator: a question with no prediction ("missing") or a failed one
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -16,8 +16,8 @@ from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import DatasetError
 from ctbench.evaluation.categories import canonical_categories
 from ctbench.evaluation.compare import correctness_matrix, paired_comparisons
+from ctbench.evaluation.grouping import groups
 from ctbench.evaluation.jury import find_verdict_files
-from ctbench.evaluation.intervals import clustered_proportion_ci
 from ctbench.evaluation.ledger import (
     LedgerIssues,
     PredictionRecord,
@@ -26,14 +26,13 @@ from ctbench.evaluation.ledger import (
     read_ledger,
     run_ledgers,
 )
+from ctbench.evaluation.metric_registry import protocol_of
 from ctbench.evaluation.normalize import exact_match, match_option
 from ctbench.evaluation.numeric_scoring import is_numeric, numeric_rows, score_numeric
+from ctbench.evaluation.summary_row import SummaryRow, write_summary_csv
 from ctbench.evaluation.text_metrics import TextMetric, TextProtocol, metrics
 
-SUMMARY_FIELDS = (
-    "server", "group_kind", "group", "metric", "higher_is_better", "value", "ci_low", "ci_high",
-    "n", "answered", "errors", "missing", "correct", "scored", "n_volumes", "note",
-)
+SUMMARY_FIELDS = SummaryRow.FIELDS  # summary.csv's columns
 
 
 @dataclass(frozen=True)
@@ -53,13 +52,13 @@ class ItemScore:
     error_message: str = ""  # and its message
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoreResult:
     dataset_name: str
     n_questions: int
     servers: list[str]
     items: list[ItemScore]
-    rows: list[dict[str, Any]]
+    rows: list[SummaryRow]
     issues: dict[str, LedgerIssues] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     text_values: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
@@ -78,13 +77,13 @@ class ScoreResult:
         """'subset: N of M questions', or '' when the run asked its whole dataset."""
         return self.subset.get("label", "") if self.subset else ""
 
-    def value(self, server: str, metric: str, kind: str = "all", group: str = "all") -> dict[str, Any]:
+    def value(self, server: str, metric: str, kind: str = "all", group: str = "all") -> SummaryRow:
         for row in self.rows:
             if (row["server"], row["group_kind"], row["group"], row["metric"]) == (server, kind, group, metric):
                 return row
         raise KeyError(f"no {metric!r} row for server {server!r}, {kind} {group!r}")
 
-    def overall(self, server: str, metric: str = "accuracy") -> dict[str, Any]:
+    def overall(self, server: str, metric: str = "accuracy") -> SummaryRow:
         for row in self.rows:
             if row["server"] == server and row["group_kind"] == "all" and row["metric"] == metric:
                 return row
@@ -99,7 +98,7 @@ class ScoreResult:
             "sources": self.sources,
             "protocol": {**PROTOCOL, **self.protocol},
             "ledger_issues": {s: i.to_json() for s, i in self.issues.items()},
-            "rows": self.rows,
+            "rows": [row.to_json() for row in self.rows],
             **self.extra,
         }
 
@@ -108,10 +107,7 @@ class ScoreResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         csv_path, json_path = out / "summary.csv", out / "summary.json"
-        with csv_path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.rows)
+        write_summary_csv(self.rows, csv_path)
         json_path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
         written = [csv_path, json_path]
         for metric, per_server in self.headline.items():
@@ -128,11 +124,9 @@ class ScoreResult:
 
 
 PROTOCOL = {
-    "normalization": "lower-case (NFKC), punctuation to spaces, drop articles a/an/the, collapse whitespace",
-    "accuracy": "option match where the question declares options (and its answer is one of them); for measured "
-    "numbers (numeric_scoring.py) a relative error within 10%; else normalized exact match",
-    "option_match": "prediction picks exactly one option (equal after normalization, a bare option letter, "
-    "or the only option mentioned as a whole phrase); none or several = wrong",
+    "normalization": protocol_of("exact_match"),
+    "accuracy": protocol_of("accuracy"),
+    "option_match": protocol_of("option_match"),
     "denominator": "every question of the dataset; missing and error predictions count as wrong",
     "interval": "95% Wilson interval at the cluster-robust effective sample size, clusters = volumes (case_id)",
 }
@@ -201,6 +195,14 @@ def score_predictions(
         name: paired_comparisons(correctness_matrix(per), clusters, [s for s in servers if s in per])
         for name, per in headline.items()
     }
+    subset = dataset.extra.get("subset")
+    subset_label = subset.get("label", "") if subset else ""
+    if subset_label:
+        rows = [row.with_note(subset_label) for row in rows]
+    answer_words = {"reference": [len(it.answer.split()) for it in dataset.items]}
+    for preds in predictions:
+        answer_words[preds.server] = [len(r.prediction.split()) for r in preds.records.values()
+                                      if r.status == "ok" and r.prediction is not None]
     result = ScoreResult(
         dataset_name=dataset.name,
         n_questions=len(dataset.items),
@@ -212,24 +214,17 @@ def score_predictions(
         sources={p.server: p.source for p in predictions},
         text_values=text_values,
         protocol={"text": {"lowercase": protocol.lowercase, "skip_empty": protocol.skip_empty,
-                           "bleu": "sacrebleu corpus BLEU, 13a tokenizer",
-                           "meteor": "NLTK meteor_score on whitespace tokens, WordNet 3.0, mean",
-                           "rouge": "rouge-score F1 with Porter stemmer, mean",
-                           "sbert": "all-MiniLM-L6-v2 cosine, float32 mean"}} if text_metrics else {},
+                           "bleu": protocol_of("bleu"), "meteor": protocol_of("meteor"),
+                           "rouge": protocol_of("rouge1_f"), "sbert": protocol_of("sbert_cosine")}}
+        if text_metrics else {},
+        headline=headline,
+        answer_words=answer_words,
+        subset=subset,
+        attempts=list(dataset.extra.get("attempts", [])),
+        manifest=dict(dataset.extra.get("manifest", {})),
+        volume_headers=dict(dataset.extra.get("volume_headers", {})),
+        questions=questions,
     )
-    result.headline = headline
-    result.subset = dataset.extra.get("subset")
-    result.attempts = list(dataset.extra.get("attempts", []))
-    result.manifest = dict(dataset.extra.get("manifest", {}))
-    result.volume_headers = dict(dataset.extra.get("volume_headers", {}))
-    result.questions = {it.question_id: it for it in dataset.items}
-    if result.subset_label:
-        for row in result.rows:
-            row["note"] = f"{row['note']}; {result.subset_label}" if row["note"] else result.subset_label
-    result.answer_words = {"reference": [len(it.answer.split()) for it in dataset.items]}
-    for preds in predictions:
-        result.answer_words[preds.server] = [len(r.prediction.split()) for r in preds.records.values()
-                                             if r.status == "ok" and r.prediction is not None]
     return result
 
 
@@ -274,44 +269,31 @@ def score_run(
 
         controls = score_controls(run_dir, result, ds)
         if controls is not None:
-            result.extra["controls"] = controls
+            result = replace(result, extra={**result.extra, "controls": controls})
     return result
 
 
 # --- aggregation ---------------------------------------------------------------------------
-def _groups(items: list[ItemScore]) -> list[tuple[str, str, list[ItemScore]]]:
-    groups: list[tuple[str, str, list[ItemScore]]] = [("all", "all", items)]
-    by_cat: dict[str, list[ItemScore]] = {}
-    by_type: dict[str, list[ItemScore]] = {}
-    for it in items:
-        for c in it.categories:
-            by_cat.setdefault(c, []).append(it)
-        if it.question_type:
-            by_type.setdefault(it.question_type, []).append(it)
-    groups += [("category", k, v) for k, v in sorted(by_cat.items())]
-    groups += [("question_type", k, v) for k, v in sorted(by_type.items())]
-    return groups
+def item_groups(items: list[ItemScore]) -> list[tuple[str, str, list[ItemScore]]]:
+    """`grouping.groups` over scored items (their categories are canonical already)."""
+    return groups(items, categories=lambda it: it.categories)
 
 
-def _row(server: str, kind: str, group: str, metric: str, items: list[ItemScore], values: list[bool]) -> dict[str, Any]:
-    ci = clustered_proportion_ci([float(v) for v in values], [it.case_id for it in items])
-    return {
-        "server": server, "group_kind": kind, "group": group, "metric": metric,
-        "higher_is_better": True, "value": ci.estimate, "ci_low": ci.low, "ci_high": ci.high,
-        "n": len(items),
-        "answered": sum(it.status == "ok" for it in items),
-        "errors": sum(it.status == "error" for it in items),
-        "missing": sum(it.status == "missing" for it in items),
-        "correct": int(sum(values)), "scored": len(items), "n_volumes": ci.n_clusters, "note": "",
-    }
+def _row(server: str, kind: str, group: str, metric: str, items: list[ItemScore], values: Sequence[float]) -> SummaryRow:
+    return SummaryRow.proportion(
+        server, kind, group, metric, values, [it.case_id for it in items],
+        answered=sum(it.status == "ok" for it in items),
+        errors=sum(it.status == "error" for it in items),
+        missing=sum(it.status == "missing" for it in items),
+    )
 
 
-def aggregate(items: list[ItemScore], servers: Sequence[str]) -> list[dict[str, Any]]:
+def aggregate(items: list[ItemScore], servers: Sequence[str]) -> list[SummaryRow]:
     """Rows of (server, group, metric) with value, 95% clustered CI and counts."""
-    rows: list[dict[str, Any]] = []
+    rows: list[SummaryRow] = []
     for server in servers:
         mine = [it for it in items if it.server == server]
-        for kind, group, members in _groups(mine):
+        for kind, group, members in item_groups(mine):
             rows.append(_row(server, kind, group, "accuracy", members, [it.correct for it in members]))
             rows.append(_row(server, kind, group, "exact_match", members, [it.exact for it in members]))
             with_options = [it for it in members if it.has_options]
@@ -319,4 +301,3 @@ def aggregate(items: list[ItemScore], servers: Sequence[str]) -> list[dict[str, 
                 rows.append(_row(server, kind, group, "option_match", with_options,
                                  [it.correct for it in with_options]))
     return rows
-

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from ctbench.datasets.qa_items import Dataset
 from ctbench.evaluation import progress
-from ctbench.evaluation.categories import canonical_categories
+from ctbench.evaluation.grouping import groups as question_groups
 from ctbench.evaluation.intervals import clustered_mean_ci
 from ctbench.evaluation.ledger import ServerPredictions
+from ctbench.evaluation.summary_row import SummaryRow
 from ctbench.evaluation.text_metrics import TextMetric, TextProtocol
 
 
@@ -19,9 +20,9 @@ def text_metric_rows(
     predictions: Sequence[ServerPredictions],
     instances: Sequence[TextMetric],
     protocol: TextProtocol = TextProtocol(),
-) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, float]]]:
+) -> tuple[list[SummaryRow], dict[tuple[str, str], dict[str, float]]]:
     """Rows like scoring.aggregate's, plus per-item values {(server, question_id): {metric: v}}."""
-    rows: list[dict[str, Any]] = []
+    rows: list[SummaryRow] = []
     per_item: dict[tuple[str, str], dict[str, float]] = {}
     for preds in predictions:
         scored, texts, refs = [], [], []
@@ -68,31 +69,18 @@ def text_metric_rows(
 
 def _groups(dataset: Dataset, scored) -> list[tuple[str, str, list, list[int]]]:
     """(kind, group, all dataset items in the group, indices into `scored`)."""
-    out = [("all", "all", list(dataset.items), list(range(len(scored))))]
-    members: dict[tuple[str, str], list] = {}
-    for item in dataset.items:
-        for c in canonical_categories(item.categories):
-            members.setdefault(("category", c), []).append(item)
-        if item.question_type:
-            members.setdefault(("question_type", item.question_type), []).append(item)
-    index: dict[tuple[str, str], list[int]] = {k: [] for k in members}
-    for i, item in enumerate(scored):
-        for c in canonical_categories(item.categories):
-            index[("category", c)].append(i)
-        if item.question_type:
-            index[("question_type", item.question_type)].append(i)
-    for key in sorted(members):
-        out.append((key[0], key[1], members[key], index[key]))
-    return out
+    position = {item.question_id: i for i, item in enumerate(scored)}
+    return [(kind, group, members, [position[it.question_id] for it in members if it.question_id in position])
+            for kind, group, members in question_groups(dataset.items)]
 
 
-def _row(server, kind, group, name, metric, members, status, scored, value, low=None, high=None, note=""):
+def _row(server, kind, group, name, metric, members, status, scored, value, low=None, high=None, note="") -> SummaryRow:
     counts = [status[it.question_id] for it in members]
     clean = lambda x: None if x is None or (isinstance(x, float) and math.isnan(x)) else x  # noqa: E731
-    return {
-        "server": server, "group_kind": kind, "group": group, "metric": name,
-        "higher_is_better": metric.higher_is_better, "value": clean(value),
-        "ci_low": clean(low), "ci_high": clean(high), "n": len(members),
-        "answered": counts.count("ok"), "errors": counts.count("error"), "missing": counts.count("missing"),
-        "correct": None, "n_volumes": len({it.case_id for it in members}), "scored": scored, "note": note,
-    }
+    return SummaryRow(
+        server=server, group_kind=kind, group=group, metric=name,
+        higher_is_better=metric.higher_is_better, value=clean(value),
+        ci_low=clean(low), ci_high=clean(high), n=len(members),
+        answered=counts.count("ok"), errors=counts.count("error"), missing=counts.count("missing"),
+        correct=None, scored=scored, n_volumes=len({it.case_id for it in members}), note=note,
+    )
