@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ctbench.datasets.categories import CATEGORIES, normalize_category
 
-__all__ = ["CATEGORIES", "canonical_category", "canonical_categories"]
+__all__ = ["CATEGORIES", "canonical_categories", "canonical_category"]
 
 
 def canonical_category(label: str) -> str:

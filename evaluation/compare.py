@@ -6,7 +6,8 @@ discordant pairs, and the accuracy difference with a cluster-robust (by volume) 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ctbench.evaluation.intervals import clustered_mean_ci
 

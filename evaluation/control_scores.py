@@ -15,15 +15,16 @@ a cluster-robust 95% interval (clusters = volumes) and McNemar's exact p. Two su
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.evaluation.compare import mcnemar_exact
+from ctbench.evaluation.grouping import groups
 from ctbench.evaluation.intervals import clustered_proportion_ci, paired_difference_ci
 from ctbench.evaluation.ledger import PredictionsError, read_ledger
 from ctbench.evaluation.normalize import exact_match, match_option
-from ctbench.evaluation.grouping import groups
 from ctbench.evaluation.scoring import ItemScore, ScoreResult, score_item
 from ctbench.runners.controls.laterality import flips_under_mirror, laterality_words, swap_words
 

@@ -10,8 +10,8 @@ import hashlib
 import os
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class EmbeddingCache:
 class SentenceEncoder:
     """Encode texts to unit-normalised float32 vectors, with de-duplication and caching."""
 
-    def __init__(self, batch_size: int = 128, cache: EmbeddingCache | None | bool = True,
+    def __init__(self, batch_size: int = 128, cache: EmbeddingCache | bool | None = True,
                  device: str = "cpu", model=None):
         self.batch_size = batch_size
         self.device = device

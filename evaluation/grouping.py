@@ -1,7 +1,8 @@
 """The groups every summary reports: all questions, each category, each question type."""
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 from ctbench.evaluation.categories import canonical_categories
 

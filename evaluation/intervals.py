@@ -8,8 +8,8 @@ effective sample size n / deff. With every cluster of size one it is the plain W
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 Z95 = 1.959963984540054
 

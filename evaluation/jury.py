@@ -12,9 +12,10 @@ import json
 import math
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ctbench.datasets.qa_items import QAItem
 from ctbench.errors import DatasetError
@@ -78,7 +79,7 @@ def load_verdict_rows(path: str | Path) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         rows, seen = [], {}
-        for line_no, line in enumerate(text.splitlines(), 1):
+        for _line_no, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:

@@ -1,8 +1,9 @@
 """Jury accuracy rows for a scored run: identity-aligned (ours) and as published (positional)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ctbench.datasets.qa_items import Dataset
 from ctbench.evaluation.grouping import groups as question_groups

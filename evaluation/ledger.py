@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import DatasetError
@@ -77,7 +78,7 @@ class IdentityIndex:
     def key(image: str, question: str) -> tuple[str, str]:
         return volume_key(image), " ".join(question.split())
 
-    def new_cursor(self) -> "_Cursor":
+    def new_cursor(self) -> _Cursor:
         return _Cursor(self._ids)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from typing import Sequence
+from collections.abc import Sequence
 
 _PUNCT = re.compile("[" + re.escape(string.punctuation) + "\u2018\u2019\u201c\u201d\u2013\u2014]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -42,7 +42,7 @@ def match_option(prediction: str, options: Sequence[str]) -> int | None:
     norm_pred = normalize_answer(prediction)
     norm_opts = [normalize_answer(o) for o in options]
     equal = [i for i, o in enumerate(norm_opts) if o and o == norm_pred]
-    if len(set(norm_opts[i] for i in equal)) == 1:
+    if len({norm_opts[i] for i in equal}) == 1:
         return equal[0]
     letter = _LETTER.match(prediction)
     if letter and not any(len(o) == 1 for o in norm_opts):

@@ -14,8 +14,9 @@ ones are listed in summary.json (``numeric.unparseable``) with the reason.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from ctbench.datasets.measure.templates import NUMERIC_QUESTION_TYPES
 from ctbench.datasets.qa_items import QAItem

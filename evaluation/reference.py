@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ctbench.datasets.qa_items import Dataset, load_dataset
 from ctbench.errors import DatasetError

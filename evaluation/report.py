@@ -13,20 +13,30 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ctbench.evaluation.control_report import control_sections
-from ctbench.evaluation.numeric_report import numeric_section
 from ctbench.evaluation.error_analysis import error_samples, outcome_counts
 from ctbench.evaluation.examples import Example, examples_per_category, most_disputed
+from ctbench.evaluation.numeric_report import numeric_section
 from ctbench.evaluation.report_tables import (
-    METRIC_HEADERS, TEXT_METRIC_SCALE, Section, Table, headline_label, headline_metric, leaderboard_rows, missing, pct, pct_ci,
+    METRIC_HEADERS,
+    TEXT_METRIC_SCALE,
+    Section,
+    Table,
+    headline_label,
+    headline_metric,
+    leaderboard_rows,
+    missing,
+    pct,
+    pct_ci,
 )
 from ctbench.evaluation.scoring import ScoreResult
 
-__all__ = ["ReportFiles", "ReportInput", "SECTIONS", "Section", "Table", "headline_metric", "write_report"]
+__all__ = ["SECTIONS", "ReportFiles", "ReportInput", "Section", "Table", "headline_metric", "write_report"]
 
 
 @dataclass
@@ -149,7 +159,7 @@ def _text_metric_cell(row: dict[str, Any] | None, metric: str) -> str:
         return "–"
     if row["value"] is None:
         return "n/a"
-    return pct_ci(row, TEXT_METRIC_SCALE[metric] if metric in TEXT_METRIC_SCALE else 100.0)
+    return pct_ci(row, TEXT_METRIC_SCALE.get(metric, 100.0))
 
 
 def _all_or_nothing(result: ScoreResult, metric: str) -> list[str]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import DatasetError
@@ -157,7 +158,7 @@ def score_predictions(
     dataset: Dataset,
     predictions: Sequence[ServerPredictions],
     text_metrics: Sequence[str | TextMetric] = (),
-    protocol: TextProtocol = TextProtocol(),
+    protocol: TextProtocol = TextProtocol(),  # noqa: B008 - a frozen dataclass of settings
     verdicts: dict[str, dict[str, Path]] | None = None,
 ) -> ScoreResult:
     """Score loaded predictions: exact/option match always, plus the named text metrics and,
@@ -233,7 +234,7 @@ def score_run(
     prediction_files: Iterable[str | Path] = (),
     dataset: str | Path | Dataset | None = None,
     text_metrics: Sequence[str | TextMetric] = (),
-    protocol: TextProtocol = TextProtocol(),
+    protocol: TextProtocol = TextProtocol(),  # noqa: B008 - a frozen dataclass of settings
     verdicts_dir: str | Path | None = None,
 ) -> ScoreResult:
     """Score every ledger in RUN/predictions/ plus any extra prediction files, and the run's

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 from ctbench.errors import DatasetError
 from ctbench.evaluation.intervals import clustered_proportion_ci
@@ -53,12 +54,12 @@ class SummaryRow:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def with_note(self, text: str) -> "SummaryRow":
+    def with_note(self, text: str) -> SummaryRow:
         """This row with `text` appended to its note ('; '-separated)."""
         return replace(self, note=f"{self.note}; {text}" if self.note else text)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], where: str | Path | None = None) -> "SummaryRow":
+    def from_json(cls, data: dict[str, Any], where: str | Path | None = None) -> SummaryRow:
         if not isinstance(data, dict):
             raise DatasetError(f"a summary row must be an object, got {type(data).__name__}", where)
         absent = [k for k in cls.FIELDS if k not in data]
@@ -68,7 +69,7 @@ class SummaryRow:
 
     @classmethod
     def proportion(cls, server: str, kind: str, group: str, metric: str, values: Sequence[float],
-                   clusters: Sequence[str], **counts: Any) -> "SummaryRow":
+                   clusters: Sequence[str], **counts: Any) -> SummaryRow:
         """A proportion (or mean of [0, 1] values) with its clustered Wilson interval;
         `counts` gives n, answered, errors, missing, scored, correct, note (n defaults to
         len(values), scored to n, correct to the sum of values). The direction is the metric's

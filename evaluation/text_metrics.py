@@ -12,8 +12,8 @@ tokens, averaged; ROUGE F1 with the Porter stemmer, averaged; SBERT cosine, aver
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ def text_metric_rows(
     dataset: Dataset,
     predictions: Sequence[ServerPredictions],
     instances: Sequence[TextMetric],
-    protocol: TextProtocol = TextProtocol(),
+    protocol: TextProtocol = TextProtocol(),  # noqa: B008 - a frozen dataclass of settings
 ) -> tuple[list[SummaryRow], dict[tuple[str, str], dict[str, float]]]:
     """Rows like scoring.aggregate's, plus per-item values {(server, question_id): {metric: v}}."""
     rows: list[SummaryRow] = []

@@ -20,9 +20,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ctbench.datasets.qa_items import QAItem
 from ctbench.errors import CtbenchError
@@ -189,7 +190,7 @@ def log_record(tracker: str, record: TrackingRecord, table_path: str | Path) -> 
         return loggers[tracker](record, Path(table_path))
     except CtbenchError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the tracker's own errors, shown in one line
+    except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise TrackingFailed(f"the scores are written, but {tracker} did not record them: {first}") from exc
 

@@ -4,11 +4,12 @@
 #   2. the containers stage, for real: install and start the Docker engine, build the images
 #      from a debootstrap base, `bench run --servers all` through containers, conformance,
 #      the docker-marked fault tests, tear down, stop the engine (scripts/docker/ci-stage.sh)
-#   3. the test suite (unit, loopback gRPC, real server processes, reproduction of the
+#   3. lint and types (scripts/lint.py: ruff, and mypy against its shrinking baseline)
+#   4. the test suite (unit, loopback gRPC, real server processes, reproduction of the
 #      published tables), last, so its summary line closes the output
-#   4. a real SLURM cluster for the slurm-marked tests (scripts/slurm/cluster.sh), stopped after;
+#   5. a real SLURM cluster for the slurm-marked tests (scripts/slurm/cluster.sh), stopped after;
 #      the Charliecloud test runs the chance image stage 2 converted (scripts/slurm/ch-image.sh)
-# CTBENCH_SKIP_DOCKER=1 skips stage 2 (for machines where no engine may run), CTBENCH_SKIP_SLURM=1 stage 4.
+# CTBENCH_SKIP_DOCKER=1 skips stage 2 (for machines where no engine may run), CTBENCH_SKIP_SLURM=1 stage 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,4 +47,15 @@ if [[ "${CTBENCH_SKIP_SLURM:-0}" != 1 ]]; then
   export SLURM_CONF="${CTBENCH_SLURM_DIR:-/tmp/ctbench-slurm}/etc/slurm.conf"
 fi
 
-.venv/bin/pytest -q -m "not docker" -p no:cacheprovider "$@"
+# Lint and types: ruff finds nothing, mypy nothing beyond scripts/mypy-baseline.txt (a list that
+# only shrinks). Run before the suite; a failure fails the command once the suite has run.
+lint=0
+"$PYTHON" scripts/lint.py || lint=$?
+
+suite=0
+.venv/bin/pytest -q -m "not docker" -p no:cacheprovider "$@" || suite=$?
+if [[ $lint != 0 ]]; then
+  echo "[test] lint failed (scripts/lint.py, above the suite's output)" >&2
+  [[ $suite != 0 ]] || suite=1
+fi
+exit $suite

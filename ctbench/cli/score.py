@@ -98,7 +98,7 @@ def score(paths, dataset, out_dir, metric_opts, alignscore_weights, alignscore_m
         _write_checks(target / "reproduction.csv", checks)
         console.print(text_table(result))
         console.print(comparison_table(checks))
-        for server, section in result.extra.get("jury", {}).get("servers", {}).items():
+        for section in result.extra.get("jury", {}).get("servers", {}).values():
             for a in section["alignment"]:
                 if not a["positional_ok"]:
                     console.print(f"[yellow]misaligned verdict file[/yellow] {a['summary']}")

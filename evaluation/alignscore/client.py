@@ -15,14 +15,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ctbench.errors import CtbenchError
 from ctbench.evaluation import progress
-from ctbench.evaluation.alignscore import environment, weights as weights_mod
+from ctbench.evaluation.alignscore import environment
+from ctbench.evaluation.alignscore import weights as weights_mod
 from ctbench.evaluation.alignscore.worker import MODE, PROTOCOL_VERSION
 
 WORKER = Path(__file__).resolve().with_name("worker.py")
@@ -79,7 +80,7 @@ class WorkerProcess:
     def __init__(self, python: Path, weights: Path, model: str, device: str = "cpu", batch_size: int = 32,
                  timeout_s: float = 900.0, env: dict | None = None):
         self.timeout_s = timeout_s
-        self.log = tempfile.NamedTemporaryFile(prefix="ctbench-alignscore-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix="ctbench-alignscore-", suffix=".log", delete=False)  # noqa: SIM115 - the worker's stderr for its lifetime
         self.proc = subprocess.Popen(
             [str(python), str(WORKER), "--weights", str(weights), "--model", model, "--device", device,
              "--batch-size", str(batch_size), "--protocol", str(PROTOCOL_VERSION)],

@@ -173,8 +173,8 @@ def stub_spacy() -> None:
     its SMART modes, never in nli_sp. spaCy's English model is not on PyPI, so the venv leaves
     spaCy out and this stand-in refuses any use."""
     try:
-        import spacy  # noqa: F401
         import en_core_web_sm  # noqa: F401
+        import spacy  # noqa: F401
         return
     except ImportError:
         pass

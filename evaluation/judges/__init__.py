@@ -2,7 +2,7 @@
 tolerant parsing, a persistent per-item verdict cache, and resumable judge ledgers."""
 from __future__ import annotations
 
-from ctbench.evaluation.judges.judge import JudgeItem, JudgeSpec, LLMJudge, JudgeVerdict, judges, parse_verdicts
+from ctbench.evaluation.judges.judge import JudgeItem, JudgeSpec, JudgeVerdict, LLMJudge, judges, parse_verdicts
 from ctbench.evaluation.judges.prompts import JudgePrompt, load_prompt
 from ctbench.evaluation.judges.run import judge_run
 

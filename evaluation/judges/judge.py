@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ctbench.evaluation.judges.prompts import JudgePrompt
 from ctbench.evaluation.judges.verdict_parsing import parse_verdicts  # noqa: F401  (re-exported)
@@ -106,7 +107,7 @@ class LLMJudge:
     def create(cls, spec: JudgeSpec, prompt: JudgePrompt, *, allow_external: bool = False,
                concurrency: int = 4, batch_size: int | None = None, timeout_s: float = 60.0,
                max_retries: int | None = None, backoff_s: float | None = None, cache_path=None,
-               use_cache: bool = True, api_key: str | None = None) -> "LLMJudge":
+               use_cache: bool = True, api_key: str | None = None) -> LLMJudge:
         """A judge with the prompt's call settings; `batch_size`, `max_retries` and `backoff_s`
         given here override the prompt's (default batch 8, 5 retries from 1 s)."""
         settings = {"json_mode": True, "max_retries": 5, "backoff_s": 1.0, **prompt.settings(spec.name, spec.backend)}
@@ -158,7 +159,7 @@ class LLMJudge:
         for batch, reply in zip(batches, replies):
             if isinstance(reply, LLMError):
                 reasoning, failure = self.prompt.call_failure(reply)
-                parsed: dict[int, tuple[bool | None, str, str]] = {j: (None, reasoning, failure) for j in range(len(batch))}
+                parsed: dict[int, tuple[bool | None, str, str]] = dict.fromkeys(range(len(batch)), (None, reasoning, failure))
             else:
                 parsed = self.prompt.parse(reply.text, len(batch))
             for j, i in enumerate(batch):

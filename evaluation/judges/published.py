@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ctbench.errors import DatasetError
 from ctbench.evaluation.judges.verdict_parsing import parse_verdicts
@@ -77,7 +78,7 @@ class PublishedJudging:
         parsed = parse_verdicts(text, n, id_key="index", first=self.offset_start, rescue=False)
         if all(v is None and "unparseable reply" in failure for v, _, failure in parsed.values()):
             label = f"{PARSE_ERROR}: {text.strip()[:200]}"
-            return {j: (None, label, label) for j in range(n)}
+            return dict.fromkeys(range(n), (None, label, label))
         return parsed
 
     def call_failure(self, error: Exception) -> tuple[str, str]:

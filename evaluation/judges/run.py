@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
 
 from ctbench.evaluation import progress
 from ctbench.evaluation.judges.judge import JudgeItem, LLMJudge

@@ -15,8 +15,13 @@ from click.testing import CliRunner
 
 from ctbench.cli import main
 from ctbench.evaluation.alignscore import environment
-from ctbench.evaluation.alignscore.client import (AlignScoreScorer, AlignScoreWorkerDied, AlignScoreWorkerError,
-                                                  ScoreCache, WorkerProcess)
+from ctbench.evaluation.alignscore.client import (
+    AlignScoreScorer,
+    AlignScoreWorkerDied,
+    AlignScoreWorkerError,
+    ScoreCache,
+    WorkerProcess,
+)
 from ctbench.evaluation.alignscore.worker import FAULT_ENV, PROTOCOL_VERSION
 from ctbench.evaluation.text_metrics import AlignScoreMetric
 

@@ -54,7 +54,7 @@ def test_an_answer_that_should_not_change_counts_as_staying_when_the_same_option
 
 
 def test_an_unanswered_pair_is_counted_apart():
-    (real, control, item), real_item = _pair("Which lung?", "left", "left", "right", options=["left", "right"])
+    (real, _control, item), real_item = _pair("Which lung?", "left", "left", "right", options=["left", "right"])
     failed = score_item(item, PredictionRecord(item.question_id, None, "error", {"code": "INTERNAL"}), "m")
     result = mirror_consistency([(real, failed, item)], {real_item.question_id: real_item})
     assert result["not_answered"] == 1 and result["flip"]["n"] == 0

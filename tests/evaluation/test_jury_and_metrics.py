@@ -5,13 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from ctbench.datasets.qa_items import QAItem
+from ctbench.datasets.qa_items import Dataset, QAItem
 from ctbench.evaluation.compare import mcnemar_exact
 from ctbench.evaluation.jury import aligned_jury, check_alignment, fleiss_kappa, published_jury
 from ctbench.evaluation.ledger import LedgerIssues, PredictionRecord, ServerPredictions
 from ctbench.evaluation.text_metrics import AlignScoreMetric, Bleu, Meteor, Rouge, TextProtocol, metrics
 from ctbench.evaluation.text_scoring import text_metric_rows
-from ctbench.datasets.qa_items import Dataset
 
 ITEMS = [QAItem(f"v{i // 2}::{i % 2}", f"v{i // 2}", f"v{i // 2}", f"q{i}", f"a{i}") for i in range(6)]
 PREDS = ServerPredictions("m", "m.jsonl", {it.question_id: PredictionRecord(it.question_id, f"p{i}", "ok")
@@ -86,7 +85,7 @@ def test_text_rows_skip_blank_predictions_but_count_them(tmp_path):
     del records["v0::1"]
     preds = ServerPredictions("m", "m.jsonl", records, LedgerIssues())
     ds = Dataset(items=ITEMS, data_root=tmp_path, name="t")
-    rows, per_item = text_metric_rows(ds, [preds], [Rouge()])
+    rows, _per_item = text_metric_rows(ds, [preds], [Rouge()])
     row = next(r for r in rows if r["metric"] == "rouge1_f" and r["group_kind"] == "all")
     assert (row["n"], row["scored"], row["missing"]) == (6, 4, 1)
     rows, _ = text_metric_rows(ds, [preds], [Rouge()], TextProtocol(skip_empty=False))

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("openai", reason="needs openai: pip install -e .[test]")
 pytest.importorskip("google.genai", reason="needs google.genai: pip install -e .[test]")
-from click.testing import CliRunner  # noqa: E402
+from click.testing import CliRunner
 
-from ctbench.cli import main  # noqa: E402
-from ctbench.evaluation.judges import JudgeItem, JudgeSpec, LLMJudge, load_prompt  # noqa: E402
-from ctbench.evaluation.judges.fake import rule_verdict  # noqa: E402
-from ctbench.evaluation.reference import locate_reference  # noqa: E402
-from ctbench.llm.testing import FakeLLMServer, FakeReply  # noqa: E402
+from ctbench.cli import main
+from ctbench.evaluation.judges import JudgeItem, JudgeSpec, LLMJudge, load_prompt
+from ctbench.evaluation.judges.fake import rule_verdict
+from ctbench.evaluation.reference import locate_reference
+from ctbench.llm.testing import FakeLLMServer, FakeReply
 
 ROOT = locate_reference()
 PROTOCOL_PATH = ROOT / "protocol" / "published-judging.json" if ROOT else None

@@ -52,7 +52,7 @@ def test_text_metric_counts_match_skipping_blank_predictions(reproduction):
 
 
 def test_jury_accuracy_exact_when_aligned_the_published_way(reproduction):
-    _, result, checks = reproduction
+    _, _result, checks = reproduction
     jury = [c for c in checks if c["figure"].startswith(("jury_accuracy (as", "jury_count"))]
     assert len(jury) == 6 and all(c["ok"] and c["abs_diff"] == 0 for c in jury)
 
@@ -92,7 +92,7 @@ def test_the_reproduction_ends_with_a_verdict_on_every_figure(reproduction):
     assert verdict.line() == f"{len(graded)} of {len(graded)} published figures reproduced"
 
 
-from ctbench.evaluation.text_metrics import Bleu  # noqa: E402
+from ctbench.evaluation.text_metrics import Bleu
 
 
 class _NotInstalledBleu(Bleu):

@@ -4,12 +4,12 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="needs matplotlib: pip install -e .[test]")
 pytest.importorskip("openai", reason="needs openai: pip install -e .[test]")
-from click.testing import CliRunner  # noqa: E402
+from click.testing import CliRunner
 
 from ctbench.cli import main
 from ctbench.evaluation import score_run
-from ctbench.evaluation.judges.fake import judge_responder
 from ctbench.evaluation.judges import JudgeSpec, LLMJudge, judge_run, load_prompt
+from ctbench.evaluation.judges.fake import judge_responder
 from ctbench.evaluation.report import write_report
 from ctbench.llm.testing import FakeLLMServer
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
@@ -101,7 +100,7 @@ def test_the_report_of_a_phantom_run_has_every_section(phantom_report):
 
 @pytest.mark.slow
 def test_every_figure_is_a_percentage_with_its_interval(phantom_report):
-    _, result, files = phantom_report
+    _, _result, files = phantom_report
     page = page_of(files)
     board = page.sections["Leaderboard"]["tables"][0]
     for cell in column(board, "accuracy % [95% CI]"):

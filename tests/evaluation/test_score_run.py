@@ -12,7 +12,6 @@ from ctbench.evaluation import score_run
 from ctbench.evaluation.intervals import clustered_proportion_ci
 
 
-
 def test_every_question_is_in_the_denominator(small_run):
     result = score_run(small_run)
     good = result.overall("good")

@@ -63,9 +63,9 @@ def test_groups_all_then_categories_then_types():
 
 
 def test_every_summary_metric_is_declared(small_run):
+    from ctbench.errors import UnknownName
     from ctbench.evaluation.metric_registry import METRICS
     from ctbench.evaluation.scoring import score_run
-    from ctbench.errors import UnknownName
 
     result = score_run(small_run)
     for row in result.rows:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from runner_helpers import bench
 
 from ctbench.cli import main
 from ctbench.evaluation.tracking import metric_key, run_params
-from runner_helpers import bench
 
 CARD = {"name": "good", "version": "good-1+authors", "weights": "m at 127.0.0.1:8000",
         "input": {"name": "lingshu", "variant": "authors"}, "generation": {"temperature": "0.0"}}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ctbench.errors import UnknownName
 from ctbench.evaluation.judges.verdict_parsing import parse_verdicts
