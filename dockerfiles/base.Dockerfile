@@ -36,6 +36,7 @@ COPY docs/ /src/docs/
 COPY scripts/docker/ /src/scripts/docker/
 COPY scripts/install-wordnet.sh /src/scripts/
 COPY LICENSE .dockerignore /src/
+COPY sdk/ /src/sdk/
 RUN if [ -s /tmp/build-secrets/ca-certificates.crt ]; then export PIP_CERT=/tmp/build-secrets/ca-certificates.crt; fi \
  && pip install --no-deps /src
 

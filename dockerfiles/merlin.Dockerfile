@@ -29,6 +29,15 @@ COPY model_servers/ /src/model_servers/
 COPY preprocess/ /src/preprocess/
 COPY evaluation/ /src/evaluation/
 COPY datasets/ /src/datasets/
+# the project files the wheel carries (ctbench/project.py: PROJECT_FILES)
+COPY compose/ /src/compose/
+COPY dockerfiles/ /src/dockerfiles/
+COPY proto/ /src/proto/
+COPY docs/ /src/docs/
+COPY scripts/docker/ /src/scripts/docker/
+COPY scripts/install-wordnet.sh /src/scripts/
+COPY LICENSE .dockerignore /src/
+COPY sdk/ /src/sdk/
 RUN pip install -c /tmp/model-requirements.txt /src
 
 FROM ${BASE_IMAGE}

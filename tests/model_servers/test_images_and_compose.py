@@ -52,3 +52,26 @@ def test_hadolint_passes(name):
     result = subprocess.run([find_tool("hadolint"), str(ROOT / "dockerfiles" / f"{name}.Dockerfile")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_image_that_installs_the_source_copies_all_the_wheel_needs(repo_root):
+    """`pip install /src` builds the wheel, whose build copies the project files (PROJECT_FILES)
+    and the Python folders (PACKAGE_ROOTS): an image that leaves one out fails to build."""
+    import re
+
+    from ctbench.project import PACKAGE_ROOTS, PROJECT_FILES
+
+    needed = {*PROJECT_FILES, *PACKAGE_ROOTS.values()}
+    checked = 0
+    for dockerfile in sorted((repo_root / "dockerfiles").glob("*.Dockerfile")):
+        text = dockerfile.read_text()
+        if not re.search(r"pip install [^\n]*/src\b", text):
+            continue
+        copied = set()
+        for sources in re.findall(r"^COPY (.+) /src/\S*$", text, re.M):
+            copied |= {s.rstrip("/") for s in sources.split()}
+        copied |= {f"scripts/{Path(s).name}" for s in copied if s.startswith("scripts/")}
+        missing = sorted(p for p in needed if p not in copied and f"{p}" not in copied)
+        assert not missing, f"{dockerfile.name} does not copy {', '.join(missing)} into /src"
+        checked += 1
+    assert checked >= 9
