@@ -43,14 +43,14 @@ class MisspeltCard(EchoModel):
     name = "misspelt"
 
     def input_spec(self):
-        return {**super().input_spec(), "orientaton": "LPS"}
+        return {**super().input_spec().to_dict(), "orientaton": "LPS"}
 
 
 class ExtraCardKey(EchoModel):
     name = "extra-key"
 
     def card(self):
-        return {**super().card(), "licence": "MIT"}
+        return {"name": self.name, "version": self.version, "licence": "MIT"}
 
 
 def test_card_keys_outside_the_protocol_are_named():
