@@ -62,7 +62,7 @@ class Readiness:
     def __init__(self) -> None:
         self._state = self.LOADING
         self._reason = STILL_LOADING
-        self._cause: BaseException | None = None  # what made the load fail
+        self._load_error: str | None = None  # why the load failed, kept after shutdown
         self._lock = threading.Lock()
         self._listeners: list[Callable[[str], None]] = []
         self.loaded = threading.Event()  # set once the model serves; never cleared
@@ -83,8 +83,8 @@ class Readiness:
 
     @property
     def error(self) -> str | None:
-        """Why the model failed to load; None unless the state is `failed`."""
-        return self._reason if self._state == self.FAILED else None
+        """Why the model failed to load; None unless it did (kept once the server stops)."""
+        return self._load_error
 
     def require_loaded(self) -> None:
         """Raise `ModelNotReady` saying why, unless the model answers questions."""
@@ -92,15 +92,9 @@ class Readiness:
             raise ModelNotReady(self._reason)
 
     def require_serving(self) -> None:
-        """Unless health says SERVING, raise why: the load's own error when it failed (a typed
-        error keeps its code and message, a bug stays a bug: INTERNAL, its text in the log
-        only), else `ModelNotReady` (still loading, shutting down)."""
-        if self.serving:
-            return
-        cause = self._cause if self._state == self.FAILED else None
-        if cause is not None:
-            raise cause.with_traceback(None)
-        raise ModelNotReady(self._reason)
+        """Raise `ModelNotReady` saying why, unless health says SERVING."""
+        if not self.serving:
+            raise ModelNotReady(self._reason)
 
     def subscribe(self, listener: Callable[[str], None]) -> None:
         """Call `listener(state)` now and on every later change."""
@@ -122,8 +116,9 @@ class Readiness:
     def set_serving(self) -> bool:
         return self._move(self.SERVING, "", (self.LOADING,))
 
-    def set_failed(self, reason: str, cause: BaseException | None = None) -> bool:
-        self._cause = cause
+    def set_failed(self, reason: str) -> bool:
+        if self._state == self.LOADING:
+            self._load_error = reason
         return self._move(self.FAILED, reason, (self.LOADING,))
 
     def set_draining(self) -> bool:
@@ -193,11 +188,11 @@ class Pipeline:
                 card = as_model_card(self.model.card(), name)
                 wire = card.to_proto(self.limits)
         except CtbenchError as exc:
-            self.readiness.set_failed(str(exc), exc)
+            self.readiness.set_failed(str(exc))
             log.error("model %s not loaded: %s", name, exc)
             return
         except Exception as exc:  # keep serving health; say why not ready
-            self.readiness.set_failed(f"{type(exc).__name__}: {exc}", exc)
+            self.readiness.set_failed(f"{type(exc).__name__}: {exc}")
             log.exception("model %s failed to load", name)
             return
         self.card, self._wire_card = card, wire
@@ -205,9 +200,13 @@ class Pipeline:
             log.info("model %s %s ready", name, card.version)
 
     def describe(self):
-        """The wire card (`ctbench.v1.ModelCard`) while serving; `ModelNotReady` saying why not."""
-        self.readiness.require_serving()
-        return self._wire_card
+        """The wire card (`ctbench.v1.ModelCard`): the one checked at load once the model
+        serves; before that (loading, or a failed load) the model's declaration as it stands,
+        so a client can see what is loading or missing. Raises `InvalidModelCard` for a card
+        the protocol cannot carry, and whatever a bug in `Model.card()` raises."""
+        if self._wire_card is not None:
+            return self._wire_card
+        return as_model_card(self.model.card(), self.model.name or type(self.model).__name__).to_proto(self.limits)
 
     def begin_shutdown(self) -> None:
         """Health goes NOT_SERVING; streams already open finish their questions."""

@@ -1,8 +1,9 @@
 """The gRPC servicer: a thin translator between protobuf and the SDK's Python objects.
 
-Every call goes to the `Pipeline` (pipeline.py): `Describe` returns the card it built and
-checked at load, and only while its readiness says SERVING (else UNAVAILABLE, saying why, as
-health does); `InspectInput` runs its decode and preprocess stages; each `Answer` call is one
+Every call goes to the `Pipeline` (pipeline.py): `Describe` returns its card, with the
+pipeline's readiness in the trailing metadata `ctbench-readiness` (`loading`, `serving`,
+`failed`, `draining`: what health says, in words); `InspectInput` runs its decode and
+preprocess stages while it serves; each `Answer` call is one
 `StreamSession` (stream_session.py), whose reader thread consumes the requests while this call
 yields the responses.
 """
@@ -23,6 +24,7 @@ from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 log = logging.getLogger("ctbench.server")
 
 _CODES = {c.value[0]: c for c in grpc.StatusCode}
+READINESS_KEY = "ctbench-readiness"  # Describe's trailing metadata: the pipeline's readiness
 
 
 class AnswerVolumeQuestionServicer(pb_grpc.AnswerVolumeQuestionServicer):
@@ -30,9 +32,10 @@ class AnswerVolumeQuestionServicer(pb_grpc.AnswerVolumeQuestionServicer):
         self.pipeline = pipeline
 
     def Describe(self, request: pb.DescribeRequest, context: grpc.ServicerContext) -> pb.ModelCard:
+        context.set_trailing_metadata(((READINESS_KEY, self.pipeline.readiness.state),))
         try:
             return self.pipeline.describe()
-        except Exception as exc:  # not serving: the reason, with its code (UNAVAILABLE)
+        except Exception as exc:  # a card the protocol cannot carry says why; a bug is INTERNAL
             _abort(context, exc, "Describe")
 
     def InspectInput(self, request: pb.InspectInputRequest, context: grpc.ServicerContext) -> pb.ModelInput:

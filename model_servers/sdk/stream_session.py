@@ -152,6 +152,9 @@ class StreamSession:
             entry = self.volumes.get(vid)
             if entry is not None and (entry.future is not None or entry.failed is not None):
                 return  # sent twice on one stream: the first one stands
+            # The newest volume before it can be ready: a volume prepared at once (tiny, or
+            # cached) must not be released as "not the newest" before its questions arrive.
+            self._supersede(vid)
             if source == "path":
                 if "reference" not in self.pipeline.model.transports:
                     raise UnsupportedTransport("this server accepts volumes inline only")
