@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ctbench.errors import CtbenchError, ModelNotReady
+from ctbench.errors import CtbenchError, ModelNotReady, UnsupportedTransport
 from ctbench.model_servers.sdk.batcher import Batcher, PendingItem, TimedAnswer
 from ctbench.model_servers.sdk.inline_budget import InlineBudget
 from ctbench.model_servers.sdk.model import Model, QuestionItem
@@ -40,6 +40,7 @@ from ctbench.model_servers.sdk.model_core import ServerLimits, StreamSlots
 from ctbench.model_servers.sdk.volume_cache import PreparedVolume, VolumeCache, VolumeTimings
 from ctbench.preprocess.referenced_volumes import load_referenced, resolve_under_root
 from ctbench.preprocess.volume import Volume, load_volume_bytes
+from ctbench.v1 import answer_volume_question_pb2 as pb
 
 log = logging.getLogger("ctbench.server")
 
@@ -170,7 +171,7 @@ class Pipeline:
         self.inline_budget = InlineBudget(limits.max_inline_bytes)
         self.streams = StreamSlots(limits.max_streams)
         self.card: ModelCard | None = None  # built and checked once, at load
-        self._wire_card = None
+        self._wire_card: pb.ModelCard | None = None
         model._readiness = self.readiness  # `Model.ready` reads it
 
     # --- readiness ----------------------------------------------------------------------------
@@ -199,7 +200,7 @@ class Pipeline:
         if self.readiness.set_serving():
             log.info("model %s %s ready", name, card.version)
 
-    def describe(self):
+    def describe(self) -> pb.ModelCard:
         """The wire card (`ctbench.v1.ModelCard`): the one checked at load once the model
         serves; before that (loading, or a failed load) the model's declaration as it stands,
         so a client can see what is loading or missing. Raises `InvalidModelCard` for a card
@@ -222,9 +223,12 @@ class Pipeline:
         return resolve_under_root(self.limits.data_root, relative, self.model.volume_formats)
 
     def decode_file(self, path: Path, volume_id: str) -> Volume:
-        """The decode stage, by reference."""
+        """The decode stage, by reference (`path` as `resolve` returned it)."""
+        root = self.limits.data_root
+        if root is None:  # `resolve` has refused the path already
+            raise UnsupportedTransport("this server has no data root: send volumes inline")
         with self._timed("decode"):
-            return load_referenced(path, volume_id, self.limits.data_root, self.model.volume_formats,
+            return load_referenced(path, volume_id, root, self.model.volume_formats,
                                    max_bytes=self.limits.max_decoded_bytes)
 
     def decode_bytes(self, data, filename: str) -> Volume:

@@ -191,7 +191,10 @@ class StreamSession:
 
     def _acquire(self, vid: str, entry: _SessionVolume, announce: bool) -> None:
         """Point a by-reference entry at the cache's future (loading the file on a miss)."""
-        future, hit = self.pipeline.volume_for_file(vid, entry.path)
+        path = entry.path
+        if path is None:  # only by-reference entries (which have a path) are acquired
+            raise UnknownVolume(f"volume {vid!r} was not sent by reference")
+        future, hit = self.pipeline.volume_for_file(vid, path)
         entry.future, entry.cache_hit = future, hit
         if announce:
             _when_done(future, lambda f, vid=vid: self._volume_ready(vid, f))
