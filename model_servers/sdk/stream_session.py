@@ -152,8 +152,8 @@ class StreamSession:
             entry = self.volumes.get(vid)
             if entry is not None and (entry.future is not None or entry.failed is not None):
                 return  # sent twice on one stream: the first one stands
-            # The newest volume before it can be ready: a volume prepared at once (tiny, or
-            # cached) must not be released as "not the newest" before its questions arrive.
+            # Newest before it can be ready: a volume prepared at once (tiny, or cached) must not
+            # be released as "not the newest" before its questions arrive.
             self._supersede(vid)
             if source == "path":
                 if "reference" not in self.pipeline.model.transports:
