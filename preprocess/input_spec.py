@@ -2,6 +2,9 @@
 
 A spec's fields mirror the proto message ``ctbench.v1.InputSpec`` (`to_dict` returns exactly its
 fields), so a model server's `Describe` can report how every volume it answered was prepared.
+`to_proto` and `from_proto` are the spec's one conversion each way to that message (the model
+card's, `model_servers/sdk/model_card.py`, goes through them); `from_dict` reads `to_dict`'s form
+back and names any key the message does not define.
 Spatial conventions of the declared fields:
 
 * ``orientation``: the code the volume is reoriented to before anything else ("" = used as
