@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ctbench.errors import ModelError, ModelNotReady, UnknownName, WrongServer
+from ctbench.model_servers.sdk.pipeline import STILL_LOADING
 from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS
 
 STAGES = ("imports", "build", "serve", "load", "describe", "answers")
-STILL_LOADING = "model is still loading"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ Typical use in a model server::
     from ctbench.preprocess.input_spec import get_spec
     spec = get_spec("merlin")            # authors' input; get_spec("merlin", "published") for the harness's
     tensor = spec.apply(volume)          # numpy, shape spec.target_shape, axes spec.axis_order
-    card_input = spec.to_dict()          # the proto InputSpec fields for Describe
+    # Model.input_spec() returns `spec` itself: the card carries it to Describe (spec.to_proto())
 """
 from ctbench.project import require_import_name
 

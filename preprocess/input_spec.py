@@ -2,6 +2,9 @@
 
 A spec's fields mirror the proto message ``ctbench.v1.InputSpec`` (`to_dict` returns exactly its
 fields), so a model server's `Describe` can report how every volume it answered was prepared.
+`to_proto` and `from_proto` are the spec's one conversion each way to that message (the model
+card's, `model_servers/sdk/model_card.py`, goes through them); `from_dict` reads `to_dict`'s form
+back and names any key the message does not define.
 Spatial conventions of the declared fields:
 
 * ``orientation``: the code the volume is reoriented to before anything else ("" = used as
@@ -133,6 +136,22 @@ class InputSpec:
             "details": dict(self.details),
         }
 
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, object]) -> InputSpec:
+        """The spec `to_dict` wrote (declarations only, no pipeline). A key that is not a proto
+        field raises `UnknownInputKey` naming it; ``None`` values and a missing variant or
+        axis order read as the field's default. Raises ValueError for an invalid declaration."""
+        unknown = sorted(set(fields) - set(WIRE_FIELDS))
+        if unknown:
+            raise UnknownInputKey(unknown)
+        given = {k: v for k, v in fields.items() if v is not None}
+        given.setdefault("name", "")
+        given.setdefault("variant", "")
+        given.setdefault("kind", "volume3d")
+        if not given.get("axis_order"):
+            given.pop("axis_order", None)
+        return cls(**given)  # type: ignore[arg-type]
+
     def to_proto(self):
         """As a ``ctbench.v1.InputSpec`` message (imports protobuf lazily)."""
         from ctbench.v1 import answer_volume_question_pb2 as pb
@@ -140,6 +159,31 @@ class InputSpec:
         fields = self.to_dict()
         windows = [pb.IntensityWindow(lower=lo, upper=hi) for lo, hi in fields.pop("windows")]
         return pb.InputSpec(windows=windows, **fields)
+
+    @classmethod
+    def from_proto(cls, message) -> InputSpec:
+        """The spec a ``ctbench.v1.InputSpec`` message declares (declarations only, no pipeline).
+        Raises ValueError naming the field when a declaration is not valid."""
+        return cls(
+            name=message.name, variant=message.variant, kind=message.kind,
+            orientation=message.orientation, axis_order=message.axis_order or "DHW",
+            target_shape=tuple(message.target_shape), target_spacing_mm=tuple(message.target_spacing_mm),
+            intensity=message.intensity, num_slices=message.num_slices,
+            windows=tuple((w.lower, w.upper) for w in message.windows), notes=message.notes,
+            details=dict(message.details))
+
+
+#: The fields the proto message ``ctbench.v1.InputSpec`` has: what `to_dict` writes.
+WIRE_FIELDS = ("name", "variant", "kind", "orientation", "axis_order", "target_shape", "target_spacing_mm",
+               "intensity", "num_slices", "windows", "notes", "details")
+
+
+class UnknownInputKey(ValueError):
+    """`InputSpec.from_dict` got keys the proto message does not define (`keys` names them)."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        super().__init__(f"unknown input key(s) {', '.join(keys)} (known: {', '.join(sorted(WIRE_FIELDS))})")
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,12 @@ class VolumeGroup:
 
 
 def describe(address: str, timeout_s: float = 10.0) -> dict:
+    """The server's card in the dict form the runner records and negotiates on (`card_dict`)."""
+    from ctbench.runners.compatibility import card_dict
+
     with open_channel(address) as channel:
         card = pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=timeout_s)
-    return MessageToDict(card, preserving_proto_field_name=True)
+    return card_dict(card)
 
 
 class InlinePrefetch:

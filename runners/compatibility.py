@@ -53,7 +53,8 @@ BY_NAME = {capability.name: capability for capability in CAPABILITIES}
 
 
 def card_dict(card) -> dict:
-    """The dict form `negotiate` reads, from a `ModelCard` message."""
+    """The dict form of a `ModelCard` message: what `negotiate` reads and run.json records (the
+    runner's one conversion of a Describe reply; `runners/client.py: describe` returns it)."""
     from google.protobuf.json_format import MessageToDict
 
     return MessageToDict(card, preserving_proto_field_name=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ctbench.errors import ModelNotReady, UnsupportedQuestion
-from ctbench.model_servers.sdk import Model, QuestionItem, ServerOptions, serve
+from ctbench.model_servers.sdk import InputSpec, Model, QuestionItem, ServerOptions, serve
 from ctbench.preprocess.orientation import reorient
 from ctbench.preprocess.volume import Volume
 
@@ -38,10 +38,11 @@ class TemplateModel(Model):
     transports = ("reference", "inline")
     gpu_memory_bytes = 0  # a real VLM: roughly what it needs, e.g. 24 << 30
 
-    def input_spec(self) -> dict:
+    def input_spec(self) -> InputSpec:
         # Say exactly what your model sees: `bench conformance` and the report record it.
-        return {"name": "template-ras", "kind": "volume3d", "orientation": "RAS", "axis_order": "DHW",
-                "intensity": "raw HU", "notes": "reoriented exactly (no resampling)"}
+        # A preset's spec (`ctbench.preprocess.input_spec.get_spec("medgemma")`) is the usual answer.
+        return InputSpec(name="template-ras", variant="", kind="volume3d", orientation="RAS", axis_order="DHW",
+                         intensity="raw HU", notes="reoriented exactly (no resampling)")
 
     def generation(self) -> dict[str, str]:
         return {"do_sample": "false"}  # greedy: the same question always gets the same answer

@@ -17,7 +17,7 @@ import numpy as np
 
 from ctbench.errors import UnsupportedQuestion
 from ctbench.model_servers.baselines.geometric_measure import answer_measured, segmented_label_map
-from ctbench.model_servers.sdk import Model, QuestionItem
+from ctbench.model_servers.sdk import InputSpec, Model, QuestionItem
 from ctbench.preprocess.volume import Volume
 
 if TYPE_CHECKING:
@@ -331,12 +331,12 @@ class GeometricExpert(Model):
     license = "Apache-2.0"
     max_batch_size = 32
 
-    def input_spec(self) -> dict:
-        return {
-            "name": "geometric", "variant": "authors", "kind": "volume3d", "orientation": "",
-            "axis_order": "DHW", "intensity": "raw HU thresholds",
-            "notes": "Works in the stored orientation; every position is mapped to LPS mm through the header.",
-        }
+    def input_spec(self) -> InputSpec:
+        return InputSpec(
+            name="geometric", variant="authors", kind="volume3d", orientation="",
+            axis_order="DHW", intensity="raw HU thresholds",
+            notes="Works in the stored orientation; every position is mapped to LPS mm through the header.",
+        )
 
     def preprocess(self, volume: Volume) -> LazyFindings:
         return LazyFindings(volume)  # nothing analysed until a question needs it

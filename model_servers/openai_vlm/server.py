@@ -18,6 +18,7 @@ The API key is read from the environment variable `api_key_env` names (default
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import numpy as np
 
 from ctbench.llm import LLMClient, LLMConfig
 from ctbench.model_servers.openai_vlm.png import png_data_uri
-from ctbench.model_servers.sdk import Model, QuestionItem
+from ctbench.model_servers.sdk import Model, ModelCard, QuestionItem
 from ctbench.model_servers.vlm_common.base import InvalidOption, parse_bool, parse_int
 from ctbench.model_servers.vlm_common.inputs import preset, sized_slice_spec
 from ctbench.model_servers.vlm_common.slice_prompt import INSTRUCTION, SUFFIX
@@ -127,18 +128,16 @@ class OpenAIVLM(Model):
         parsed = urlparse(self.base_url)
         return parsed.hostname + (f":{parsed.port}" if parsed.port else "") if parsed.hostname else self.base_url
 
-    def input_spec(self) -> dict[str, Any]:
-        return self.spec.to_dict()
+    def input_spec(self) -> InputSpec:
+        return self.spec
 
     def generation(self) -> dict[str, str]:
         return {"model": self.model_name, "endpoint": self.endpoint_host, "preset": f"{self.spec.name}/{self.spec.variant}",
                 "temperature": str(self.config.temperature), "max_tokens": str(self.config.max_output_tokens),
                 "image_format": "png"}
 
-    def card(self) -> dict[str, Any]:
-        card = super().card()
-        card["weights"] = f"{self.model_name} at {self.endpoint_host}"
-        return card
+    def card(self) -> ModelCard:
+        return dataclasses.replace(super().card(), weights=f"{self.model_name} at {self.endpoint_host}")
 
     def _settings_hash(self) -> str:
         blob = json.dumps({"generation": self.generation(), "input": self.spec.to_dict()}, sort_keys=True)

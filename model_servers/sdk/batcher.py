@@ -1,12 +1,13 @@
-"""Gathers ready questions from every stream into batches for `Model.answer`.
+"""Gathers ready questions from every stream into batches, and runs `Model.answer` under a timeout.
 
-One worker thread: it takes the oldest ready question, waits up to `max_wait_ms` for more (up
-to `max_batch_size`), preferring questions on the same volume so per-volume state is reused,
-and hands each item's result back through the item's `deliver` callback.
+`Batcher`: one worker thread takes the oldest ready question, waits up to `max_wait_ms` for more
+(up to `max_batch_size`), preferring questions on the same volume so per-volume state is reused,
+and hands each batch to `run` (the pipeline's answer stage, pipeline.py, which times it and
+delivers each item's result). It neither times nor calls the model itself.
 
-`Model.answer()` runs on a thread of its own and gets `timeout_s` per batch: a call that hangs
-is abandoned (its items get `AnswerTimeout`), a fresh thread takes the next batch, and the
-batcher goes on. A result that the abandoned call returns later is discarded.
+`TimedAnswer`: `Model.answer()` runs on a thread of its own and gets `timeout_s` per batch: a
+call that hangs is abandoned (its items get `AnswerTimeout`), a fresh thread takes the next
+batch, and the server goes on. A result that the abandoned call returns later is discarded.
 """
 from __future__ import annotations
 
@@ -60,18 +61,40 @@ class _AnswerThread:
         return future.result(timeout_s)
 
 
-class Batcher:
-    def __init__(self, answer: Callable[[list[QuestionItem]], list], max_batch_size: int, max_wait_ms: float, timeout_s: float = 300.0):
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+class TimedAnswer:
+    """`answer(batch)` with `timeout_s` per call: past it the call is abandoned and raises
+    `AnswerTimeout`; the next call runs on a fresh thread."""
+
+    def __init__(self, answer: Callable[[list[QuestionItem]], list], timeout_s: float = 300.0):
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         self._answer = answer
-        self._answer_thread = _AnswerThread(answer)
-        self.max_batch_size = max_batch_size
-        self.max_wait = max_wait_ms / 1e3
+        self._thread = _AnswerThread(answer)
         self.timeout_s = timeout_s
         self.abandoned = 0  # calls that timed out (their threads may still be running)
+
+    def call(self, items: list[QuestionItem]) -> list:
+        try:
+            return self._thread.call(items, self.timeout_s)
+        except FutureTimeout:
+            self.abandoned += 1
+            self._thread = _AnswerThread(self._answer)  # the hung one is left behind
+            ids = ", ".join(item.question_id for item in items[:3]) + (", ..." if len(items) > 3 else "")
+            log.error("answer() did not return within %gs for a batch of %d (%s): abandoned (%d so far)",
+                      self.timeout_s, len(items), ids, self.abandoned)
+            raise AnswerTimeout(
+                f"the model did not answer within the server's per-batch timeout of {self.timeout_s:g}s "
+                f"(batch of {len(items)}); the server goes on with other questions"
+            ) from None
+
+
+class Batcher:
+    def __init__(self, run: Callable[[list[PendingItem]], None], max_batch_size: int, max_wait_ms: float):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        self._run = run
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1e3
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="ctbench-batcher", daemon=True)
         self._thread.start()
@@ -110,46 +133,13 @@ class Batcher:
                     batch.append(nxt)
                 else:
                     held.append(nxt)
-            self._run(batch)
+            try:
+                self._run(batch)
+            except Exception:  # a bug delivering results: the batcher goes on with the next batch
+                log.exception("a batch of %d could not be run", len(batch))
             del batch, first  # answered: hold no prepared volume while waiting for the next
             if stop:
                 for pending in held:
                     pending.deliver(pending, ModelError("server shutting down"), {})
                 return
 
-    def _run(self, batch: list[PendingItem]) -> None:
-        batch = [p for p in batch if not p.cancelled()]
-        if not batch:
-            return
-        start = time.perf_counter()
-        try:
-            results = self._call([p.item for p in batch])
-            if not isinstance(results, list) or len(results) != len(batch):
-                got = len(results) if isinstance(results, list) else type(results).__name__
-                raise RuntimeError(f"answer() returned {got} results for a batch of {len(batch)}")
-        except BaseException as exc:  # every item of the batch gets the error
-            results = [exc] * len(batch)
-        inference_ms = (time.perf_counter() - start) * 1e3
-        for pending, result in zip(batch, results):
-            timings = {
-                "queue_ms": (start - pending.arrived) * 1e3,
-                "preprocess_ms": 0.0 if pending.cache_hit else pending.load_ms,
-                "inference_ms": inference_ms,
-                "batch_size": len(batch),
-                "volume_cache_hit": pending.cache_hit,
-            }
-            pending.deliver(pending, result, timings)
-
-    def _call(self, items: list[QuestionItem]) -> list:
-        try:
-            return self._answer_thread.call(items, self.timeout_s)
-        except FutureTimeout:
-            self.abandoned += 1
-            self._answer_thread = _AnswerThread(self._answer)  # the hung one is left behind
-            ids = ", ".join(item.question_id for item in items[:3]) + (", ..." if len(items) > 3 else "")
-            log.error("answer() did not return within %gs for a batch of %d (%s): abandoned (%d so far)",
-                      self.timeout_s, len(items), ids, self.abandoned)
-            raise AnswerTimeout(
-                f"the model did not answer within the server's per-batch timeout of {self.timeout_s:g}s "
-                f"(batch of {len(items)}); the server goes on with other questions"
-            ) from None

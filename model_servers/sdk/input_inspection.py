@@ -9,13 +9,12 @@ intensities they got without the whole tensor crossing the wire.
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 import numpy as np
 
 from ctbench.errors import InvalidVolume, UnsupportedTransport, VolumeTooLarge
-from ctbench.preprocess.volume import Volume, load_volume_bytes
+from ctbench.preprocess.volume import Volume
 from ctbench.v1 import answer_volume_question_pb2 as pb
 
 DEFAULT_MAX_BYTES = 1 << 20
@@ -72,25 +71,24 @@ def model_input_message(array: np.ndarray, volume_id: str, spec: pb.InputSpec, m
         preprocess_ms=preprocess_ms, input=spec)
 
 
-def inspect_input(core, request: pb.InspectInputRequest, spec: pb.InputSpec) -> pb.ModelInput:
-    """Load `request`'s volume as a question's would be, preprocess it and describe the result.
-    Raises the SDK's typed errors (the servicer turns them into the call's status)."""
-    model, limits = core.model, core.limits
+def inspect_input(pipeline, request: pb.InspectInputRequest) -> pb.ModelInput:
+    """Load `request`'s volume as a question's would be, through the pipeline's decode and
+    preprocess stages, and describe the result. Raises the SDK's typed errors (the servicer
+    turns them into the call's status); `ModelNotReady` unless the server is serving."""
+    pipeline.readiness.require_serving()
+    model, limits = pipeline.model, pipeline.limits
     if not model.reads_volume:
         raise InputNotInspectable(f"{model.name} reads no voxels: it has no input array to show")
     header = request.volume
     vid = header.volume_id
     if not vid:
         raise InvalidVolume("InspectInput: the volume header has no volume_id")
-    start = time.perf_counter()
+    start = pipeline.clock()
     source = header.WhichOneof("source")
     if source == "path":
         if "reference" not in model.transports:
             raise UnsupportedTransport("this server accepts volumes inline only")
-        from ctbench.preprocess.referenced_volumes import load_referenced
-
-        volume = load_referenced(core.resolve(header.path), vid, limits.data_root, model.volume_formats,
-                                 max_bytes=limits.max_decoded_bytes)
+        volume = pipeline.decode_file(pipeline.resolve(header.path), vid)
     elif source == "inline":
         if "inline" not in model.transports:
             raise UnsupportedTransport("this server accepts volumes by reference only")
@@ -103,8 +101,9 @@ def inspect_input(core, request: pb.InspectInputRequest, spec: pb.InputSpec) -> 
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if digest != vid:
             raise InvalidVolume(f"volume bytes hash to {digest}, not the declared {vid}")
-        volume = load_volume_bytes(data, header.inline.filename or "volume.nii.gz", max_bytes=limits.max_decoded_bytes)
+        volume = pipeline.decode_bytes(data, header.inline.filename or "volume.nii.gz")
     else:
         raise InvalidVolume("InspectInput: the volume header names neither a path nor an inline volume")
-    array = model.model_input(model.preprocess(volume))
-    return model_input_message(array, vid, spec, request.max_bytes, (time.perf_counter() - start) * 1e3)
+    array = model.model_input(pipeline.preprocess(volume))
+    return model_input_message(array, vid, pipeline.describe().input, request.max_bytes,
+                               (pipeline.clock() - start) * 1e3)

@@ -1,8 +1,10 @@
 """The one class a model team subclasses.
 
-The base class owns everything that is not the model: the gRPC plumbing, the volume cache,
-batching, per-item errors, timings, health and shutdown (see server.py). A subclass fills in
-`load`, optionally `preprocess` and `encode_volume`, and `answer`. It never touches protobuf.
+The SDK owns everything that is not the model: the `Pipeline` (pipeline.py) runs a model's
+stages in order, times them and keeps its readiness; around it are the gRPC plumbing, the
+volume cache, batching, per-item errors, health and shutdown (see server.py). A subclass fills
+in `load`, optionally `preprocess` and `encode_volume`, and `answer`, and declares its card
+(class attributes and `input_spec()`, an `InputSpec`). It never touches protobuf.
 """
 from __future__ import annotations
 
@@ -10,7 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ctbench.errors import InvalidOption
+from ctbench.preprocess.input_spec import InputSpec
 from ctbench.preprocess.volume import Volume
+
+if TYPE_CHECKING:
+    from ctbench.model_servers.sdk.model_card import ModelCard
+    from ctbench.model_servers.sdk.pipeline import Readiness
 
 
 @dataclass
@@ -73,11 +80,17 @@ class Model:
     #: The names `--option` may set. Declared, any other name is refused at start (a misspelt
     #: option must not fall back silently to its default); None leaves options unchecked.
     accepted_options: ClassVar[tuple[str, ...] | None] = None
+    _readiness: Readiness | None = None  # the serving pipeline's, set when one runs this model
 
     def __init__(self, **options: str):
         self.options = dict(options)
-        self.ready = False
         check_options(self.name or type(self).__name__, self.options, self.option_names())
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded and answers questions, as the pipeline serving it says
+        (False before a server has loaded it, or when its load failed)."""
+        return self._readiness is not None and self._readiness.model_loaded
 
     def option_names(self) -> tuple[str, ...] | None:
         """The option names this model accepts (default: `accepted_options`)."""
@@ -108,29 +121,36 @@ class Model:
         raise NotImplementedError
 
     # --- the model card -------------------------------------------------------------------
-    def input_spec(self) -> dict[str, Any]:
-        """How volumes are prepared; keys follow the proto's `InputSpec` message."""
-        return {"name": self.name, "kind": "volume3d" if self.reads_volume else "none"}
+    def input_spec(self) -> InputSpec:
+        """How volumes are prepared: an `InputSpec` (`ctbench.preprocess.input_spec`), usually a
+        preset's (`ctbench.preprocess.input_spec.get_spec`). The default declares the volume as
+        stored, or no input for a model that reads no voxels. A dict is still accepted, with a
+        deprecation warning (see docs/shipping-a-model-container.md)."""
+        return InputSpec(name=self.name, variant="", kind="volume3d" if self.reads_volume else "none")
 
     def generation(self) -> dict[str, str]:
         """Decoding settings, reported in the card and recorded with each prediction."""
         return {}
 
-    def card(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "description": self.description,
-            "license": self.license,
-            "weights": self.weights,
-            "input": self.input_spec(),
-            "max_batch_size": self.max_batch_size,
-            "transports": list(self.transports),
-            "volume_formats": list(self.volume_formats),
-            "generation": {k: str(v) for k, v in self.generation().items()},
-            "gpu_memory_bytes": self.gpu_memory_bytes,
-            "inspect_input": bool(self.inspects_input and self.reads_volume),
-        }
+    def card(self) -> ModelCard:
+        """The model card, from the class attributes, `input_spec()` and `generation()`. To
+        change a field, override and return `dataclasses.replace(super().card(), field=...)`."""
+        from ctbench.model_servers.sdk.model_card import ModelCard, as_input_spec
+
+        return ModelCard(
+            name=self.name,
+            input=as_input_spec(self.input_spec(), self.name),
+            version=self.version,
+            description=self.description,
+            license=self.license,
+            weights=self.weights,
+            max_batch_size=self.max_batch_size,
+            transports=tuple(self.transports),
+            volume_formats=tuple(self.volume_formats),
+            generation=self.generation(),
+            gpu_memory_bytes=self.gpu_memory_bytes,
+            inspect_input=bool(self.inspects_input and self.reads_volume),
+        )
 
 
 def check_options(model: str, options: dict[str, str], accepted: tuple[str, ...] | None) -> None:

@@ -1,8 +1,11 @@
 """Runs a `Model` as a gRPC server: AnswerVolumeQuestion + grpc.health.v1 + reflection.
 
-Health is NOT_SERVING until `Model.load()` succeeds (load runs in the background so probes are
-answered while weights load). SIGTERM/SIGINT enter graceful shutdown: health goes NOT_SERVING,
-in-flight streams get `grace` seconds, then the batcher stops.
+The server wires a `Pipeline` (pipeline.py, which owns stage order, timings and readiness) to
+gRPC: the servicer, grpc.health.v1 and reflection. Health follows the pipeline's `Readiness`:
+NOT_SERVING until `Model.load()` succeeds and the card checks (load runs in the background so
+probes are answered while weights load). SIGTERM/SIGINT enter graceful shutdown: readiness
+turns `draining` (health NOT_SERVING), in-flight streams get `grace` seconds, then the pipeline
+closes (the batcher stops).
 """
 from __future__ import annotations
 
@@ -17,14 +20,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ctbench.errors import CtbenchError, PortInUse
+from ctbench.errors import PortInUse
 from ctbench.exit_with_parent import ParentWatch
 from ctbench.model_servers.sdk import auth
-from ctbench.model_servers.sdk.batcher import Batcher
 from ctbench.model_servers.sdk.model import Model
-from ctbench.model_servers.sdk.model_core import ModelCore, ServerLimits
-from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer, card_to_proto
-from ctbench.model_servers.sdk.volume_cache import VolumeCache
+from ctbench.model_servers.sdk.model_core import ServerLimits
+from ctbench.model_servers.sdk.pipeline import Pipeline, Readiness
+from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
@@ -58,7 +60,6 @@ class ModelServer:
         workers = options.max_streams + SPARE_THREADS
         self._pool = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctbench-grpc")
         self._preprocess = futures.ThreadPoolExecutor(max_workers=options.preprocess_workers, thread_name_prefix="ctbench-prep")
-        self.batcher = Batcher(model.answer, model.max_batch_size, model.max_wait_ms, model.batch_timeout_s)
         limits = ServerLimits(
             data_root=options.data_root,
             max_volume_bytes=options.max_volume_bytes,
@@ -66,22 +67,33 @@ class ModelServer:
             max_inline_bytes=options.max_inline_bytes,
             max_streams=options.max_streams,
         )
-        self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
+        self.pipeline = Pipeline(model, limits, options.cache_bytes, self._preprocess)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         # so_reuseport off: a second server on a taken port must fail, not silently share it.
         self.server = grpc.server(self._pool, interceptors=auth.interceptors_from_env(), maximum_concurrent_rpcs=workers * 2, options=[("grpc.so_reuseport", 0)])
-        pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.core), self.server)
+        pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.pipeline), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self.server,
         )
-        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.pipeline.readiness.subscribe(self._follow_readiness)
         self.port = 0
-        self.loaded = threading.Event()
         self._stopped = threading.Event()
 
-    def _set_health(self, status) -> None:
+    @property
+    def core(self):
+        """The pipeline (its name before pipeline.py)."""
+        return self.pipeline
+
+    @property
+    def loaded(self) -> threading.Event:
+        """Set once the model serves (the pipeline's `Readiness.loaded`)."""
+        return self.pipeline.readiness.loaded
+
+    def _follow_readiness(self, state: str) -> None:
+        serving = state == Readiness.SERVING
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for service in ("", SERVICE_NAME):
             self.health.set(service, status)
 
@@ -100,33 +112,17 @@ class ModelServer:
         if self.port == 0:
             raise PortInUse(f"cannot listen on {address}: the port is in use or not bindable")
         self.server.start()
-        threading.Thread(target=self._load, name="ctbench-load", daemon=True).start()
+        threading.Thread(target=self.pipeline.load, name="ctbench-load", daemon=True).start()
         return self.port
-
-    def _load(self) -> None:
-        try:
-            self.model.load()
-            card_to_proto(self.model.card(), self.core.limits)  # a bad card leaves it NOT_SERVING, saying why
-        except CtbenchError as exc:
-            self.core.load_error = str(exc)
-            log.error("model %s not loaded: %s", self.model.name, exc)
-            return
-        except Exception as exc:  # keep serving health/Describe; say why not ready
-            self.core.load_error = f"{type(exc).__name__}: {exc}"
-            log.exception("model %s failed to load", self.model.name)
-            return
-        self.model.ready = True
-        self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        self.loaded.set()
-        log.info("model %s %s ready", self.model.name, self.model.version)
 
     def stop(self, grace: float | None = None) -> None:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.pipeline.begin_shutdown()
         self.health.enter_graceful_shutdown()
         self.server.stop(self.options.grace_s if grace is None else grace).wait()
-        self.batcher.stop()
+        self.pipeline.close()
         self._preprocess.shutdown(wait=False, cancel_futures=True)
 
     def wait(self) -> None:

@@ -1,9 +1,10 @@
 """One `Answer` stream on the server side.
 
-A reader thread consumes the request stream: volume headers and chunks become cache lookups
-(loaded once per content hash), questions wait for their volume and then join the shared
-batcher. Answers go back in completion order. Any bad item gets its own error status, an
-unexpected exception included; the stream goes on.
+A reader thread consumes the request stream: volume headers and chunks ask the pipeline
+(pipeline.py) for the prepared volume (prepared once per content hash), questions wait for their
+volume and then go to the pipeline's answer stage. Answers go back in completion order. The
+session neither times stages nor keeps its own view of readiness: both are the pipeline's. Any
+bad item gets its own error status, an unexpected exception included; the stream goes on.
 
 Memory: a stream holds a prepared volume only while it may still need it, that is while
 questions on it are in flight or it is the newest volume the client sent (clients send a
@@ -19,19 +20,16 @@ import logging
 import mmap
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 
 from ctbench.errors import (
     CtbenchError,
     InvalidVolume,
-    ModelNotReady,
     UnknownVolume,
     UnsupportedTransport,
     VolumeTooLarge,
@@ -40,7 +38,7 @@ from ctbench.model_servers.sdk.batcher import PendingItem
 from ctbench.model_servers.sdk.inline_budget import Reservation
 from ctbench.model_servers.sdk.item_status import OK, status_from_exception
 from ctbench.model_servers.sdk.model import QuestionItem
-from ctbench.model_servers.sdk.model_core import ModelCore
+from ctbench.model_servers.sdk.pipeline import Pipeline
 from ctbench.model_servers.sdk.volume_cache import PreparedVolume
 from ctbench.v1 import answer_volume_question_pb2 as pb
 
@@ -92,8 +90,8 @@ class _SessionVolume:
 
 
 class StreamSession:
-    def __init__(self, core: ModelCore, context: grpc.ServicerContext):
-        self.core = core
+    def __init__(self, pipeline: Pipeline, context: grpc.ServicerContext):
+        self.pipeline = pipeline
         self.context = context
         self.out: queue.Queue = queue.Queue()
         self.volumes: dict[str, _SessionVolume] = {}
@@ -154,28 +152,31 @@ class StreamSession:
             entry = self.volumes.get(vid)
             if entry is not None and (entry.future is not None or entry.failed is not None):
                 return  # sent twice on one stream: the first one stands
+            # Newest before it can be ready: a volume prepared at once (tiny, or cached) must not
+            # be released as "not the newest" before its questions arrive.
+            self._supersede(vid)
             if source == "path":
-                if "reference" not in self.core.model.transports:
+                if "reference" not in self.pipeline.model.transports:
                     raise UnsupportedTransport("this server accepts volumes inline only")
-                path = self.core.resolve(header.path)
+                path = self.pipeline.resolve(header.path)
                 entry = self.volumes[vid] = _SessionVolume(None, False, path=path)
                 self._acquire(vid, entry, announce=True)
             elif source == "inline":
-                if "inline" not in self.core.model.transports:
+                if "inline" not in self.pipeline.model.transports:
                     raise UnsupportedTransport("this server accepts volumes by reference only")
                 total = header.inline.total_bytes
-                if total > self.core.limits.max_volume_bytes:
+                if total > self.pipeline.limits.max_volume_bytes:
                     raise VolumeTooLarge(
-                        f"inline volume of {total} bytes exceeds this server's limit of {self.core.limits.max_volume_bytes}"
+                        f"inline volume of {total} bytes exceeds this server's limit of {self.pipeline.limits.max_volume_bytes}"
                     )
                 filename = header.inline.filename or "volume.nii.gz"
-                cached = self.core.cache.peek(vid)
+                cached = self.pipeline.cache.peek(vid)
                 if cached is not None:
                     # Already prepared from an earlier stream: skip the bytes, reuse the entry.
                     self.volumes[vid] = _SessionVolume(cached, True, upload=_Upload(filename, total))
                     _when_done(cached, lambda f, vid=vid: self._volume_ready(vid, f))
                 else:
-                    reservation = self.core.inline_budget.reserve(total, f"inline volume {vid}")
+                    reservation = self.pipeline.inline_budget.reserve(total, f"inline volume {vid}")
                     placeholder = Future()
                     self.volumes[vid] = _SessionVolume(placeholder, False, upload=_Upload(filename, total, reservation), own=placeholder)
                     if total == 0:
@@ -191,7 +192,9 @@ class StreamSession:
     def _acquire(self, vid: str, entry: _SessionVolume, announce: bool) -> None:
         """Point a by-reference entry at the cache's future (loading the file on a miss)."""
         path = entry.path
-        future, hit = self.core.cache.get(vid, lambda: self.core.prepare_file(path, vid))
+        if path is None:  # only by-reference entries (which have a path) are acquired
+            raise UnknownVolume(f"volume {vid!r} was not sent by reference")
+        future, hit = self.pipeline.volume_for_file(vid, path)
         entry.future, entry.cache_hit = future, hit
         if announce:
             _when_done(future, lambda f, vid=vid: self._volume_ready(vid, f))
@@ -211,8 +214,8 @@ class StreamSession:
             return
         data = chunk.data  # read once: each access copies
         try:
-            if len(data) > self.core.limits.max_chunk_bytes:
-                raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {self.core.limits.max_chunk_bytes}")
+            if len(data) > self.pipeline.limits.max_chunk_bytes:
+                raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {self.pipeline.limits.max_chunk_bytes}")
             if chunk.offset != upload.received:
                 raise InvalidVolume(f"chunk at offset {chunk.offset}, expected {upload.received}")
             end = upload.received + len(data)
@@ -235,15 +238,9 @@ class StreamSession:
         if digest != vid:
             self._fail_volume(vid, InvalidVolume(f"volume bytes hash to {digest}, not the declared {vid}"))
             return
-        filename, reservation = upload.filename, upload.reservation
-
-        def load() -> tuple[Any, Any]:
-            try:
-                return self.core.prepare_bytes(data, filename)
-            finally:
-                reservation.release()  # decoded (or failed): the raw bytes are no longer held
-
-        future, hit = self.core.cache.get(vid, load)
+        reservation = upload.reservation
+        # Once prepared (or failed), the raw bytes are no longer held: give them back.
+        future, hit = self.pipeline.volume_for_bytes(vid, data, upload.filename, after=reservation.release)
         if hit:  # another stream finished the same volume first
             reservation.release()
         placeholder = entry.own
@@ -282,7 +279,7 @@ class StreamSession:
         self.out.put(pb.AnswerResponse(volume=pb.VolumeStatus(volume_id=vid, status=status, load_ms=load_ms, cache_hit=hit)))
 
     def _on_question(self, question: pb.Question) -> None:
-        arrived = time.perf_counter()
+        arrived = self.pipeline.clock()
         with self._lock:
             self._outstanding += 1
         item = QuestionItem(question_id=question.question_id, volume_id=question.volume_id, text="")
@@ -295,8 +292,7 @@ class StreamSession:
                 metadata=dict(question.metadata),
                 volume_id=question.volume_id,
             )
-            if not self.core.model.ready:
-                raise ModelNotReady(self.core.load_error or "model is still loading")
+            self.pipeline.readiness.require_loaded()
             future, hit = self._volume_for(question, item)
         except Exception as exc:  # a typed error or a bug: this question alone fails
             self._deliver_error(item, exc)
@@ -314,7 +310,7 @@ class StreamSession:
                 if entry.path is not None:
                     self._acquire(vid, entry, announce=False)
                 else:
-                    cached = self.core.cache.peek(vid)
+                    cached = self.pipeline.cache.peek(vid)
                     if cached is None:
                         raise UnknownVolume(
                             f"question {question.question_id!r}: inline volume {vid!r} was released after its "
@@ -330,11 +326,7 @@ class StreamSession:
             exc = future.exception()
             if exc is not None:
                 raise exc
-            prepared: PreparedVolume = future.result()
-            item.prepared, item.state = prepared.prepared, prepared.state
-            self.core.batcher.submit(
-                PendingItem(item, arrived, prepared.load_ms, hit, self._deliver, lambda: self.cancelled)
-            )
+            self.pipeline.submit(item, future.result(), hit, arrived, self._deliver, lambda: self.cancelled)
         except BaseException as exc:  # the volume's error, or a bug: this question alone fails
             self._deliver_error(item, exc)
 
@@ -373,7 +365,7 @@ class StreamSession:
                 text=text,
                 status=status,
                 timings=pb.Timings(**timings) if timings else None,
-                model_version=self.core.model.version,
+                model_version=self.pipeline.model.version,
             )
         except Exception as exc:  # e.g. text that is not valid UTF-8: one bad item, not a dead batcher thread
             answer = pb.Answer(question_id=item.question_id, status=status_from_exception(exc, f"question {item.question_id}"))

@@ -5,11 +5,12 @@ loaded once; later requests for the same hash are cache hits. Failed loads are n
 fixed file can be retried. Entries are evicted least recently used first once the prepared bytes
 exceed the bound (questions still holding a prepared volume keep it alive until they are
 answered). The cache keeps a running total, so a load costs the same however many entries it has.
+It runs the load it is given and keeps what it returns; the pipeline (pipeline.py) times the
+stages inside the load and hands the cache their `VolumeTimings` to keep with the entry.
 """
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -20,12 +21,30 @@ import numpy as np
 
 
 @dataclass
+class VolumeTimings:
+    """Milliseconds each per-volume stage took for one volume (set by the pipeline)."""
+
+    decode_ms: float = 0.0
+    preprocess_ms: float = 0.0
+    encode_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        """The volume's load: decode, preprocess and encode together (`Timings.preprocess_ms`)."""
+        return self.decode_ms + self.preprocess_ms + self.encode_ms
+
+
+@dataclass
 class PreparedVolume:
     volume_id: str
     prepared: Any
     state: Any
-    load_ms: float
+    timings: VolumeTimings
     nbytes: int
+
+    @property
+    def load_ms(self) -> float:
+        return self.timings.total_ms
 
 
 def sizeof(obj: Any) -> int:
@@ -63,10 +82,12 @@ class VolumeCache:
         self.total_bytes = 0  # sum of _sizes
         self._lock = threading.Lock()
 
-    def get(self, volume_id: str, load: Callable[[], tuple[Any, Any]]) -> tuple[Future, bool]:
-        """The future of `volume_id`'s prepared volume, and whether it was already cached.
+    def get(self, volume_id: str, load: Callable[[], tuple[Any, Any]],
+            timings: VolumeTimings | None = None) -> tuple[Future, bool]:
+        """The future of `volume_id`'s `PreparedVolume`, and whether it was already cached.
 
-        `load()` returns `(prepared, state)`; it runs on the executor only on a miss."""
+        `load()` returns `(prepared, state)`; it runs on the executor only on a miss, and the
+        entry keeps `timings` (what the caller measured inside `load`)."""
         with self._lock:
             future = self._entries.get(volume_id)
             if future is not None:
@@ -74,11 +95,11 @@ class VolumeCache:
                 return future, True
             future = Future()
             self._entries[volume_id] = future
-        self._executor.submit(self._run, volume_id, load, future)
+        self._executor.submit(self._run, volume_id, load, future, timings or VolumeTimings())
         return future, False
 
-    def _run(self, volume_id: str, load: Callable[[], tuple[Any, Any]], future: Future) -> None:
-        start = time.perf_counter()
+    def _run(self, volume_id: str, load: Callable[[], tuple[Any, Any]], future: Future,
+             timings: VolumeTimings) -> None:
         try:
             prepared, state = load()
         except BaseException as exc:  # handed to every waiting question
@@ -87,9 +108,7 @@ class VolumeCache:
                     del self._entries[volume_id]
             future.set_exception(exc)
             return
-        entry = PreparedVolume(
-            volume_id, prepared, state, (time.perf_counter() - start) * 1e3, sizeof((prepared, state))
-        )
+        entry = PreparedVolume(volume_id, prepared, state, timings, sizeof((prepared, state)))
         with self._lock:
             if self._entries.get(volume_id) is future:
                 self._sizes[volume_id] = entry.nbytes

@@ -8,12 +8,13 @@ records how it was produced.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any, ClassVar
 
 from ctbench.errors import InvalidOption
-from ctbench.model_servers.sdk import Model
+from ctbench.model_servers.sdk import InputSpec, Model, ModelCard
 from ctbench.model_servers.vlm_common.catalog import ModelWeights, get_weights
 from ctbench.model_servers.vlm_common.inputs import input_spec_for
 from ctbench.model_servers.vlm_common.weights import require_weights, weights_dir
@@ -123,7 +124,7 @@ class VLMModel(Model):
         torch.manual_seed(self.seed)
 
     # --- the card -----------------------------------------------------------------------------
-    def input_spec(self) -> dict[str, Any]:
+    def input_spec(self) -> InputSpec:
         return input_spec_for(self.name, self.variant)
 
     def generation(self) -> dict[str, str]:
@@ -136,8 +137,6 @@ class VLMModel(Model):
         blob = json.dumps({"settings": self.settings, "variant": self.variant, "seed": self.seed}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
-    def card(self) -> dict[str, Any]:
-        card = super().card()
-        card["license"] = self.catalog.license
-        card["weights"] = f"{self.catalog.weights_id} (at {self.weights_path})"
-        return card
+    def card(self) -> ModelCard:
+        return dataclasses.replace(super().card(), license=self.catalog.license,
+                                   weights=f"{self.catalog.weights_id} (at {self.weights_path})")

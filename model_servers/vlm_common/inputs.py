@@ -1,7 +1,7 @@
 """The input presets the VLM servers use: `ctbench.preprocess`'s InputSpec registry.
 
 Servers call only these functions, so what each model is fed is declared once, in
-`ctbench.preprocess.presets`, and the card's `input` is that declaration (`to_dict()`).
+`ctbench.preprocess.presets`, and the card's `input` is that declaration (the `InputSpec`).
 `slice_pipeline` rebuilds a slice preset with a different slice count or size (the
 `num_slices` / `slice_size` options: small slices keep CI fast) from the same transforms.
 """
@@ -18,8 +18,9 @@ def preset(name: str, variant: str) -> InputSpec:
     return get_spec(name, variant)
 
 
-def input_spec_for(name: str, variant: str) -> dict:
-    return preset(name, variant).to_dict()
+def input_spec_for(name: str, variant: str) -> InputSpec:
+    """The card's input for preset `name` in `variant` (the preset's `InputSpec` itself)."""
+    return preset(name, variant)
 
 
 def slice_pipeline(spec: InputSpec, num_slices: int, size: tuple[int, int] | None) -> Compose:

@@ -9,6 +9,7 @@ both paths feed the same token ids, so greedy outputs agree.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ctbench.errors import ModelError, ModelNotReady
-from ctbench.model_servers.sdk import QuestionItem
+from ctbench.model_servers.sdk import InputSpec, QuestionItem
 from ctbench.model_servers.vlm_common.base import InvalidOption, VLMModel, parse_bool, parse_int
 from ctbench.model_servers.vlm_common.inputs import preset, slice_pipeline
 from ctbench.model_servers.vlm_common.slice_prompt import SplitPrompt, split_prompt
@@ -86,16 +87,13 @@ class SliceVLM(VLMModel):
         # version was computed before `reuse` joined the settings: recompute
         self.version = f"{self.weights_version}+{self.variant}+gen-{self._settings_hash()}"
 
-    def input_spec(self) -> dict[str, Any]:
+    def input_spec(self) -> InputSpec:
         """The preset, with any `num_slices` / `slice_size` override this server runs with."""
         spec = super().input_spec()
-        spec["num_slices"] = self.num_slices
-        details = dict(spec.get("details") or {})
-        details["slice_size"] = "native" if self.slice_size is None else f"{self.slice_size[0]}x{self.slice_size[1]}"
-        spec["details"] = details
-        if spec.get("target_shape"):
-            spec["target_shape"] = [self.num_slices, *(self.slice_size or spec["target_shape"][1:])]
-        return spec
+        details = {**spec.details, "slice_size": "native" if self.slice_size is None
+                   else f"{self.slice_size[0]}x{self.slice_size[1]}"}
+        shape = (self.num_slices, *(self.slice_size or spec.target_shape[1:])) if spec.target_shape else ()
+        return dataclasses.replace(spec, num_slices=self.num_slices, details=details, target_shape=shape)
 
     # --- loading ----------------------------------------------------------------------------
     def load_model(self) -> None:

@@ -43,13 +43,7 @@ PROBE_HU_RANGE = (BACKGROUND_HU, max(m.hu for m in MARKERS))
 def declared_spec(card: pb.ModelCard) -> InputSpec:
     """The card's InputSpec as the preprocessing library's type (declarations only, no pipeline).
     Raises ValueError naming the field when a declaration is not valid."""
-    message = card.input
-    return InputSpec(
-        name=message.name, variant=message.variant, kind=message.kind, orientation=message.orientation,
-        axis_order=message.axis_order or "DHW", target_shape=tuple(message.target_shape),
-        target_spacing_mm=tuple(message.target_spacing_mm), intensity=message.intensity,
-        num_slices=message.num_slices, windows=tuple((w.lower, w.upper) for w in message.windows),
-        details=dict(message.details))
+    return InputSpec.from_proto(card.input)
 
 
 def _as_stored_spec(spec: InputSpec, probe) -> InputSpec:

@@ -80,13 +80,13 @@ def test_unknown_option_and_bad_variant_fail_at_construction(name):
 def test_card_names_variant_licence_and_deterministic_decoding(name, variant):
     model = get_model_class(name)(variant=variant)
     card = model.card()
-    assert card["license"] == CATALOG[name].license
-    assert card["input"]["variant"] == variant
-    assert card["generation"]["variant"] == variant
-    assert card["generation"]["seed"] == "0"
-    assert f"+{variant}+gen-" in card["version"]
-    sampled = card["generation"].get("do_sample") == "True"
-    assert not sampled or "seed" in card["generation"]  # sampling is seeded
+    assert card.license == CATALOG[name].license
+    assert card.input.variant == variant
+    assert card.generation["variant"] == variant
+    assert card.generation["seed"] == "0"
+    assert f"+{variant}+gen-" in card.version
+    sampled = card.generation.get("do_sample") == "True"
+    assert not sampled or "seed" in card.generation  # sampling is seeded
 
 
 PRESET_VARIANTS = [(name, variant) for name in VLMS for variant in sorted(PRESETS.get(name).variants)]
@@ -97,8 +97,8 @@ def test_every_preset_variant_is_a_server_variant(name, variant):
     """No preset is unreachable: each one a server registers can be asked for with --option variant=."""
     model = get_model_class(name)(variant=variant)
     card = model.card()
-    assert card["input"]["variant"] == variant and f"+{variant}+gen-" in card["version"]
-    assert card["input"] == get_spec(name, variant).to_dict() or name in ("medgemma", "lingshu")  # slice servers add overrides
+    assert card.input.variant == variant and f"+{variant}+gen-" in card.version
+    assert card.input.to_dict() == get_spec(name, variant).to_dict() or name in ("medgemma", "lingshu")  # slice servers add overrides
     expected = get_model_class(name)(variant="published" if variant.startswith("published") else "authors")
     assert model.settings == expected.settings  # a published-* input comes with the published harness's decoding
 

@@ -158,7 +158,7 @@ def test_the_input_check_passes_a_server_fed_exactly_by_its_preset(name, variant
             return spec.apply(volume)
 
         def input_spec(self):
-            return spec.to_dict()
+            return spec
 
         def answer(self, batch):
             return ["left"] * len(batch)
@@ -218,7 +218,7 @@ def test_the_input_check_fails_a_card_that_misdeclares_spacing_axis_order_or_win
             return fed.apply(volume)
 
         def input_spec(self):
-            return declared.to_dict()
+            return declared
 
         def answer(self, batch):
             return ["left"] * len(batch)
