@@ -147,7 +147,7 @@ def test_template_server_from_the_guide_conforms_and_reads_orientation_right():
 def test_orientation_check_passes_a_constant_answer_but_says_it_shows_nothing():
     """Consistency is all the check can require (random-weight VLMs answer gibberish); a model
     that answers the same whatever the volume passes, and the detail says what that is worth."""
-    from ctbench.model_servers.sdk import Model, ModelServer, ServerOptions
+    from ctbench.model_servers.sdk import InputSpec, Model, ModelServer, ServerOptions
 
     class AlwaysLeft(Model):
         name = "always-left"
@@ -155,8 +155,8 @@ def test_orientation_check_passes_a_constant_answer_but_says_it_shows_nothing():
         license = "Apache-2.0"
         transports = ("inline",)
 
-        def input_spec(self) -> dict:
-            return {"name": "raw", "kind": "volume3d"}
+        def input_spec(self) -> InputSpec:
+            return InputSpec(name="raw", variant="", kind="volume3d")
 
         def answer(self, batch):
             return ["left"] * len(batch)
