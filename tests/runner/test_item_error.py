@@ -11,30 +11,27 @@ from ctbench.runners.item_error import ItemError
 from ctbench.runners.ledger import Ledger, PredictionRecord, read_ledger
 from ctbench.v1 import answer_volume_question_pb2 as pb
 
+
 # Lines as the runner wrote them before the error record had a type of its own: each error a
-# {"code", "type", "message"} object built in place.
+# {"code", "type", "message"} object built in place, the line's fields in the writer's order.
+def _old_line(qid: str, attempt: int, ts: str, prediction=None, error=None, **question) -> dict:
+    return {"question_id": qid, "case_id": qid.split(".")[0], "image_path": qid.split("::")[0],
+            "question": question.get("question", "Which side?"), "answer": question.get("answer", "left"),
+            "timings": question.get("timings", {}), "server": "chance", "model_version": question.get("version", ""),
+            "options": question.get("options", []), "question_type": question.get("question_type", ""),
+            "categories": question.get("categories", []), "attempt": attempt, "prediction": prediction,
+            "status": "ok" if error is None else "error", "error": error, "ts": f"2026-11-30T10:00:{ts}+00:00"}
+
+
 OLD_LEDGER = [
-    {"question_id": "a.nii.gz::0", "case_id": "a", "image_path": "a.nii.gz", "question": "Which side?",
-     "answer": "left", "timings": {"roundtrip_ms": 12.5}, "server": "chance", "model_version": "1",
-     "options": ["left", "right"], "question_type": "laterality", "categories": ["Laterality"], "attempt": 1,
-     "prediction": "left", "status": "ok", "error": None, "ts": "2026-11-30T10:00:00.000+00:00"},
-    {"question_id": "a.nii.gz::1", "case_id": "a", "image_path": "a.nii.gz", "question": "Above?",
-     "answer": "yes", "timings": {}, "server": "chance", "model_version": "", "options": [],
-     "question_type": "", "categories": [], "attempt": 1, "prediction": None, "status": "error",
-     "error": {"code": "INVALID_ARGUMENT", "type": "UnsupportedQuestion", "message": "open questions are not supported"},
-     "ts": "2026-11-30T10:00:00.100+00:00"},
-    {"question_id": "b.nii.gz::0", "case_id": "b", "image_path": "b.nii.gz", "question": "Which side?",
-     "answer": "right", "timings": {}, "server": "chance", "model_version": "", "options": [],
-     "question_type": "", "categories": [], "attempt": 2, "prediction": None, "status": "error",
-     "error": {"code": "DEADLINE_EXCEEDED", "type": "DeadlineExceeded",
-               "message": "no answer within the per-item deadline of 600s"},
-     "ts": "2026-11-30T10:00:01.000+00:00"},
-    {"question_id": "b.nii.gz::1", "case_id": "b", "image_path": "b.nii.gz", "question": "Larger?",
-     "answer": "no", "timings": {}, "server": "chance", "model_version": "", "options": [],
-     "question_type": "", "categories": [], "attempt": 1, "prediction": None, "status": "error",
-     "error": {"code": "UNAVAILABLE", "type": "ServerUnavailable",
-               "message": "not asked: chance: server exited; re-run to retry"},
-     "ts": "2026-11-30T10:00:02.000+00:00"},
+    _old_line("a.nii.gz::0", 1, "00.000", "left", timings={"roundtrip_ms": 12.5}, version="1",
+              options=["left", "right"], question_type="laterality", categories=["Laterality"]),
+    _old_line("a.nii.gz::1", 1, "00.100", error={"code": "INVALID_ARGUMENT", "type": "UnsupportedQuestion",
+                                                 "message": "open questions are not supported"}),
+    _old_line("b.nii.gz::0", 2, "01.000", error={"code": "DEADLINE_EXCEEDED", "type": "DeadlineExceeded",
+                                                 "message": "no answer within the per-item deadline of 600s"}),
+    _old_line("b.nii.gz::1", 1, "02.000", error={"code": "UNAVAILABLE", "type": "ServerUnavailable",
+                                                 "message": "not asked: chance: server exited; re-run to retry"}),
 ]
 
 
