@@ -342,7 +342,7 @@ def check_questions(ctx: Context):
         if result.error is not None:
             plural = "open questions" if kind == "open" else "questions with options"
             problems.append(f"the stream of {plural} ended with {result.error_text}")
-        verdict = judge_answers(result, asked, lambda qid, label=label: f"{label} ({qid})")
+        verdict = judge_answers(result, asked, label)
         problems += verdict.problems
         declined_by_kind[kind] += verdict.declined
         empty += sum(not answer.text.strip() for answer in verdict.answered)

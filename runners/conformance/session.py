@@ -218,20 +218,21 @@ class AnswerVerdict:
     answered: list[pb.Answer] = field(default_factory=list)  # answered once, OK
 
 
-def judge_answers(result: StreamResult, qids: Iterable[str], name: Callable[[str], str] = str) -> AnswerVerdict:
-    """Each question answered exactly once, with OK or a typed UnsupportedQuestion; `name(qid)`
-    is how a problem names its question."""
+def judge_answers(result: StreamResult, qids: Iterable[str], label: str = "") -> AnswerVerdict:
+    """Each question answered exactly once, with OK or a typed UnsupportedQuestion; a problem
+    names its question by id, after `label` when one is given ("an open question (q1)")."""
     verdict = AnswerVerdict()
     for qid in qids:
+        name = f"{label} ({qid})" if label else qid
         got = result.answers.get(qid, [])
         if not got:
-            verdict.problems.append(f"{name(qid)}: no answer")
+            verdict.problems.append(f"{name}: no answer")
         elif len(got) > 1:
-            verdict.problems.append(f"{name(qid)}: answered {len(got)} times")
+            verdict.problems.append(f"{name}: answered {len(got)} times")
         elif declined(got[0]):
             verdict.declined += 1
         elif got[0].status.code != 0:
-            verdict.problems.append(f"{name(qid)}: {describe_answer(got[0])}")
+            verdict.problems.append(f"{name}: {describe_answer(got[0])}")
         else:
             verdict.answered.append(got[0])
     return verdict
