@@ -1,4 +1,5 @@
-"""Jury accuracy rows for a scored run: identity-aligned (ours) and as published (positional)."""
+"""Jury accuracy rows for a scored run: identity-aligned (ours) and as published (positional).
+Each row's note is its metric's protocol text (`metric_registry.py`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from ctbench.evaluation.jury import (
     published_jury,
 )
 from ctbench.evaluation.ledger import ServerPredictions
+from ctbench.evaluation.metric_registry import protocol_of
 from ctbench.evaluation.summary_row import SummaryRow
 
 
@@ -49,7 +51,7 @@ def jury_rows(
             rows.append(SummaryRow.proportion(
                 preds.server, kind, group, "jury_accuracy", values, [it.case_id for it in members],
                 scored=sum(jury[it.question_id].decided for it in members),
-                note="verdicts joined by question identity"))
+                note=protocol_of("jury_accuracy")))
             if kind == "question_type" or not positional:
                 continue
             pub = [published.by_id.get(it.question_id) for it in members]
@@ -57,11 +59,8 @@ def jury_rows(
                 value, scored = published.accuracy, published.count
             else:  # the published per-category table divides by every question in the category
                 value, scored = sum(m is not None and m >= threshold for m in pub) / len(members), sum(m is not None for m in pub)
-            rows.append(SummaryRow(
-                server=preds.server, group_kind=kind, group=group, metric="jury_accuracy_published",
-                higher_is_better=True, value=value, ci_low=None, ci_high=None, n=len(members),
-                answered=None, errors=None, missing=None, correct=None, scored=scored, n_volumes=None,
-                note="as published: verdict files zipped by position, truncated to the shortest"))
+            rows.append(SummaryRow.figure(preds.server, kind, group, "jury_accuracy_published", value,
+                                          n=len(members), scored=scored, note=protocol_of("jury_accuracy_published")))
         misaligned = [a.to_json() for a in alignments.values() if not a.positional_ok]
         section["servers"][preds.server] = {
             "alignment": [a.to_json() for a in alignments.values()],

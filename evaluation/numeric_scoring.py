@@ -20,11 +20,11 @@ from typing import Any
 
 from ctbench.datasets.measure.templates import NUMERIC_QUESTION_TYPES
 from ctbench.datasets.qa_items import QAItem
+from ctbench.evaluation.metric_registry import MRA_THRESHOLDS, NUMERIC_TOLERANCE
 from ctbench.evaluation.numeric_parse import UnparseableNumber, parse_quantity, reference_quantity
 from ctbench.evaluation.summary_row import SummaryRow
 
-DEFAULT_TOLERANCE = 0.10
-MRA_THRESHOLDS = tuple(round(0.50 + 0.05 * i, 2) for i in range(10))  # 0.50 ... 0.95
+DEFAULT_TOLERANCE = NUMERIC_TOLERANCE  # 10%, as `numeric_accuracy` and `accuracy` are declared
 
 
 def is_numeric(item: QAItem) -> bool:

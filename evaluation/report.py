@@ -21,10 +21,10 @@ from typing import Any
 from ctbench.evaluation.control_report import control_sections
 from ctbench.evaluation.error_analysis import error_samples, outcome_counts
 from ctbench.evaluation.examples import Example, examples_per_category, most_disputed
+from ctbench.evaluation.metric_registry import METRICS
 from ctbench.evaluation.numeric_report import numeric_section
 from ctbench.evaluation.report_tables import (
-    METRIC_HEADERS,
-    TEXT_METRIC_SCALE,
+    LEADERBOARD_METRICS,
     Section,
     Table,
     headline_label,
@@ -159,7 +159,7 @@ def _text_metric_cell(row: dict[str, Any] | None, metric: str) -> str:
         return "–"
     if row["value"] is None:
         return "n/a"
-    return pct_ci(row, TEXT_METRIC_SCALE.get(metric, 100.0))
+    return pct_ci(row, METRICS.get(metric).report_factor)
 
 
 def _all_or_nothing(result: ScoreResult, metric: str) -> list[str]:
@@ -183,10 +183,10 @@ def _all_or_nothing(result: ScoreResult, metric: str) -> list[str]:
 def leaderboard_section(inp: ReportInput) -> Section:
     result, metric = inp.result, inp.metric
     board = leaderboard_rows(result)
-    extra = [c for c in ("jury_accuracy_published", *TEXT_METRIC_SCALE) if any(c in r for r in board)]
+    extra = [c for c in LEADERBOARD_METRICS if any(c in r for r in board)]
     also_accuracy = metric != "accuracy"  # plain accuracy gets a column when the jury is the headline
     headers = ["server", f"{headline_label(result)} % [95% CI]", *(["accuracy % [95% CI]"] if also_accuracy else []),
-               "n", "answered", "errors", "missing", *[METRIC_HEADERS[c] for c in extra]]
+               "n", "answered", "errors", "missing", *[METRICS.get(c).label for c in extra]]
     rows = [[r["server"], pct_ci(r["headline_row"]), *([pct_ci(r["accuracy_row"])] if also_accuracy else []),
              r["n"], r["answered"], r["errors"], r["missing"], *[_text_metric_cell(r.get(c), c) for c in extra]]
             for r in board]

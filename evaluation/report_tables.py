@@ -6,14 +6,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ctbench.evaluation.metric_registry import METRICS, declared
 from ctbench.evaluation.scoring import ScoreResult
 
-#: Text metrics the leaderboard shows, and the factor that puts each on the report's 0-100 scale.
-TEXT_METRIC_SCALE = {"bleu": 1.0, "meteor": 100.0, "rougeL_f": 100.0, "sbert_cosine": 100.0, "alignscore": 100.0}
-#: Column headers that say each metric's scale.
-METRIC_HEADERS = {"jury_accuracy_published": "jury % (as published)", "bleu": "BLEU (0–100)",
-                  "meteor": "METEOR ×100", "rougeL_f": "ROUGE-L F1 ×100", "sbert_cosine": "SBERT cosine ×100",
-                  "alignscore": "AlignScore ×100"}
+#: The leaderboard's columns beside the headline (the jury as published, text metrics), in
+#: declaration order; each one's header and scale are its declaration's (`metric_registry.py`).
+LEADERBOARD_METRICS = tuple(spec.name for spec in declared() if spec.leaderboard)
 
 
 @dataclass
@@ -40,7 +38,7 @@ def headline_metric(result: ScoreResult) -> str:
 
 
 def headline_label(result: ScoreResult) -> str:
-    return "jury accuracy (aligned)" if headline_metric(result) == "jury_accuracy" else "accuracy"
+    return METRICS.get(headline_metric(result)).label
 
 
 def missing(v: Any) -> bool:
@@ -71,7 +69,7 @@ def leaderboard_rows(result: ScoreResult) -> list[dict[str, Any]]:
         row = {"server": s, "headline": h["value"], "ci_low": h["ci_low"], "ci_high": h["ci_high"],
                "headline_row": h, "accuracy": acc["value"], "accuracy_row": acc, "n": acc["n"],
                "answered": acc["answered"], "errors": acc["errors"], "missing": acc["missing"]}
-        for m in ("jury_accuracy_published", *TEXT_METRIC_SCALE):
+        for m in LEADERBOARD_METRICS:
             try:
                 row[m] = result.value(s, m)
             except KeyError:

@@ -137,10 +137,11 @@ def score_item(item: QAItem, record: PredictionRecord | None, server: str) -> It
     cats = canonical_categories(item.categories)
     if record is None or record.status != "ok" or record.prediction is None:
         status = "missing" if record is None else "error"
-        error = (record.error or {}) if record is not None else {}
+        error = record.error if record is not None else None
         return ItemScore(server, item.question_id, item.case_id, status, False, False, None,
-                         bool(item.options), cats, item.question_type, error_type=str(error.get("type") or ""),
-                         error_message=str(error.get("message") or ""))
+                         bool(item.options), cats, item.question_type,
+                         error_type=error.type if error is not None else "",
+                         error_message=error.message if error is not None else "")
     exact = exact_match(record.prediction, item.answer)
     option = match_option(record.prediction, item.options) if item.options else None
     answer_index = match_option(item.answer, item.options) if item.options else None

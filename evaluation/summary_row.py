@@ -68,23 +68,28 @@ class SummaryRow:
         return cls(**{k: data[k] for k in cls.FIELDS})
 
     @classmethod
+    def figure(cls, server: str, kind: str, group: str, metric: str, value: float | None, *, n: int,
+               ci_low: float | None = None, ci_high: float | None = None, answered: int | None = None,
+               errors: int | None = None, missing: int | None = None, correct: float | None = None,
+               scored: int | None = None, n_volumes: int | None = None, note: str = "") -> SummaryRow:
+        """A figure of `metric`, whose direction is the metric's declaration (`metric_registry.py`)."""
+        return cls(server=server, group_kind=kind, group=group, metric=metric,
+                   higher_is_better=METRICS.get(metric).higher_is_better, value=value,
+                   ci_low=ci_low, ci_high=ci_high, n=n, answered=answered, errors=errors, missing=missing,
+                   correct=correct, scored=scored, n_volumes=n_volumes, note=note)
+
+    @classmethod
     def proportion(cls, server: str, kind: str, group: str, metric: str, values: Sequence[float],
                    clusters: Sequence[str], **counts: Any) -> SummaryRow:
-        """A proportion (or mean of [0, 1] values) with its clustered Wilson interval;
+        """A proportion (or mean of [0, 1] values) with its clustered Wilson interval (a `figure`);
         `counts` gives n, answered, errors, missing, scored, correct, note (n defaults to
-        len(values), scored to n, correct to the sum of values). The direction is the metric's
-        declaration (`metric_registry.py`)."""
+        len(values), scored to n, correct to the sum of values)."""
         ci = clustered_proportion_ci([float(v) for v in values], list(clusters))
         n = counts.pop("n", len(values))
-        return cls(
-            server=server, group_kind=kind, group=group, metric=metric,
-            higher_is_better=METRICS.get(metric).higher_is_better,
-            value=ci.estimate, ci_low=ci.low, ci_high=ci.high, n=n,
-            answered=counts.pop("answered", None), errors=counts.pop("errors", None),
-            missing=counts.pop("missing", None), correct=counts.pop("correct", int(sum(values))),
-            scored=counts.pop("scored", n), n_volumes=ci.n_clusters, note=counts.pop("note", ""),
-            **counts,
-        )
+        counts.setdefault("correct", int(sum(values)))
+        counts.setdefault("scored", n)
+        return cls.figure(server, kind, group, metric, ci.estimate, n=n, ci_low=ci.low, ci_high=ci.high,
+                          n_volumes=ci.n_clusters, **counts)
 
 
 SummaryRow.FIELDS = tuple(f.name for f in fields(SummaryRow))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from ctbench.evaluation.metric_registry import declared
 from ctbench.evaluation.scoring import ScoreResult
 
 
@@ -40,8 +41,8 @@ def group_table(result: ScoreResult, kind: str, metric: str = "accuracy") -> Tab
     return table
 
 
-TEXT_METRIC_ORDER = ("jury_accuracy", "jury_accuracy_published", "bleu", "meteor", "rouge1_f", "rouge2_f",
-                     "rougeL_f", "sbert_cosine", "alignscore")
+#: The jury and the text metrics, in declaration order (`metric_registry.py`).
+TEXT_METRIC_ORDER = tuple(spec.name for spec in declared() if spec.table == "text")
 
 
 def text_table(result: ScoreResult) -> Table:

@@ -9,6 +9,10 @@ The protocol that reproduces the published CT-SpatialVQA table (`TextProtocol()`
 lower-case both sides; skip items whose prediction is empty or blank (and missing/failed ones);
 sacrebleu corpus BLEU with its default 13a tokenizer; METEOR (NLTK, WordNet 3.0) on whitespace
 tokens, averaged; ROUGE F1 with the Porter stemmer, averaged; SBERT cosine, averaged.
+
+Each metric's name, the figures it produces, their direction, scale and protocol text are
+declared in `metric_registry.py` (the figure's `text_metric` and `implementation`); `metrics`
+is that registry's view of the text metrics, and a class here holds only the computation.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctbench.registry import Registry
+from ctbench.evaluation.metric_registry import TEXT_METRICS
 
 
 @dataclass(frozen=True)
@@ -30,12 +34,20 @@ class TextProtocol:
 
 
 class TextMetric:
-    """Base class. Subclasses set `name`/`outputs` and implement `per_item` (or `corpus`)."""
+    """Base class. Subclasses implement `per_item` (or `corpus`); their name and figures are
+    their declarations' (`metric_registry.py`)."""
 
-    name = ""
-    outputs: tuple[str, ...] = ()  # metric names this produces (ROUGE gives three)
-    higher_is_better = True
     corpus_level = False  # True: only a corpus figure, no per-item values
+
+    @property
+    def name(self) -> str:
+        """The name `bench score --metrics` selects it by ("" when nothing declares this class)."""
+        return TEXT_METRICS.name_of(type(self)) or ""
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The summary metrics this produces (ROUGE gives three)."""
+        return TEXT_METRICS.outputs(self.name)
 
     def unavailable(self) -> str | None:
         """Why this metric cannot run here, or None."""
@@ -48,12 +60,11 @@ class TextMetric:
         return {k: float(np.mean(v)) if len(v) else float("nan") for k, v in self.per_item(preds, refs).items()}
 
 
-metrics: Registry[type[TextMetric]] = Registry("metric")
+metrics = TEXT_METRICS  # the text metrics by name: `metrics.get("rouge")` is `Rouge`
 
 
-@metrics.register("bleu")
 class Bleu(TextMetric):
-    name, outputs, corpus_level = "bleu", ("bleu",), True
+    corpus_level = True
 
     def unavailable(self) -> str | None:
         return _missing("sacrebleu")
@@ -64,10 +75,7 @@ class Bleu(TextMetric):
         return {"bleu": float(sacrebleu.corpus_bleu(list(preds), [list(refs)]).score)}
 
 
-@metrics.register("meteor")
 class Meteor(TextMetric):
-    name, outputs = "meteor", ("meteor",)
-
     def unavailable(self) -> str | None:
         reason = _missing("nltk")
         if reason:
@@ -89,10 +97,7 @@ class Meteor(TextMetric):
         return {"meteor": np.array([meteor_score([r.split()], p.split()) for p, r in zip(preds, refs)])}
 
 
-@metrics.register("rouge")
 class Rouge(TextMetric):
-    name, outputs = "rouge", ("rouge1_f", "rouge2_f", "rougeL_f")
-
     def unavailable(self) -> str | None:
         return _missing("rouge_score")
 
@@ -104,9 +109,7 @@ class Rouge(TextMetric):
         return {f"{k}_f": np.array([s[k].fmeasure for s in scores]) for k in ("rouge1", "rouge2", "rougeL")}
 
 
-@metrics.register("sbert")
 class SbertCosine(TextMetric):
-    name, outputs = "sbert", ("sbert_cosine",)
     mean_dtype = np.float32  # the published pipeline averages in torch float32
 
     def __init__(self, encoder=None):
@@ -136,7 +139,6 @@ class SbertCosine(TextMetric):
         return {"sbert_cosine": float(np.mean(values, dtype=np.float32)) if len(values) else float("nan")}
 
 
-@metrics.register("alignscore")
 class AlignScoreMetric(TextMetric):
     """AlignScore (Zha et al. 2023, nli_sp mode): factual consistency of the prediction with the reference.
 
@@ -146,8 +148,6 @@ class AlignScoreMetric(TextMetric):
     `bench metrics fetch alignscore`). See ctbench/evaluation/alignscore/. Without the venv or the
     weights it is reported unavailable, with the reason and the command that fixes it.
     """
-
-    name, outputs = "alignscore", ("alignscore",)
 
     def __init__(self, weights: str | None = None, model: str | None = None, venv: str | None = None,
                  device: str = "cpu", scorer=None):
@@ -172,5 +172,5 @@ def _missing(module: str) -> str | None:
     return None
 
 
-ALL_TEXT_METRICS = ("bleu", "meteor", "rouge", "sbert", "alignscore")
-OFFLINE_TEXT_METRICS = ("bleu", "meteor", "rouge", "sbert")
+ALL_TEXT_METRICS = TEXT_METRICS.in_order()  # bleu, meteor, rouge, sbert, alignscore
+OFFLINE_TEXT_METRICS = TEXT_METRICS.offline()  # all but alignscore

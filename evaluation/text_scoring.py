@@ -43,14 +43,14 @@ def text_metric_rows(
             reason = metric.unavailable()
             if reason:
                 for name in metric.outputs:
-                    rows.append(_row(preds.server, "all", "all", name, metric, dataset.items, status,
+                    rows.append(_row(preds.server, "all", "all", name, dataset.items, status,
                                      len(scored), None, note=f"unavailable: {reason}"))
                 continue
             if metric.corpus_level:
                 for kind, group, members, idx in groups:
                     values = metric.corpus([texts[i] for i in idx], [refs[i] for i in idx]) if idx else {}
                     for name in metric.outputs:
-                        rows.append(_row(preds.server, kind, group, name, metric, members, status,
+                        rows.append(_row(preds.server, kind, group, name, members, status,
                                          len(idx), values.get(name), note="corpus-level; no CI"))
                 continue
             values = metric.per_item(texts, refs)
@@ -62,7 +62,7 @@ def text_metric_rows(
                     sub = np.asarray(arr)[idx] if idx else np.zeros(0)
                     ci = clustered_mean_ci([float(x) for x in sub], [scored[i].case_id for i in idx])
                     value = float(np.mean(sub, dtype=dtype)) if len(sub) else None
-                    rows.append(_row(preds.server, kind, group, name, metric, members, status, len(idx),
+                    rows.append(_row(preds.server, kind, group, name, members, status, len(idx),
                                      value, ci.low, ci.high))
     return rows, per_item
 
@@ -74,13 +74,11 @@ def _groups(dataset: Dataset, scored) -> list[tuple[str, str, list, list[int]]]:
             for kind, group, members in question_groups(dataset.items)]
 
 
-def _row(server, kind, group, name, metric, members, status, scored, value, low=None, high=None, note="") -> SummaryRow:
+def _row(server, kind, group, name, members, status, scored, value, low=None, high=None, note="") -> SummaryRow:
     counts = [status[it.question_id] for it in members]
     clean = lambda x: None if x is None or (isinstance(x, float) and math.isnan(x)) else x  # noqa: E731
-    return SummaryRow(
-        server=server, group_kind=kind, group=group, metric=name,
-        higher_is_better=metric.higher_is_better, value=clean(value),
-        ci_low=clean(low), ci_high=clean(high), n=len(members),
+    return SummaryRow.figure(
+        server, kind, group, name, clean(value), ci_low=clean(low), ci_high=clean(high), n=len(members),
         answered=counts.count("ok"), errors=counts.count("error"), missing=counts.count("missing"),
-        correct=None, scored=scored, n_volumes=len({it.case_id for it in members}), note=note,
+        scored=scored, n_volumes=len({it.case_id for it in members}), note=note,
     )

@@ -23,6 +23,7 @@ from google.protobuf.json_format import MessageToDict
 from ctbench.datasets.qa_items import QAItem
 from ctbench.errors import CtbenchError, QuestionTooLarge
 from ctbench.runners.channels import open_channel
+from ctbench.runners.item_error import ItemError
 from ctbench.runners.ledger import PredictionRecord
 from ctbench.runners.volume_source import VolumeBytes, VolumeSource
 from ctbench.v1 import answer_volume_question_pb2 as pb
@@ -30,14 +31,13 @@ from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
 CHUNK_BYTES = 1 << 20  # well under gRPC's 4 MiB default message limit
 MAX_MESSAGE_BYTES = 4 << 20  # gRPC's default receive limit, which the SDK's servers keep
-GRPC_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
 
 @dataclass
 class Outcome:
     item: QAItem
     prediction: str
-    error: dict | None  # {"code", "type", "message"} or None
+    error: ItemError | None  # None: answered
     timings: dict = field(default_factory=dict)
     model_version: str = ""
 
@@ -150,7 +150,7 @@ class ServerStream:
         return (entry[0], time.monotonic() - entry[1]) if entry else None
 
     def _fail_now(self, item: QAItem, exc: CtbenchError) -> None:
-        self.on_outcome(Outcome(item, "", {"code": exc.code, "type": exc.type_name, "message": str(exc)}))
+        self.on_outcome(Outcome(item, "", ItemError.of(exc)))
 
     def _watch_deadlines(self) -> None:
         while not self._finished.wait(0.2):
@@ -160,10 +160,7 @@ class ServerStream:
             for qid in late:
                 settled = self._settle(qid)
                 if settled is not None:
-                    self.on_outcome(Outcome(settled[0], "", {
-                        "code": "DEADLINE_EXCEEDED", "type": "DeadlineExceeded",
-                        "message": f"no answer within the per-item deadline of {self.deadline_s:g}s",
-                    }))
+                    self.on_outcome(Outcome(settled[0], "", ItemError.deadline(self.deadline_s)))
         # Every question has its outcome: stop waiting for answers that may never come.
         if self._call is not None:
             self._call.cancel()
@@ -259,13 +256,7 @@ class ServerStream:
                     if settled is None:
                         continue  # already settled (deadline) or unknown: never twice
                     item, elapsed = settled
-                    error = None
-                    if answer.status.code != 0:
-                        error = {
-                            "code": GRPC_CODE_NAMES.get(answer.status.code, str(answer.status.code)),
-                            "type": answer.status.error_type,
-                            "message": answer.status.message,
-                        }
+                    error = ItemError.from_status(answer.status) if answer.status.code != 0 else None
                     timings = MessageToDict(answer.timings, preserving_proto_field_name=True, always_print_fields_with_no_presence=True) if answer.HasField("timings") else {}
                     timings["roundtrip_ms"] = elapsed * 1e3
                     self.on_outcome(Outcome(item, answer.text if error is None else "", error, timings, answer.model_version))

@@ -1,5 +1,8 @@
 """The predictions ledger: one record type, one reader, one writer, one meaning of "settled".
 
+A record (`PredictionRecord`) is an answer or an error record (`item_error.ItemError`, the
+line's `error` object).
+
 A ledger (RUN/predictions/<server>.jsonl) is append-only, one JSON line per outcome, flushed
 as it arrives. The effective record of a question is the last good line with its id. The same
 reader serves resume (which questions to ask again) and scoring (what each server answered):
@@ -27,11 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ctbench.runners.item_error import ItemError
+
 log = logging.getLogger("ctbench.runner")
 
-# Statuses worth asking again on resume: the server, not the item, was the problem, or the
-# ledger line itself was damaged (DATA_LOSS).
-RETRYABLE_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED", "DATA_LOSS"}
 STATUSES = ("ok", "error")
 
 
@@ -42,22 +44,27 @@ class PredictionRecord:
     question_id: str
     prediction: str | None  # None unless status is "ok"
     status: str  # "ok" | "error"
-    error: dict[str, Any] | None = None  # {"code", "type", "message"} when status is "error"
+    error: ItemError | None = None  # when status is "error"
     line: int = 0  # where it was read (0: not read from a file)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # everything else on the line
 
+    def __post_init__(self) -> None:
+        if isinstance(self.error, dict):  # given as its JSON object: read it as the ledger does
+            object.__setattr__(self, "error", ItemError.from_json(self.error))
+
     def settled(self, retry_errors: bool = False) -> bool:
         """Whether a resumed run skips this question: answered, or an error of the item itself
-        (unless `retry_errors`). Server-side failures and damaged lines are asked again."""
+        (unless `retry_errors`). Server-side failures and damaged lines are asked again
+        (`ItemError.retryable`)."""
         if self.status == "ok":
             return True
         if retry_errors:
             return False
-        return (self.error or {}).get("code") not in RETRYABLE_CODES
+        return self.error is None or not self.error.retryable
 
     def to_json(self) -> dict[str, Any]:
         return {"question_id": self.question_id, **self.extra, "prediction": self.prediction,
-                "status": self.status, "error": self.error}
+                "status": self.status, "error": None if self.error is None else self.error.to_json()}
 
     @classmethod
     def from_json(cls, row: Any, line: int = 0, question_id: str | None = None) -> PredictionRecord:
@@ -77,15 +84,12 @@ class PredictionRecord:
             if status not in STATUSES:
                 raise BadLine(f"status {status!r} is not 'ok' or 'error'")
         extra = {k: v for k, v in row.items() if k not in ("question_id", "prediction", "status", "error")}
-        prediction, error = row.get("prediction"), row.get("error")
+        prediction = row.get("prediction")
         if status == "error":
-            if not isinstance(error, dict):
-                error = {"code": "UNKNOWN", "type": "Error", "message": str(error or "status 'error' without details")}
-            return cls(question_id, None, "error", error, line, extra)
+            return cls(question_id, None, "error", ItemError.from_json(row.get("error")), line, extra)
         if not isinstance(prediction, str):
             got = "missing" if "prediction" not in row else _json_type(prediction)
-            error = {"code": "DATA_LOSS", "type": "InvalidPrediction",
-                     "message": f"ledger line {line}: status ok but the prediction is {got}, not a string"}
+            error = ItemError.invalid_prediction(f"ledger line {line}: status ok but the prediction is {got}, not a string")
             return cls(question_id, None, "error", error, line, extra)
         return cls(question_id, prediction, "ok", None, line, extra)
 

@@ -211,7 +211,7 @@ def _ledger_counts(path: Path) -> dict:
             counts["ok"] += 1
         else:
             counts["error"] += 1
-            kind = (record.error or {}).get("type", "?")
+            kind = record.error.type if record.error is not None else "?"
             counts["types"][kind] = counts["types"].get(kind, 0) + 1
     return counts
 

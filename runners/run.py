@@ -26,13 +26,14 @@ import grpc
 
 from ctbench.datasets.manifest import dataset_manifest
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
-from ctbench.errors import CtbenchError, DatasetError, ServerStartError
+from ctbench.errors import CtbenchError, DatasetError, InvalidVolume, ServerStartError, UnsupportedTransport
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup, describe
 from ctbench.runners.compatibility import Negotiation, Wants, negotiate
 from ctbench.runners.compose_file import load_compose_file, select_servers
 from ctbench.runners.controls import ControlSet, prepare_controls
 from ctbench.runners.health import wait_until_serving
+from ctbench.runners.item_error import ItemError
 from ctbench.runners.ledger import Ledger, read_ledger
 from ctbench.runners.preflight import Selection, check_identity, select_questions
 from ctbench.runners.run_lock import RunFolderLock
@@ -326,9 +327,9 @@ def _run_server(spec, config, dataset, controls, backend, source, result: Server
         if progress:
             progress(spec.name, done, result.total)
 
-    def record_all(where: _Pass, items: list[QAItem], code: str, type_name: str, message: str) -> None:
+    def record_all(where: _Pass, items: list[QAItem], error: ItemError) -> None:
         for item in items:
-            on_outcome(Outcome(item, "", {"code": code, "type": type_name, "message": message}), where)
+            on_outcome(Outcome(item, "", error), where)
 
     try:
         for p in passes:
@@ -350,12 +351,12 @@ def _run_server(spec, config, dataset, controls, backend, source, result: Server
             current = p
             for item in p.pending:
                 if item.image_path in p.failed:
-                    on_outcome(Outcome(item, "", {"code": "INVALID_ARGUMENT", "type": "InvalidVolume", "message": p.failed[item.image_path]}))
+                    on_outcome(Outcome(item, "", ItemError.of(InvalidVolume(p.failed[item.image_path]))))
             remaining = [item for item in p.pending if item.image_path not in p.failed]
             if not remaining:
                 continue
             if result.failure:
-                record_all(p, remaining, "UNAVAILABLE", "ServerUnavailable", f"not asked: {spec.name}: {result.failure}; re-run to retry")
+                record_all(p, remaining, ItemError.not_asked(f"not asked: {spec.name}: {result.failure}; re-run to retry"))
                 continue
             if endpoint is None:
                 endpoint = _start(spec, config, dataset, backend, result)
@@ -364,7 +365,7 @@ def _run_server(spec, config, dataset, controls, backend, source, result: Server
                 raise ServerStartError(result.negotiation.refused["volumes"])
             refused = result.negotiation.refused.get(f"control {p.label}")
             if refused is not None:
-                record_all(p, remaining, "UNIMPLEMENTED", "UnsupportedTransport", refused)
+                record_all(p, remaining, ItemError.of(UnsupportedTransport(refused)))
                 continue
             endpoint = _ask(spec, config, p, remaining, endpoint, backend, source, result, on_outcome, record_all, announce, stop)
     except CtbenchError as exc:
@@ -373,7 +374,7 @@ def _run_server(spec, config, dataset, controls, backend, source, result: Server
         for p in passes:
             if p.ledger is not None:
                 record_all(p, [item for item in p.pending if (p.label, item.question_id) not in settled_now],
-                           exc.code, exc.type_name, str(exc).splitlines()[0])
+                           ItemError.of(exc, str(exc).splitlines()[0]))
     except Exception as exc:  # untyped: a bug or the file system; say so (exit 2), leave the questions to a resume
         log.exception("%s: unexpected error", spec.name)
         result.failure = f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -410,7 +411,7 @@ def _ask(spec, config, p: _Pass, remaining: list[QAItem], endpoint: Endpoint, ba
             tail = backend.logs(spec.name) if backend is not None else ""
             result.failure = f"server {what}{what_pass}; {len(remaining)} questions not answered"
             announce(f"{spec.name}: {result.failure}" + (f"\n{tail}" if tail else ""))
-            record_all(p, remaining, "UNAVAILABLE", "ServerUnavailable", f"server {spec.name} {what} before answering; re-run to retry")
+            record_all(p, remaining, ItemError.not_asked(f"server {spec.name} {what} before answering; re-run to retry"))
             break
         result.restarts += 1
         announce(f"{spec.name}: server {what}{what_pass}; restarting ({result.restarts}/{config.restarts}), {len(remaining)} questions left")

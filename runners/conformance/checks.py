@@ -31,6 +31,7 @@ from ctbench.runners.conformance.session import (
     describe_answer,
     expect_ok,
     inline_requests,
+    judge_answers,
     question,
     status_name,
     timeout_hint,
@@ -341,18 +342,10 @@ def check_questions(ctx: Context):
         if result.error is not None:
             plural = "open questions" if kind == "open" else "questions with options"
             problems.append(f"the stream of {plural} ended with {result.error_text}")
-        for qid in asked:
-            got = result.answers.get(qid, [])
-            if not got:
-                problems.append(f"{label} ({qid}): no answer")
-            elif len(got) > 1:
-                problems.append(f"{label} ({qid}): answered {len(got)} times")
-            elif declined(got[0]):
-                declined_by_kind[kind] += 1
-            elif got[0].status.code != 0:
-                problems.append(f"{label} ({qid}): {describe_answer(got[0])}")
-            elif not got[0].text.strip():
-                empty += 1
+        verdict = judge_answers(result, asked, label)
+        problems += verdict.problems
+        declined_by_kind[kind] += verdict.declined
+        empty += sum(not answer.text.strip() for answer in verdict.answered)
     n = len(OPEN_QUESTIONS)
     detail = f"{n} open questions and {n} with options on one {transport} volume"
     warnings = []

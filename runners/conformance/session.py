@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from ctbench.runners.conformance import probe_volumes as probes
+from ctbench.runners.item_error import GRPC_CODE_NAMES
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
@@ -21,7 +22,6 @@ GRPC_MESSAGE_LIMIT = 4 << 20
 STAGING = ".ctbench-conformance"
 OPTIONS = ("left", "right")
 ORIENTATION_QUESTION = "Which lung contains the pulmonary nodule?"
-CODE = {c.value[0]: c.name for c in grpc.StatusCode}
 
 
 @dataclass
@@ -192,7 +192,7 @@ def timeout_hint(error: grpc.RpcError, timeout_s: float) -> str:
 
 
 def status_name(status: pb.ItemStatus) -> str:
-    return CODE.get(status.code, str(status.code))
+    return GRPC_CODE_NAMES.get(status.code, str(status.code))
 
 
 def describe_answer(answer: pb.Answer | None) -> str:
@@ -209,24 +209,44 @@ def declined(answer: pb.Answer | None) -> bool:
     return answer is not None and answer.status.code != 0 and answer.status.error_type == "UnsupportedQuestion"
 
 
-def expect_ok(result: StreamResult, qids: Iterable[str], problems: list[str]) -> int:
-    """Each question answered exactly once, with OK or a typed UnsupportedQuestion; the stream
-    itself ended OK. Returns how many the model declined."""
-    n_declined = 0
-    if result.error is not None:
-        problems.append(f"the stream ended with {result.error_text}")
+@dataclass
+class AnswerVerdict:
+    """How a stream answered the questions it was asked."""
+
+    problems: list[str] = field(default_factory=list)
+    declined: int = 0  # typed UnsupportedQuestion
+    answered: list[pb.Answer] = field(default_factory=list)  # answered once, OK
+
+
+def judge_answers(result: StreamResult, qids: Iterable[str], label: str = "") -> AnswerVerdict:
+    """Each question answered exactly once, with OK or a typed UnsupportedQuestion; a problem
+    names its question by id, after `label` when one is given ("an open question (q1)")."""
+    verdict = AnswerVerdict()
     for qid in qids:
+        name = f"{label} ({qid})" if label else qid
         got = result.answers.get(qid, [])
         if not got:
-            problems.append(f"{qid}: no answer")
+            verdict.problems.append(f"{name}: no answer")
         elif len(got) > 1:
-            problems.append(f"{qid}: answered {len(got)} times")
+            verdict.problems.append(f"{name}: answered {len(got)} times")
         elif declined(got[0]):
-            n_declined += 1
+            verdict.declined += 1
         elif got[0].status.code != 0:
-            problems.append(f"{qid}: {describe_answer(got[0])}")
+            verdict.problems.append(f"{name}: {describe_answer(got[0])}")
+        else:
+            verdict.answered.append(got[0])
+    return verdict
+
+
+def expect_ok(result: StreamResult, qids: Iterable[str], problems: list[str]) -> int:
+    """`judge_answers`, and the stream itself and every volume status ended OK. Returns how many
+    the model declined."""
+    if result.error is not None:
+        problems.append(f"the stream ended with {result.error_text}")
+    verdict = judge_answers(result, qids)
+    problems += verdict.problems
     for statuses in result.volumes.values():
         for status in statuses:
             if status.status.code != 0:
                 problems.append(f"volume {status.volume_id[:19]}...: {status_name(status.status)} {status.status.message}")
-    return n_declined
+    return verdict.declined

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from ctbench.evaluation.summary_row import read_summary_rows
 from ctbench.runners.ledger import effective_records
 
 
@@ -43,14 +44,14 @@ def check_run(run: Path, backend: str | None, min_accuracy: dict[str, float]) ->
             problems.append(f"{server}: {len(not_ok)} questions not ok (first: {ledger[not_ok[0]]})")
     summary_path = run / "summary.json"
     if summary_path.is_file():
-        summary = json.dumps(json.loads(summary_path.read_text()))
+        scored = {row.server for row in read_summary_rows(summary_path)}
         for server in record["servers"]:
-            if f'"{server}"' not in summary:
+            if server not in scored:
                 problems.append(f"{server}: no score in summary.json")
     for server, floor in min_accuracy.items():
         accuracy = _accuracy(run, server)
         if accuracy is None:
-            problems.append(f"{server}: no accuracy found in summary.json")
+            problems.append(f"{server}: no ledger to compute accuracy from")
         elif accuracy < floor:
             problems.append(f"{server}: accuracy {accuracy:.3f} below {floor}")
     return problems

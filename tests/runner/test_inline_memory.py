@@ -54,7 +54,7 @@ try:
         t.join(300)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"baseline_kib": baseline, "peak_kib": peak, "outcomes": len(outcomes), "left": len(left),
-                      "errors": [o.error for o in outcomes if o.error][:3], "cached": source.cached_bytes}))
+                      "errors": [o.error.to_json() for o in outcomes if o.error][:3], "cached": source.cached_bytes}))
 finally:
     server.stdin.close()
     server.wait(30)
