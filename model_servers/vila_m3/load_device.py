@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
+from typing import Any
 
 
 def is_cuda(device: str) -> bool:
@@ -22,8 +22,8 @@ def is_cuda(device: str) -> bool:
 
 
 @contextmanager
-def device_map_kept(builder: ModuleType, device: str) -> Iterator[bool]:
-    """While the block runs, VILA's `load_pretrained_model` keeps ``device_map={"": device}`` for a
+def device_map_kept(builder: Any, device: str) -> Iterator[bool]:
+    """While the block runs (`builder` is ``llava.model.builder``), VILA's `load_pretrained_model` keeps ``device_map={"": device}`` for a
     non-CUDA `device`. Yields whether the function was wrapped."""
     if is_cuda(device):
         yield False

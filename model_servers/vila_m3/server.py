@@ -28,6 +28,7 @@ import numpy as np
 from ctbench.errors import ModelError, ModelNotReady
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vila_m3 import import_shims
+from ctbench.model_servers.vila_m3.load_check import require_parts_loaded
 from ctbench.model_servers.vila_m3.load_device import device_map_kept
 from ctbench.model_servers.vila_m3.vista3d_bundle import Vista3DBundle
 from ctbench.model_servers.vila_m3.vista3d_expert import (
@@ -198,6 +199,7 @@ class VilaM3(AuthorsVLM):
         with device_map_kept(builder, device):  # VILA maps a SigLIP tower's load to "cuda" (load_device.py)
             tokenizer, model, image_processor, _ = builder.load_pretrained_model(
                 str(self.weights_path), "Llama3-VILA-M3-8B", device=device)
+        require_parts_loaded(model, self.weights_path)  # no part left at random init (load_check.py)
         return VilaGenerator(tokenizer, model, image_processor, mm_utils, constants, self.settings)
 
     # --- per volume ----------------------------------------------------------------------------

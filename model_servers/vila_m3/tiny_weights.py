@@ -23,6 +23,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ctbench.model_servers.vila_m3 import import_shims
 from ctbench.model_servers.vila_m3.tiny_vista3d import write_bundle
@@ -40,13 +41,13 @@ CORPUS = [
     "This is a CT image. The results are <image>. The colors in this image describe red: liver, blue: spleen. "
     "Use this result to respond to this prompt: Which side is the marker on? left right upper lower yes no",
 ]
-LLM = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
+LLM: dict[str, Any] = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
        "num_key_value_heads": 2, "max_position_embeddings": 8192, "rope_theta": 500000.0}
 # The released vision tower's geometry (SigLIP so400m: 384 px, 14 px patches), two narrow layers.
-SIGLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+SIGLIP: dict[str, Any] = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
           "image_size": 384, "patch_size": 14}
 # What VILA1.5 (and VILA-M3 from it) trains with; read by VILA at load and by `process_images`.
-VILA_SETTINGS = {"image_aspect_ratio": "resize", "mm_vision_select_layer": -2, "mm_vision_select_feature": "cls_patch",
+VILA_SETTINGS: dict[str, Any] = {"image_aspect_ratio": "resize", "mm_vision_select_layer": -2, "mm_vision_select_feature": "cls_patch",
                  "mm_use_im_start_end": False, "mm_use_im_patch_token": False, "s2": False,
                  "s2_scales": "336,672,1008", "s2_max_split_size": 336, "vision_resolution": -1,
                  "interpolate_mode": "linear", "num_video_frames": 8}

@@ -85,3 +85,98 @@ def test_the_wrap_is_undone_when_the_load_fails():
     with pytest.raises(RuntimeError), device_map_kept(builder, "cpu"):
         raise RuntimeError("load failed")
     assert builder.prepare_config_for_eval is original
+
+
+# --- every part filled from its folder ------------------------------------------------------------
+class _Parts:
+    """VILA's accessors over three small torch modules (llava_arch.py: get_llm, get_vision_tower
+    whose `.vision_tower` is the HF model, get_mm_projector)."""
+
+    def __init__(self):
+        import torch
+
+        self.llm = torch.nn.Sequential(torch.nn.Embedding(8, 4), torch.nn.Linear(4, 8))
+        self.tower = types.SimpleNamespace(vision_tower=torch.nn.Conv2d(3, 4, 2))
+        self.projector = torch.nn.Sequential(torch.nn.LayerNorm(4), torch.nn.Linear(4, 4))
+
+    def get_llm(self):
+        return self.llm
+
+    def get_vision_tower(self):
+        return self.tower
+
+    def get_mm_projector(self):
+        return self.projector
+
+
+def _save(model: _Parts, root, prefix: str = "", shards: int = 1) -> None:
+    from safetensors.torch import save_file
+
+    from ctbench.model_servers.vila_m3.load_check import parts
+
+    for folder, module in parts(model).items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        state = {prefix + k: v.contiguous() for k, v in module.state_dict().items()}
+        names = sorted(state)
+        for i in range(shards):  # shards as the released llm/ has them (model-0000i-of-0000n)
+            part = {k: state[k] for k in names[i::shards]}
+            if part:
+                save_file(part, str(root / folder / f"model-{i + 1:05d}-of-{shards:05d}.safetensors"))
+
+
+def test_every_part_found_in_its_folder_passes(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    from ctbench.model_servers.vila_m3.load_check import require_parts_loaded
+
+    model = _Parts()
+    _save(model, tmp_path, shards=2)
+    require_parts_loaded(model, tmp_path)
+
+
+def test_a_prefixed_checkpoint_names_the_part_left_at_random_init(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    from safetensors.torch import save_file
+
+    from ctbench.errors import ModelNotReady
+    from ctbench.model_servers.vila_m3.load_check import require_parts_loaded
+
+    model = _Parts()
+    _save(model, tmp_path)
+    (tmp_path / "mm_projector" / "model-00001-of-00001.safetensors").unlink()
+    save_file({f"module.{k}": v for k, v in model.projector.state_dict().items()},
+              str(tmp_path / "mm_projector" / "model.safetensors"))
+    with pytest.raises(ModelNotReady, match=r"vila-m3 \(mm_projector\): loading .*mm_projector would leave parameters at "
+                                            r"random init: 4 parameter\(s\) missing .*checkpoint keys nothing uses: module\."):
+        require_parts_loaded(model, tmp_path)
+
+
+def test_a_folder_without_a_checkpoint_is_named(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    from ctbench.errors import ModelNotReady
+    from ctbench.model_servers.vila_m3.load_check import require_parts_loaded
+
+    model = _Parts()
+    _save(model, tmp_path)
+    for file in (tmp_path / "vision_tower").iterdir():
+        file.unlink()
+    with pytest.raises(ModelNotReady, match=r"vision_tower holds no checkpoint"):
+        require_parts_loaded(model, tmp_path)
+
+
+def test_a_bin_checkpoint_is_read_too(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    from ctbench.errors import ModelNotReady
+    from ctbench.model_servers.vila_m3.load_check import require_parts_loaded
+
+    model = _Parts()
+    _save(model, tmp_path)
+    for file in (tmp_path / "llm").iterdir():
+        file.unlink()
+    state = model.llm.state_dict()
+    torch.save({k: v for k, v in state.items() if k != "1.bias"}, tmp_path / "llm" / "pytorch_model.bin")
+    with pytest.raises(ModelNotReady, match=r"vila-m3 \(llm\).*1 parameter\(s\) missing from the checkpoint \(1\.bias\)"):
+        require_parts_loaded(model, tmp_path)
