@@ -23,8 +23,8 @@ def is_cuda(device: str) -> bool:
 
 @contextmanager
 def device_map_kept(builder: Any, device: str) -> Iterator[bool]:
-    """While the block runs (`builder` is ``llava.model.builder``), VILA's `load_pretrained_model` keeps ``device_map={"": device}`` for a
-    non-CUDA `device`. Yields whether the function was wrapped."""
+    """While the block runs, VILA's `load_pretrained_model` (`builder` is ``llava.model.builder``)
+    keeps ``device_map={"": device}`` for a non-CUDA `device`. Yields whether it wrapped anything."""
     if is_cuda(device):
         yield False
         return
