@@ -20,6 +20,7 @@ The model call is one seam, `VilaM3.load_vlm()`: it returns the object whose
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ from ctbench.model_servers.vila_m3.vista3d_expert import (
 from ctbench.model_servers.vlm_common.authors_code import AuthorsRepo, AuthorsVLM
 from ctbench.model_servers.vlm_common.inputs import preset
 from ctbench.preprocess.volume import Volume
+from ctbench.project import import_installed
 
 EOT = "<|eot_id|>"
 IMAGE = "<image>"
@@ -186,6 +188,10 @@ class VilaM3(AuthorsVLM):
     def load_vlm(self) -> Any:
         """The seam to VILA: an object with ``generate(images, prompt) -> str``."""
         import_shims.install()
+        # Hugging Face's datasets, which VILA imports, not ctbench's datasets/ folder (first on sys.path
+        # from the checkout root); where it is not installed, VILA's own import of it is named below.
+        with contextlib.suppress(ModuleNotFoundError):
+            import_installed("datasets")
         try:
             builder = self.import_authors("llava.model.builder")
             mm_utils = self.import_authors("llava.mm_utils")

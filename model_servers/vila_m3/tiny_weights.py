@@ -28,6 +28,7 @@ from typing import Any
 from ctbench.model_servers.vila_m3 import import_shims
 from ctbench.model_servers.vila_m3.tiny_vista3d import write_bundle
 from ctbench.model_servers.vlm_common.authors_code import require_checkout
+from ctbench.project import import_installed
 
 BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
 # Llama-3's special tokens the llama_3 conversation uses (one id each, as in the released tokenizer).
@@ -92,6 +93,7 @@ def build_vila_m3_dir(out_dir: str | Path, seed: int = 0) -> Path:
     out = Path(out_dir)
     vila_root()
     import_shims.install()
+    import_installed("datasets")  # Hugging Face's, which VILA imports (ctbench.project.import_installed)
     from llava.model.language_model.llava_llama import LlavaLlamaConfig, LlavaLlamaModel
 
     torch.manual_seed(seed)
