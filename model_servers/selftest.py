@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ctbench.errors import ModelError, ModelNotReady, UnknownName, WrongServer
 from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS
+from ctbench.project import SHADOWED_NAMES, import_installed
 
 STAGES = ("imports", "build", "serve", "load", "describe", "answers")
 STILL_LOADING = "model is still loading"
@@ -211,7 +212,8 @@ def _run_stages(name: str, spec: TinyModel, root: Path, report: SelftestReport, 
         versions = []
         get_model_class(name)
         for module in spec.imports:
-            imported = importlib.import_module(module)
+            # a name a project folder shadows from the checkout root (datasets) is the installed package's
+            imported = import_installed(module) if module in SHADOWED_NAMES else importlib.import_module(module)
             versions.append(f"{module} {getattr(imported, '__version__', '')}".strip())
         return ", ".join(versions)
 
