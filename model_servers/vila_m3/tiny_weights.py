@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ctbench.errors import ModelNotReady
 from ctbench.model_servers.vila_m3 import import_shims
 from ctbench.model_servers.vila_m3.tiny_vista3d import write_bundle
 from ctbench.model_servers.vlm_common.authors_code import require_checkout
@@ -78,8 +79,12 @@ def vila_root() -> Path:
     """VILA's code in the framework checkout, put first on sys.path as the server does."""
     from ctbench.model_servers.vila_m3.server import VilaM3
 
-    assert VilaM3.repo is not None
-    root = require_checkout(VilaM3.repo) / VilaM3.repo.import_root
+    repo = VilaM3.repo
+    assert repo is not None
+    root = require_checkout(repo) / repo.import_root
+    if not (root / "llava" / "model" / "builder.py").is_file():
+        raise ModelNotReady(f"vila-m3 selftest: {root} holds no VILA code; the framework at commit {repo.commit} "
+                            f"has it as the {repo.import_root} submodule (git submodule update --init {repo.import_root})")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     return root

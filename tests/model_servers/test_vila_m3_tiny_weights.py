@@ -4,6 +4,7 @@ VILA's load on a non-CUDA device. The whole builder, with VILA's classes, runs i
 `test_selftest_authors_stacks.py` where a VILA venv and checkout are given."""
 from __future__ import annotations
 
+import re
 import types
 
 import pytest
@@ -32,6 +33,29 @@ def test_tokenizer_has_llama3_chat_tokens_and_adds_bos_as_llama3(tmp_path):
     header = tokenizer.convert_tokens_to_ids("<|start_header_id|>")
     assert ids[2] == header and ids.count(tokenizer.convert_tokens_to_ids("<|eot_id|>")) == 1
     assert tokenizer.decode(ids, skip_special_tokens=True).startswith("system\n\nYou are a helpful")
+
+
+def test_the_builder_without_a_checkout_says_what_to_set(tmp_path, monkeypatch):
+    from ctbench.errors import ModelNotReady
+    from ctbench.model_servers.selftest import _call, tiny_model
+
+    monkeypatch.setenv("CTBENCH_VILA_M3_REPO", str(tmp_path / "nowhere"))
+    expected = ("set CTBENCH_VILA_M3_REPO to a checkout of https://github.com/Project-MONAI/VLM-Radiology-Agent-Framework "
+                f"at commit 9acf57647b6619a923ce76a3f78d48453b444cd9 (nothing at {tmp_path / 'nowhere'}")
+    with pytest.raises(ModelNotReady, match=re.escape(expected)):
+        _call(tiny_model("vila-m3").builder)(tmp_path / "weights")
+    assert not (tmp_path / "weights").exists()
+
+
+def test_the_builder_names_a_checkout_without_its_vila_submodule(tmp_path, monkeypatch):
+    from ctbench.errors import ModelNotReady
+    from ctbench.model_servers.vila_m3.tiny_weights import build_vila_m3_dir
+
+    (tmp_path / "framework" / "thirdparty" / "VILA").mkdir(parents=True)  # an uninitialised submodule
+    monkeypatch.setenv("CTBENCH_VILA_M3_REPO", str(tmp_path / "framework"))
+    with pytest.raises(ModelNotReady, match=r"thirdparty/VILA holds no VILA code.*git submodule update --init thirdparty/VILA"):
+        build_vila_m3_dir(tmp_path / "weights")
+    assert not (tmp_path / "weights").exists()
 
 
 def _builder() -> types.ModuleType:
