@@ -16,7 +16,10 @@ squashing question, expert text and overlay under a "concise answer only" system
 temperature 0.2 / top_p 0.9 (seeded), 256 tokens.
 
 The model call is one seam, `VilaM3.load_vlm()`: it returns the object whose
-``generate(images, prompt)`` runs VILA. Everything around it runs in CI.
+``generate(images, prompt)`` runs VILA. Everything around it runs in CI; the seam itself runs in
+`bench selftest vila-m3` against VILA's code (`tiny_weights.py`). Off CUDA the load keeps the
+server's device (`load_device.py`), and a part left at random init keeps the server NOT_SERVING
+(`load_check.py`).
 """
 from __future__ import annotations
 
