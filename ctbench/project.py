@@ -96,6 +96,44 @@ def require_import_name(name: str, file: str) -> None:
     raise ImportError(message)
 
 
+def import_installed(name: str):
+    """Import the installed third-party package `name` (one of SHADOWED_NAMES), never this
+    project's folder of that name, and return it.
+
+    Run from the checkout root, `python -m ...` puts the root first on sys.path, so there
+    `import datasets` loads the project's `datasets/` folder (with an ImportWarning, see
+    `require_import_name`) instead of Hugging Face's `datasets`, and code that needs the latter
+    (VILA's) fails with "cannot import name ...". This imports `name` with the path entries that
+    hold the project's folder left out, after dropping that folder from sys.modules if it was
+    imported under the bare name; later imports of `name` get the installed package. Raises
+    ModuleNotFoundError when no such package is installed."""
+    import importlib
+    import importlib.util
+    import sys
+
+    spec = importlib.util.find_spec(f"ctbench.{name}")
+    if spec is None or not spec.submodule_search_locations:
+        return importlib.import_module(name)
+    ours = Path(next(iter(spec.submodule_search_locations))).resolve()
+
+    def is_ours(module) -> bool:
+        file = getattr(module, "__file__", None)
+        return file is not None and Path(file).resolve().is_relative_to(ours)
+
+    loaded = sys.modules.get(name)
+    if loaded is not None and not is_ours(loaded):
+        return loaded
+    for key in [k for k in sys.modules if k == name or k.startswith(f"{name}.")]:
+        if is_ours(sys.modules[key]):
+            del sys.modules[key]
+    saved = list(sys.path)
+    sys.path[:] = [entry for entry in saved if (Path(entry or os.getcwd()) / name).resolve() != ours]
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path[:] = saved
+
+
 def package_dir() -> Path:
     return Path(__file__).resolve().parent
 

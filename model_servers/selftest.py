@@ -22,12 +22,13 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ctbench.errors import ModelError, ModelNotReady, UnknownName, WrongServer
 from ctbench.model_servers.sdk.pipeline import STILL_LOADING
 from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS
+from ctbench.project import SHADOWED_NAMES, import_installed
 
 STAGES = ("imports", "build", "serve", "load", "describe", "answers")
 
@@ -64,6 +65,11 @@ TINY_MODELS: dict[str, TinyModel] = {
     # The authors' LLaVA fork and CT-CLIP from CTBENCH_CTCHAT_REPO / CTBENCH_CTCLIP_REPO (ct_chat/tiny_weights.py).
     "ct-chat": TinyModel(("torch", "torchvision", "transformers", "peft", "einops_exts", "transformer_maskgit"),
                          "ctbench.model_servers.ct_chat.tiny_weights:build_ct_chat_dir",
+                         dict(CPU_SHORT), answer_timeout_s=900.0),
+    # VILA from the framework checkout's thirdparty/VILA (CTBENCH_VILA_M3_REPO), VILA's own LlavaLlamaModel
+    # (vila_m3/tiny_weights.py) with a tiny VISTA3D bundle; `--option variant=published` always runs the expert.
+    "vila-m3": TinyModel(("torch", "transformers", "s2wrapper", "datasets", "monai", "ignite", "skimage", "PIL"),
+                         "ctbench.model_servers.vila_m3.tiny_weights:build_vila_m3_dir",
                          dict(CPU_SHORT), answer_timeout_s=900.0),
 }
 
@@ -180,9 +186,14 @@ def load_error(address: str) -> str | None:
     return None
 
 
-def run_selftest(name: str, workdir: Path | None = None, load_timeout_s: float = 300.0) -> SelftestReport:
-    """Run every stage for server `name`; never raises for a failing stage (see the report)."""
+def run_selftest(name: str, workdir: Path | None = None, load_timeout_s: float = 300.0,
+                 options: dict[str, str] | None = None) -> SelftestReport:
+    """Run every stage for server `name`; never raises for a failing stage (see the report).
+    `options` are `bench serve` options over the tiny model's own (e.g. ``variant=published``);
+    ``weights`` is always the tiny directory."""
     spec = tiny_model(name)
+    if options:
+        spec = replace(spec, options={**spec.options, **options})
     report = SelftestReport(name)
     with tempfile.TemporaryDirectory(prefix=f"ctbench-selftest-{name}-") as scratch:
         root = Path(workdir) if workdir is not None else Path(scratch)
@@ -201,7 +212,8 @@ def _run_stages(name: str, spec: TinyModel, root: Path, report: SelftestReport, 
         versions = []
         get_model_class(name)
         for module in spec.imports:
-            imported = importlib.import_module(module)
+            # a name a project folder shadows from the checkout root (datasets) is the installed package's
+            imported = import_installed(module) if module in SHADOWED_NAMES else importlib.import_module(module)
             versions.append(f"{module} {getattr(imported, '__version__', '')}".strip())
         return ", ".join(versions)
 

@@ -13,8 +13,8 @@ Neither is used for inference, deepspeed is a training extra of VILA's own pypro
 flash-attn needs a CUDA toolkit to build (the image is a CUDA *runtime*). So when a package is
 not installed, `install()` registers an empty module for it: importing names from it works,
 calling one raises `ShimCalled` naming the package. An installed package is never shadowed,
-and the authors' checkout is never edited. ``s2wrapper`` and ``datasets``, also imported at
-load time, are real packages in ``requirements.txt``.
+and the authors' checkout is never edited. ``datasets`` and ``s2wrapper``, also imported at
+load time, are real packages (``requirements.txt``; s2wrapper from git in the Dockerfile).
 """
 from __future__ import annotations
 

@@ -16,10 +16,14 @@ squashing question, expert text and overlay under a "concise answer only" system
 temperature 0.2 / top_p 0.9 (seeded), 256 tokens.
 
 The model call is one seam, `VilaM3.load_vlm()`: it returns the object whose
-``generate(images, prompt)`` runs VILA. Everything around it runs in CI.
+``generate(images, prompt)`` runs VILA. Everything around it runs in CI; the seam itself runs in
+`bench selftest vila-m3` against VILA's code (`tiny_weights.py`). Off CUDA the load keeps the
+server's device (`load_device.py`), and a part left at random init keeps the server NOT_SERVING
+(`load_check.py`).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +32,8 @@ import numpy as np
 from ctbench.errors import ModelError, ModelNotReady
 from ctbench.model_servers.sdk import QuestionItem
 from ctbench.model_servers.vila_m3 import import_shims
+from ctbench.model_servers.vila_m3.load_check import require_parts_loaded
+from ctbench.model_servers.vila_m3.load_device import device_map_kept
 from ctbench.model_servers.vila_m3.vista3d_bundle import Vista3DBundle
 from ctbench.model_servers.vila_m3.vista3d_expert import (
     ExpertResult,
@@ -41,6 +47,7 @@ from ctbench.model_servers.vila_m3.vista3d_expert import (
 from ctbench.model_servers.vlm_common.authors_code import AuthorsRepo, AuthorsVLM
 from ctbench.model_servers.vlm_common.inputs import preset
 from ctbench.preprocess.volume import Volume
+from ctbench.project import import_installed
 
 EOT = "<|eot_id|>"
 IMAGE = "<image>"
@@ -184,6 +191,10 @@ class VilaM3(AuthorsVLM):
     def load_vlm(self) -> Any:
         """The seam to VILA: an object with ``generate(images, prompt) -> str``."""
         import_shims.install()
+        # Hugging Face's datasets, which VILA imports, not ctbench's datasets/ folder (first on sys.path
+        # from the checkout root); where it is not installed, VILA's own import of it is named below.
+        with contextlib.suppress(ModuleNotFoundError):
+            import_installed("datasets")
         try:
             builder = self.import_authors("llava.model.builder")
             mm_utils = self.import_authors("llava.mm_utils")
@@ -193,8 +204,11 @@ class VilaM3(AuthorsVLM):
                 f"vila-m3: VILA's code imports {exc.name!r}, which is not installed. Install "
                 "model_servers/vila_m3/requirements.txt (the image does)."
             ) from None
-        tokenizer, model, image_processor, _ = builder.load_pretrained_model(
-            str(self.weights_path), "Llama3-VILA-M3-8B", device=self.device())
+        device = self.device()
+        with device_map_kept(builder, device):  # VILA maps a SigLIP tower's load to "cuda" (load_device.py)
+            tokenizer, model, image_processor, _ = builder.load_pretrained_model(
+                str(self.weights_path), "Llama3-VILA-M3-8B", device=device)
+        require_parts_loaded(model, self.weights_path)  # no part left at random init (load_check.py)
         return VilaGenerator(tokenizer, model, image_processor, mm_utils, constants, self.settings)
 
     # --- per volume ----------------------------------------------------------------------------

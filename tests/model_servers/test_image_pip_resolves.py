@@ -28,7 +28,7 @@ LOAD_TIME_PACKAGES = {
     "merlin": ("torch", "torchvision", "merlin-vlm", "peft", "monai"),
     "lingshu": ("torch", "transformers", "pillow", "qwen-vl-utils"),
     "vila-m3": ("torch", "transformers", "timm", "datasets", "monai", "pytorch-ignite", "nibabel", "scikit-image",
-                "sentencepiece"),
+                "sentencepiece", "accelerate", "pyarrow", "pandas", "pillow"),
 }
 
 

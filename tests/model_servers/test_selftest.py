@@ -63,6 +63,26 @@ def test_a_missing_module_fails_the_imports_stage_naming_it(monkeypatch):
     assert report.exit_code == 1
 
 
+@pytest.mark.slow
+def test_an_option_reaches_the_served_model(tmp_path):
+    from ctbench.cli import main
+
+    # A variant lingshu does not have: `bench serve` refuses it, so the option was passed on.
+    result = CliRunner().invoke(main, ["selftest", "lingshu", "--option", "variant=ctbench-no-such-variant",
+                                       "--workdir", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "SELFTEST FAILED: lingshu at stage" in result.output
+    assert "ctbench-no-such-variant" in result.output
+    assert "ok   build" in result.output  # the tiny model itself was built as always
+
+
+def test_an_option_without_a_value_is_refused():
+    from ctbench.cli import main
+
+    result = CliRunner().invoke(main, ["selftest", "lingshu", "--option", "variant"])
+    assert result.exit_code == 2 and "expected KEY=VALUE, got 'variant'" in result.output
+
+
 def test_unknown_model_lists_the_models_with_a_selftest():
     with pytest.raises(UnknownName, match=r"No selftest for 'no-such-model'\. Available: .*lingshu, .*medgemma"):
         run_selftest("no-such-model")

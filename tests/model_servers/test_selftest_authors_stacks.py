@@ -1,7 +1,8 @@
 """`bench selftest` in a model's own stack, where this machine has one: the test venv cannot hold
-merlin-vlm's or CT-CHAT's pins beside its own torch, so each runs in the venv an environment
-variable points at (how to make one: model_servers/VLMS.md), and is skipped, saying so, otherwise.
-CT-CHAT also needs the authors' checkouts at the pinned commits."""
+merlin-vlm's, CT-CHAT's or VILA-M3's pins beside its own torch, so each runs in the venv an
+environment variable points at (how to make one: model_servers/VLMS.md), and is skipped, saying so,
+otherwise. CT-CHAT and VILA-M3 also need the authors' checkouts at the pinned commits. VILA-M3 runs
+twice: `authors` (the default) and `published`, whose every answer goes through the VISTA3D expert."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,10 @@ STACKS = {
     # model: (env var naming the venv's python, other env vars the selftest needs)
     "merlin": ("CTBENCH_MERLIN_PYTHON", ()),
     "ct-chat": ("CTBENCH_CTCHAT_PYTHON", ("CTBENCH_CTCHAT_REPO", "CTBENCH_CTCLIP_REPO")),
+    "vila-m3": ("CTBENCH_VILA_M3_PYTHON", ("CTBENCH_VILA_M3_REPO",)),
 }
+# (model, `bench selftest --option`s)
+RUNS = [("ct-chat", ()), ("merlin", ()), ("vila-m3", ()), ("vila-m3", ("variant=published",))]
 
 
 def _missing(model: str) -> list[str]:
@@ -23,14 +27,15 @@ def _missing(model: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", sorted(STACKS))
-def test_selftest_passes_in_the_models_own_stack(model, tmp_path):
+@pytest.mark.parametrize("model, options", RUNS, ids=[" ".join((m, *o)) for m, o in RUNS])
+def test_selftest_passes_in_the_models_own_stack(model, options, tmp_path):
     missing = _missing(model)
     if missing:
         pytest.skip(f"{model}: set {', '.join(missing)} (model_servers/VLMS.md says how) to run its selftest")
     report = tmp_path / "selftest.json"
     python = os.environ[STACKS[model][0]]
-    done = subprocess.run([python, "-m", "ctbench", "selftest", model, "--workdir", str(tmp_path / "work"),
+    flags = [a for option in options for a in ("--option", option)]
+    done = subprocess.run([python, "-m", "ctbench", "selftest", model, *flags, "--workdir", str(tmp_path / "work"),
                            "--json", str(report)], capture_output=True, text=True, timeout=3000)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     doc = json.loads(report.read_text())

@@ -20,10 +20,9 @@ pytest.importorskip("monai")
 pytest.importorskip("skimage")
 pytest.importorskip("ignite")
 
-import tiny_vista3d
-
 from ctbench.errors import ModelNotReady
 from ctbench.model_servers.vila_m3 import server as vila
+from ctbench.model_servers.vila_m3 import tiny_vista3d
 from ctbench.model_servers.vila_m3.vista3d_bundle import (
     BUNDLE_FILES,
     CHECKPOINT,

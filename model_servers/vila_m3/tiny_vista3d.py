@@ -1,4 +1,5 @@
-"""A tiny VISTA3D bundle in the layout `monai.bundle download vista3d` produces, for CPU tests.
+"""A tiny VISTA3D bundle in the layout `monai.bundle download vista3d` produces, for CPU tests
+and `bench selftest vila-m3` (`tiny_weights.py` puts it at ``WEIGHTS/vista3d``).
 
 ``<root>/configs/{inference.json, metadata.json, logging.conf}``, ``<root>/models/model.pt`` and
 ``<root>/scripts/`` (the bundle's own package, which its config imports). The network is MONAI's
