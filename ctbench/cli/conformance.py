@@ -48,7 +48,7 @@ def conformance(address, image, serve_model, serve_options, model_name, gpu, dat
       bench conformance --serve mymodel --option variant=authors
       bench conformance --image ctbench/mymodel:latest --model mymodel
     """
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+    from ctbench.conformance import ConformanceOptions, run_conformance
 
     if sum(x is not None for x in (address, image, serve_model)) != 1:
         raise click.UsageError("give one of HOST:PORT, --image IMAGE or --serve MODEL")
@@ -63,12 +63,12 @@ def conformance(address, image, serve_model, serve_options, model_name, gpu, dat
                                  health_timeout_s=health_timeout_s, only=tuple(only))
     progress = _live_progress() if sys.stderr.isatty() else None
     if image is not None:
-        from ctbench.runners.conformance.container import run_conformance_in_container
+        from ctbench.conformance.container import run_conformance_in_container
 
         model = model_name or image.rsplit("/", 1)[-1].split(":", 1)[0]
         report = run_conformance_in_container(image, model, options, gpu=gpu, progress=progress)
     elif serve_model is not None:
-        from ctbench.runners.conformance.started_server import run_conformance_serving
+        from ctbench.conformance.started_server import run_conformance_serving
 
         args = tuple(a for item in serve_options for a in ("--option", item))
         report = run_conformance_serving(serve_model, args, options, progress=progress)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ctbench.errors import UnknownName
-from ctbench.runners.conformance import CHECKS, ConformanceOptions, run_conformance
+from ctbench.conformance import CHECKS, ConformanceOptions, run_conformance
 
 BASELINES = ["chance", "blind", "geometric"]
 

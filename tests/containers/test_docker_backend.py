@@ -156,7 +156,7 @@ def test_killed_container_is_seen_dead_and_restarts(backend, require_image, dock
 
 @pytest.mark.parametrize("server", ["chance", "blind", "geometric"])
 def test_conformance_passes_against_each_baseline_container(backend, require_image, docker_client, data_root, tmp_path, server):
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+    from ctbench.conformance import ConformanceOptions, run_conformance
 
     require_image(f"ctbench/{server}:latest")
     endpoint = backend.start(spec_for(server), data_root, tmp_path / "logs")
@@ -167,7 +167,7 @@ def test_conformance_passes_against_each_baseline_container(backend, require_ima
 
 
 def test_conformance_fails_against_the_broken_container(backend, test_server_image, data_root, tmp_path):
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+    from ctbench.conformance import ConformanceOptions, run_conformance
 
     endpoint = backend.start(spec_for("broken", model="broken", image=test_server_image), data_root, tmp_path / "logs")
     wait(backend, endpoint)
@@ -180,7 +180,7 @@ def test_conformance_fails_against_the_broken_container(backend, test_server_ima
 def test_backend_builds_a_missing_image_from_its_build_section_and_it_conforms(backend, require_image, docker_client, data_root, tmp_path):
     """The guide's template image, built by the backend itself (as `bench run` does when an image
     is missing), then checked with `bench conformance` through the loopback gateway."""
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+    from ctbench.conformance import ConformanceOptions, run_conformance
 
     require_image("ctbench/base:latest")
     image = "ctbench/template:ci-test"

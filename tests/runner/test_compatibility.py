@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ctbench.runners.compatibility import CAPABILITIES, Wants, negotiate, parse_version
+from ctbench.compatibility import CAPABILITIES, Wants, negotiate, parse_version
 from ctbench.runners.run import RunConfig, run_benchmark
 
 INLINE, REFERENCE = "VOLUME_TRANSPORT_INLINE", "VOLUME_TRANSPORT_REFERENCE"
@@ -153,7 +153,7 @@ def test_a_server_newer_than_the_runner_is_noted_once_and_answers(tmp_path, supp
 # --- bench conformance -------------------------------------------------------------------------
 def _conformance(model, *names: str):
     from ctbench.model_servers.sdk import ModelServer, ServerOptions
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+    from ctbench.conformance import ConformanceOptions, run_conformance
 
     server = ModelServer(model, ServerOptions(host="127.0.0.1", port=0, grace_s=0.5))
     port = server.start()

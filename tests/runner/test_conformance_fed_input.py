@@ -9,7 +9,7 @@ import broken_templates as broken
 import pytest
 
 from ctbench.model_servers.sdk import ModelServer, ServerOptions
-from ctbench.runners.conformance import ConformanceOptions, run_conformance
+from ctbench.conformance import ConformanceOptions, run_conformance
 
 
 @contextmanager
@@ -98,7 +98,7 @@ def test_baselines_pass_the_new_checks(name):
 
 def _serve_and_check(tmp_path, backend, model: str):
     from ctbench.runners.backends.base import ServerSpec
-    from ctbench.runners.conformance.started_server import run_conformance_started
+    from ctbench.conformance.started_server import run_conformance_started
 
     spec = ServerSpec(name="dies", model=f"broken_templates:{model}")
     options = ConformanceOptions(timeout_s=30, health_timeout_s=60)
