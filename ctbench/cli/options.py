@@ -38,6 +38,12 @@ def library_errors(func: Callable) -> Callable:
     return wrapper
 
 
+# A command whose arguments another parser reads (ctbench.server_cli's argparse): click passes
+# them all through, `--help` included.
+passed_through = dict(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                      add_help_option=False)
+
+
 def out_dir_option(func: Callable) -> Callable:
     return click.option(
         "--out",

@@ -37,11 +37,11 @@ def test_pip_lines_are_read_as_written_and_mapped_to_the_repository():
     assert [str(i) for i in pip_installs(dockerfile)] == [
         "pip install -r /tmp/model-requirements.txt",
         "pip install --no-deps /opt/authors/CT-CLIP/transformer_maskgit",
-        "pip install -c /tmp/model-requirements.txt /src",
+        "pip install -c /tmp/model-requirements.txt /src/sdk /src",
     ]
     args, left_out = resolve_arguments(dockerfile, ROOT)
     requirements = str(ROOT / "model_servers" / "ct_chat" / "requirements.txt")
-    assert args == ["-r", requirements, "-c", requirements, str(ROOT)]
+    assert args == ["-r", requirements, "-c", requirements, str(ROOT / "sdk"), str(ROOT)]
     assert len(left_out) == 1 and "--no-deps" in left_out[0]
     assert PipInstall(("--no-deps", "x")).no_deps
 
