@@ -183,6 +183,7 @@ def conformance(argv: Sequence[str], prog: str = "bench conformance") -> None:
         serve_args = tuple(a for item in args.serve_options for a in ("--option", item))
         report = run_conformance_serving(args.serve_model, serve_args, options, progress=progress)
     else:
+        assert args.address is not None  # exactly one of the three, checked above
         report = run_conformance(args.address, options, progress)
     print(report.to_text())
     if args.json_path is not None:

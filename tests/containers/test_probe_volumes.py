@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from ctbench.preprocess.volume import load_volume_bytes
 from ctbench.conformance import probe_volumes as probes
+from ctbench.preprocess.volume import load_volume_bytes
 
 
 @pytest.mark.parametrize("side", ["left", "right"])

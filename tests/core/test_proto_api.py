@@ -49,7 +49,7 @@ def test_proto_is_compatible_with_the_released_v1(buf, repo_root):
 def test_the_current_version_has_its_released_image():
     from ctbench import __version__
 
-    assert RELEASED == f"released/ctbench-{__version__}.binpb", "a release records its proto (CONTRIBUTING.md)"
+    assert f"released/ctbench-{__version__}.binpb" == RELEASED, "a release records its proto (CONTRIBUTING.md)"
     assert len(RELEASES) >= 2
 
 

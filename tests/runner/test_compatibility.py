@@ -153,8 +153,8 @@ def test_a_server_newer_than_the_runner_is_noted_once_and_answers(tmp_path, supp
 
 # --- bench conformance -------------------------------------------------------------------------
 def _conformance(model, *names: str):
-    from ctbench.model_servers.sdk import ModelServer, ServerOptions
     from ctbench.conformance import ConformanceOptions, run_conformance
+    from ctbench.model_servers.sdk import ModelServer, ServerOptions
 
     server = ModelServer(model, ServerOptions(host="127.0.0.1", port=0, grace_s=0.5))
     port = server.start()
