@@ -66,4 +66,4 @@ def test_dockerfile_pip_lines_resolve_with_every_load_time_package(name):
     assert result.ok, f"{' '.join(result.command)}\n{result.error}"
     missing = [p for p in LOAD_TIME_PACKAGES[name] if p not in result.packages]
     assert not missing, f"{name}: the image lacks {missing}"
-    assert result.packages["ctbench"]
+    assert result.packages["ctbench"] and result.packages["ctbench-sdk"]
