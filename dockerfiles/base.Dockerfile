@@ -34,7 +34,8 @@ COPY sdk/ /src/sdk/
 COPY ctbench/ /src/ctbench/
 COPY model_servers/ /src/model_servers/
 COPY preprocess/ /src/preprocess/
-RUN pip install --no-deps /src/sdk
+RUN if [ -s /tmp/build-secrets/ca-certificates.crt ]; then export PIP_CERT=/tmp/build-secrets/ca-certificates.crt; fi \
+ && pip install --no-deps /src/sdk
 
 # The full ctbench: its own dependencies (without ctbench-sdk, which comes from /src/sdk), then both.
 FROM sdk-deps AS builder
@@ -58,7 +59,8 @@ COPY scripts/docker/ /src/scripts/docker/
 COPY scripts/install-wordnet.sh /src/scripts/
 COPY LICENSE .dockerignore /src/
 COPY sdk/ /src/sdk/
-RUN pip install --no-deps /src/sdk /src
+RUN if [ -s /tmp/build-secrets/ca-certificates.crt ]; then export PIP_CERT=/tmp/build-secrets/ca-certificates.crt; fi \
+ && pip install --no-deps /src/sdk /src
 
 # The environment the image carries: the full one (builder) or the SDK's alone (sdk-builder).
 FROM ${VENV_FROM} AS venv
