@@ -1,3 +1,3 @@
 """ctbench: does a 3D medical VLM read the CT volume, or lean on language priors?"""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,4 +1,4 @@
 """`python -m ctbench ...` is `bench ...` (used to launch servers with the runner's interpreter)."""
-from ctbench.cli import main
+from ctbench.server_cli import main
 
 main()

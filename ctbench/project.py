@@ -34,18 +34,23 @@ PACKAGE_ROOTS = {
 SHADOWED_NAMES = frozenset({"datasets"})
 
 # The light distribution `ctbench-sdk` (built from sdk/, read by sdk/setup.py): what a model server
-# imports and nothing of the runner or the scorer. Package -> folder, as above; a package listed in
-# SDK_MODULES contributes only those modules (the rest of `ctbench` is the CLI, the LLM client, ...).
+# imports, and the `bench` script with `bench serve` and `bench conformance` (server_cli.py), with
+# nothing of the runner or the scorer. Package -> folder, as above; a package listed in
+# SDK_MODULES contributes only those modules (the rest of `ctbench` is the click CLI, the LLM
+# client, ...). ctbench depends on ctbench-sdk and carries none of these files itself (setup.py
+# leaves them out), so each module is installed once.
 SDK_PACKAGES = {
     "ctbench": "ctbench",
     "ctbench.v1": "ctbench/v1",
+    "ctbench.conformance": "ctbench/conformance",
     "ctbench.model_servers": "model_servers",
     "ctbench.model_servers.sdk": "model_servers/sdk",
     "ctbench.preprocess": "preprocess",
 }
 SDK_MODULES = {
-    "ctbench": ("__init__", "project", "errors", "exit_with_parent", "registry"),
-    "ctbench.model_servers": ("__init__",),
+    "ctbench": ("__init__", "__main__", "project", "errors", "exit_with_parent", "registry", "compatibility",
+                "server_cli", "status_codes"),
+    "ctbench.model_servers": ("__init__", "registry"),
 }
 SDK_FOLDER = "sdk"  # its pyproject.toml and setup.py
 

@@ -39,7 +39,8 @@ COPY scripts/docker/ /src/scripts/docker/
 COPY scripts/install-wordnet.sh /src/scripts/
 COPY LICENSE .dockerignore /src/
 COPY sdk/ /src/sdk/
-RUN pip install -c /tmp/model-requirements.txt /src
+# ctbench and the ctbench-sdk it requires at its own version (no index has it), both from /src.
+RUN pip install -c /tmp/model-requirements.txt /src/sdk /src
 
 FROM ${BASE_IMAGE}
 ENV DEBIAN_FRONTEND=noninteractive

@@ -2,11 +2,14 @@
 # the same layout). Copy to dockerfiles/<model>.Dockerfile and adapt.
 #
 #   CPU:  docker build -f dockerfiles/template.Dockerfile -t ctbench/template:latest .
-#   GPU:  --build-arg BASE_IMAGE=ctbench/base-cuda:latest (see docs/shipping-a-model-container.md)
+#   GPU:  --build-arg BASE_IMAGE=ctbench/sdk-cuda:latest (see docs/shipping-a-model-container.md)
+#
+# It builds on ctbench/sdk (dockerfiles/base.Dockerfile, target `sdk`): ctbench-sdk alone, the
+# server's packages and `bench serve` / `bench conformance`, none of the runner's or scorer's.
 #
 # Rules: no weights baked in (mount them read-only at /weights), non-root (the base's user),
 # listen on 0.0.0.0:50051, accept `MODEL --host H --port P --data-root /data`.
-ARG BASE_IMAGE=ctbench/base:latest
+ARG BASE_IMAGE=ctbench/sdk:latest
 
 FROM ${BASE_IMAGE} AS builder
 # The builder writes to the root-owned /opt/venv; the final stage runs as the base's user.

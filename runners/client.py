@@ -67,7 +67,7 @@ class VolumeGroup:
 
 def describe(address: str, timeout_s: float = 10.0) -> dict:
     """The server's card in the dict form the runner records and negotiates on (`card_dict`)."""
-    from ctbench.runners.compatibility import card_dict
+    from ctbench.compatibility import card_dict
 
     with open_channel(address) as channel:
         card = pb_grpc.AnswerVolumeQuestionStub(channel).Describe(pb.DescribeRequest(), timeout=timeout_s)

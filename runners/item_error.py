@@ -12,14 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import grpc
-
 from ctbench.errors import CtbenchError
+from ctbench.status_codes import code_name
 
 # Codes worth asking again on resume: the server, not the item, was the problem, or the
 # ledger line itself was damaged (DATA_LOSS).
 RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "ABORTED", "DATA_LOSS"})
-GRPC_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 _KEYS = ("code", "type", "message")
 
 
@@ -46,7 +44,7 @@ class ItemError:
     @classmethod
     def from_status(cls, status: ItemStatus) -> ItemError:
         """A server's per-item status (non-OK) as the protocol carries it."""
-        return cls(GRPC_CODE_NAMES.get(status.code, str(status.code)), status.error_type, status.message)
+        return cls(code_name(status.code), status.error_type, status.message)
 
     @classmethod
     def deadline(cls, seconds: float) -> ItemError:

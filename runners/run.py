@@ -24,12 +24,12 @@ from pathlib import Path
 
 import grpc
 
+from ctbench.compatibility import Negotiation, Wants, negotiate
 from ctbench.datasets.manifest import dataset_manifest
 from ctbench.datasets.qa_items import Dataset, QAItem, load_dataset
 from ctbench.errors import CtbenchError, DatasetError, InvalidVolume, ServerStartError, UnsupportedTransport
 from ctbench.runners.backends.base import Backend, Endpoint, ServerSpec
 from ctbench.runners.client import Outcome, ServerStream, VolumeGroup, describe
-from ctbench.runners.compatibility import Negotiation, Wants, negotiate
 from ctbench.runners.compose_file import load_compose_file, select_servers
 from ctbench.runners.controls import ControlSet, prepare_controls
 from ctbench.runners.health import wait_until_serving

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets ctbench up on a fresh Debian/Ubuntu machine: a virtual environment in .venv with ctbench
-# installed in editable mode (and, with --tests, Debian's WordNet packages, which need root).
+# and the ctbench-sdk it depends on (sdk/; no index has it) both installed in editable mode from
+# this checkout, the SDK first (and, with --tests, Debian's WordNet packages, which need root).
 #
 #   scripts/setup.sh           the runner, the baseline servers and scoring: enough for
 #                              `bench run --servers all` on the phantom benchmark
@@ -16,7 +17,7 @@ want_tests=0
 for arg in "$@"; do
   case "$arg" in
     --tests) want_tests=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -29,6 +30,9 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# ctbench requires ctbench-sdk at its own version: the SDK goes in first, from ./sdk.
+log "pip install -e ./sdk (ctbench-sdk: the SDK's modules and the bench script)"
+.venv/bin/python -m pip install -q -e ./sdk
 if [[ $want_tests == 1 ]]; then
   log "pip install -e '.[test]' (CPU torch, metrics, judges, hub, report, vlm, grpcio-tools, hadolint)"
   .venv/bin/python -m pip install -q -e '.[test]'

@@ -31,5 +31,8 @@ setup(
     packages=list(PACKAGES),
     package_dir={package: str(Path("..") / folder) for package, folder in PACKAGES.items()},
     package_data={"": ["*.pyi", "py.typed"]},
+    # Package data is the patterns above, never whatever a stale egg-info's SOURCES.txt lists (it
+    # would bring the other distribution's modules back as data files).
+    include_package_data=False,
     cmdclass={"build_py": BuildSdkModules},
 )

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -36,6 +37,12 @@ def library_errors(func: Callable) -> Callable:
                 "scripts/setup.sh --tests installs every extra") from exc
 
     return wrapper
+
+
+# A command whose arguments another parser reads (ctbench.server_cli's argparse): click passes
+# them all through, `--help` included.
+passed_through: dict[str, Any] = dict(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                                      add_help_option=False)
 
 
 def out_dir_option(func: Callable) -> Callable:

@@ -2,7 +2,7 @@
 
 Reads the Dockerfile's `RUN pip install ...` lines, maps the paths they name back to the
 repository (`COPY model_servers/X/requirements.txt /tmp/model-requirements.txt`, `/src` is the
-repository root) and asks pip's resolver about all of them at once:
+repository root, `/src/sdk` its ctbench-sdk folder, copied as `COPY sdk/ /src/sdk/`) and asks pip's resolver about all of them at once:
 `pip install --dry-run --report - --ignore-installed --target ...` for the image's Python
 (`--python-version`, manylinux platform tags, `--only-binary :all:`). pip reads each wheel's
 metadata from the index (PEP 658), so nothing multi-GB is downloaded, CUDA torch included.
@@ -94,6 +94,9 @@ def _local_path(arg: str, copies: dict[str, str], repo_root: Path) -> Path | Non
     """Where an image path of a pip argument lies in the repository (None: not from here)."""
     if arg in copies:
         return repo_root / copies[arg]
+    folders = {image.rstrip("/"): source for image, source in copies.items() if image.endswith("/")}
+    if arg.rstrip("/") in folders:  # COPY sdk/ /src/sdk/
+        return repo_root / folders[arg.rstrip("/")].rstrip("/")
     if arg.rstrip("/") == "/src":  # COPY pyproject.toml setup.py ... /src/ and the packages
         return repo_root
     return None

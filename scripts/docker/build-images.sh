@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Build every ctbench image locally, without Docker Hub:
-#   debootstrap Debian -> ctbench/debian:bookworm -> ctbench/python:3.11 -> ctbench/base:latest
-#   -> ctbench/{chance,blind,geometric}:latest and ctbench/gateway:latest
+#   debootstrap Debian -> ctbench/debian:bookworm -> ctbench/python:3.11 -> ctbench/sdk:latest
+#   (ctbench-sdk alone, what the template image builds on) and ctbench/base:latest (the full
+#   ctbench) -> ctbench/{chance,blind,geometric}:latest and ctbench/gateway:latest
 # The layer cache makes a rebuild with unchanged sources take seconds.
 #
 #   scripts/docker/build-images.sh                      # all of the above
 #   BASE_IMAGE=nvidia/cuda:12.4.1-runtime-ubuntu22.04 PYTHON_IMAGE=ctbench/python-cuda:3 \
-#     BASE_IMAGE_TAG=ctbench/base-cuda:latest scripts/docker/build-images.sh base
+#     BASE_IMAGE_TAG=ctbench/base-cuda:latest SDK_IMAGE_TAG=ctbench/sdk-cuda:latest \
+#     scripts/docker/build-images.sh base
 source "$(dirname "$0")/common.sh"
 cd "$REPO_ROOT"
 
@@ -39,6 +41,8 @@ if [[ -z "${BASE_IMAGE:-}" ]]; then
 fi
 build "$PYTHON_IMAGE" dockerfiles/python.Dockerfile --build-arg "BASE_IMAGE=$BASE_IMAGE"
 with_build_secrets build "$BASE_IMAGE_TAG" dockerfiles/base.Dockerfile --build-arg "BASE_IMAGE=$PYTHON_IMAGE"
+with_build_secrets build "$SDK_IMAGE_TAG" dockerfiles/base.Dockerfile --build-arg "BASE_IMAGE=$PYTHON_IMAGE" \
+  --build-arg VENV_FROM=sdk-builder
 [[ "$what" == base ]] && exit 0
 build ctbench/gateway:latest dockerfiles/gateway.Dockerfile --build-arg "BASE_IMAGE=$PYTHON_IMAGE"
 for server in chance blind geometric; do

@@ -10,6 +10,7 @@ DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_IMAGE="${DEBIAN_IMAGE:-ctbench/debian:${DEBIAN_SUITE}}"
 PYTHON_IMAGE="${PYTHON_IMAGE:-ctbench/python:3.11}"
 BASE_IMAGE_TAG="${BASE_IMAGE_TAG:-ctbench/base:latest}"
+SDK_IMAGE_TAG="${SDK_IMAGE_TAG:-ctbench/sdk:latest}"  # base.Dockerfile with VENV_FROM=sdk-builder: ctbench-sdk alone
 HOST_CA_BUNDLE="${HOST_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 # ctbench's own engine (scripts/docker/engine.sh) keeps apart from any other Docker engine on
 # the machine: its own socket, data root, exec root, pid file and default bridge.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ctbench.conformance import CHECKS, ConformanceOptions, run_conformance
 from ctbench.errors import UnknownName
-from ctbench.runners.conformance import CHECKS, ConformanceOptions, run_conformance
 
 BASELINES = ["chance", "blind", "geometric"]
 

@@ -156,7 +156,7 @@ def test_killed_container_is_seen_dead_and_restarts(backend, require_image, dock
 
 @pytest.mark.parametrize("server", ["chance", "blind", "geometric"])
 def test_conformance_passes_against_each_baseline_container(backend, require_image, docker_client, data_root, tmp_path, server):
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+    from ctbench.conformance import ConformanceOptions, run_conformance
 
     require_image(f"ctbench/{server}:latest")
     endpoint = backend.start(spec_for(server), data_root, tmp_path / "logs")
@@ -167,7 +167,7 @@ def test_conformance_passes_against_each_baseline_container(backend, require_ima
 
 
 def test_conformance_fails_against_the_broken_container(backend, test_server_image, data_root, tmp_path):
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+    from ctbench.conformance import ConformanceOptions, run_conformance
 
     endpoint = backend.start(spec_for("broken", model="broken", image=test_server_image), data_root, tmp_path / "logs")
     wait(backend, endpoint)
@@ -180,9 +180,9 @@ def test_conformance_fails_against_the_broken_container(backend, test_server_ima
 def test_backend_builds_a_missing_image_from_its_build_section_and_it_conforms(backend, require_image, docker_client, data_root, tmp_path):
     """The guide's template image, built by the backend itself (as `bench run` does when an image
     is missing), then checked with `bench conformance` through the loopback gateway."""
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
+    from ctbench.conformance import ConformanceOptions, run_conformance
 
-    require_image("ctbench/base:latest")
+    require_image("ctbench/sdk:latest")  # the template builds on ctbench-sdk alone
     image = "ctbench/template:ci-test"
     try:
         docker_client.images.remove(image, force=True)
@@ -195,6 +195,31 @@ def test_backend_builds_a_missing_image_from_its_build_section_and_it_conforms(b
     assert report.passed, report.to_text()
     history = " ".join(layer.get("CreatedBy", "") for layer in docker_client.images.get(image).history())
     assert "build-secrets" not in history, "the CA bundle never reaches the final image"
+
+
+SDK_IMAGE_PROBE = """
+import importlib.metadata as md, importlib.util as u, json
+names = sorted(d.metadata["Name"].lower() for d in md.distributions())
+print(json.dumps({"names": names, "cli": u.find_spec("ctbench.cli") is not None,
+                  "conformance": u.find_spec("ctbench.conformance") is not None}))
+"""
+
+
+def test_the_sdk_image_carries_ctbench_sdk_alone_with_bench_serve_and_conformance(docker_client, require_image):
+    """ctbench/sdk (what the template builds on): ctbench-sdk and the server's packages, none of the
+    runner's or the scorer's, and its `bench` has serve and conformance."""
+    import json
+
+    require_image("ctbench/sdk:latest")
+    out = docker_client.containers.run("ctbench/sdk:latest", ["-c", SDK_IMAGE_PROBE], entrypoint="python3",
+                                       network_mode="none", remove=True)
+    found = json.loads(out.decode().splitlines()[-1])
+    assert "ctbench-sdk" in found["names"] and "ctbench" not in found["names"], found["names"]
+    assert not set(found["names"]) & {"pandas", "docker", "scipy", "rich", "click", "pyyaml", "matplotlib", "torch"}
+    assert found["conformance"] and not found["cli"]
+    shown = docker_client.containers.run("ctbench/sdk:latest", ["--help"], entrypoint="bench", network_mode="none",
+                                         remove=True).decode()
+    assert "serve" in shown and "conformance" in shown and "pip install ctbench" in shown, shown
 
 
 def test_data_root_the_container_user_cannot_read_is_refused_up_front(backend, tmp_path):
@@ -330,7 +355,7 @@ def setuid_files(docker_client, image: str) -> list[str]:
     return out.decode().split()
 
 
-@pytest.mark.parametrize("image", ["ctbench/python:3.11", "ctbench/base:latest", "ctbench/chance:latest",
+@pytest.mark.parametrize("image", ["ctbench/python:3.11", "ctbench/base:latest", "ctbench/sdk:latest", "ctbench/chance:latest",
                                    "ctbench/blind:latest", "ctbench/geometric:latest", "ctbench/gateway:latest"])
 def test_images_carry_no_setuid_or_setgid_files(docker_client, require_image, image):
     require_image("ctbench/debian:bookworm")

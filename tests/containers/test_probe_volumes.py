@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
+from ctbench.conformance import probe_volumes as probes
 from ctbench.preprocess.volume import load_volume_bytes
-from ctbench.runners.conformance import probe_volumes as probes
 
 
 @pytest.mark.parametrize("side", ["left", "right"])

@@ -1,5 +1,6 @@
 """The protocol is checked like a public API: buf lint, and buf breaking against the released v1
-(proto/released/): a field or call may be added, never renumbered, retyped, renamed or removed."""
+(proto/released/, one image per release; the checks run against the newest, and compatibility
+with every release): a field or call may be added, never renumbered, retyped, renamed or removed."""
 from __future__ import annotations
 
 import re
@@ -11,7 +12,9 @@ import pytest
 from tools import find_tool
 
 PROTO = "ctbench/v1/answer_volume_question.proto"
-RELEASED = "released/ctbench-0.1.0.binpb"
+RELEASES = sorted((Path(__file__).resolve().parents[2] / "proto" / "released").glob("ctbench-*.binpb"),
+                  key=lambda p: tuple(int(x) for x in re.findall(r"\d+", p.stem)))
+RELEASED = f"released/{RELEASES[-1].name}"  # the newest release
 
 
 @pytest.fixture
@@ -40,6 +43,19 @@ def test_proto_passes_buf_lint(buf, repo_root):
 
 def test_proto_is_compatible_with_the_released_v1(buf, repo_root):
     result = _buf(buf, repo_root / "proto", "breaking", "--against", RELEASED)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_current_version_has_its_released_image():
+    from ctbench import __version__
+
+    assert f"released/ctbench-{__version__}.binpb" == RELEASED, "a release records its proto (CONTRIBUTING.md)"
+    assert len(RELEASES) >= 2
+
+
+@pytest.mark.parametrize("release", [p.name for p in RELEASES])
+def test_proto_is_compatible_with_every_release(buf, repo_root, release):
+    result = _buf(buf, repo_root / "proto", "breaking", "--against", f"released/{release}")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,9 +1,10 @@
-"""`pip install ctbench` is a complete install: the built wheel, installed non-editable into a
-fresh virtual environment, runs the main job from an empty folder, serves a model that passes
-conformance, and writes a project folder with `bench init`.
+"""`pip install ctbench` is a complete install: the built wheels (ctbench and the ctbench-sdk it
+depends on, which no index has), installed non-editable into a fresh virtual environment, run
+the main job from an empty folder, serve a model that passes conformance, and write a project
+folder with `bench init`.
 
-Builds the wheel from the checkout's own files (tracked and new, as git lists them), so a project
-file the wheel forgets fails here, not on a user's machine."""
+Builds both wheels from the checkout's own files (tracked and new, as git lists them), so a
+project file the wheels forget fails here, not on a user's machine."""
 from __future__ import annotations
 
 import os
@@ -38,12 +39,15 @@ def installed(repo_root: Path, tmp_path_factory) -> dict:
     for relative in _source_files(repo_root):
         (src / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo_root / relative, src / relative)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"), str(src)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(work / "dist"),
+                    str(src / "sdk"), str(src)], check=True, capture_output=True, text=True)
     (wheel,) = (work / "dist").glob("ctbench-*.whl")
+    (sdk_wheel,) = (work / "dist").glob("ctbench_sdk-*.whl")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+    # Both wheels in one install: pip takes ctbench's requirement ctbench-sdk==VERSION from the
+    # second file (no index has it).
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel), str(sdk_wheel)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     empty = work / "empty"

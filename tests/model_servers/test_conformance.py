@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from ctbench.conformance import CHECKS, ConformanceOptions, run_conformance
 from ctbench.model_servers.registry import get_model_class
 from ctbench.model_servers.vlm_common.loopback import TINY_OPTIONS, serving
-from ctbench.runners.conformance import CHECKS, ConformanceOptions, run_conformance
 
 MODELS = ["medgemma", "lingshu"]
 CONFORMANCE_OPTIONS = {**TINY_OPTIONS, "num_slices": "16"}
@@ -43,8 +43,8 @@ def test_server_passes_every_conformance_check(name, tiny_weights, tmp_path):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_orientation_probe_reaches_the_model_as_identical_slices(name, tiny_weights):
+    from ctbench.conformance import probe_volumes as probes
     from ctbench.preprocess.volume import load_volume_bytes
-    from ctbench.runners.conformance import probe_volumes as probes
 
     model = make(name, tiny_weights)  # preprocessing needs no weights loaded
     for side in ("left", "right"):

@@ -37,11 +37,11 @@ def test_pip_lines_are_read_as_written_and_mapped_to_the_repository():
     assert [str(i) for i in pip_installs(dockerfile)] == [
         "pip install -r /tmp/model-requirements.txt",
         "pip install --no-deps /opt/authors/CT-CLIP/transformer_maskgit",
-        "pip install -c /tmp/model-requirements.txt /src",
+        "pip install -c /tmp/model-requirements.txt /src/sdk /src",
     ]
     args, left_out = resolve_arguments(dockerfile, ROOT)
     requirements = str(ROOT / "model_servers" / "ct_chat" / "requirements.txt")
-    assert args == ["-r", requirements, "-c", requirements, str(ROOT)]
+    assert args == ["-r", requirements, "-c", requirements, str(ROOT / "sdk"), str(ROOT)]
     assert len(left_out) == 1 and "--no-deps" in left_out[0]
     assert PipInstall(("--no-deps", "x")).no_deps
 
@@ -66,4 +66,4 @@ def test_dockerfile_pip_lines_resolve_with_every_load_time_package(name):
     assert result.ok, f"{' '.join(result.command)}\n{result.error}"
     missing = [p for p in LOAD_TIME_PACKAGES[name] if p not in result.packages]
     assert not missing, f"{name}: the image lacks {missing}"
-    assert result.packages["ctbench"]
+    assert result.packages["ctbench"] and result.packages["ctbench-sdk"]

@@ -271,7 +271,7 @@ def test_png_refuses_what_is_not_rgb_uint8(bad):
 
 
 def test_passes_every_conformance_check(tmp_path):
-    from ctbench.runners.conformance import CHECKS, ConformanceOptions, run_conformance
+    from ctbench.conformance import CHECKS, ConformanceOptions, run_conformance
 
     with FakeLLMServer(lambda request: FakeReply("left")) as fake:
         with serving(make_model(fake.openai_base_url, timeout_s="30", num_slices="16"), tmp_path) as (address, _):

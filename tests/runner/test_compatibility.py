@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ctbench.runners.compatibility import CAPABILITIES, Wants, negotiate, parse_version
+import ctbench
+from ctbench.compatibility import CAPABILITIES, Wants, negotiate, parse_version
 from ctbench.runners.run import RunConfig, run_benchmark
 
 INLINE, REFERENCE = "VOLUME_TRANSPORT_INLINE", "VOLUME_TRANSPORT_REFERENCE"
@@ -99,7 +100,7 @@ def test_a_control_the_server_cannot_take_is_refused_before_streaming_and_others
     said = [i for i, e in enumerate(events) if e[0] == "say" and "echo-reference-only" in e[1] and "control blank" in e[1]]
     assert len(said) == 1, events
     message = events[said[0]][1]
-    assert "sdk_version 0.1.0" in message and "travel inline" in message
+    assert f"sdk_version {ctbench.__version__}" in message and "travel inline" in message
     answered = [i for i, e in enumerate(events) if e[0] == "progress" and e[1] == "echo-reference-only" and e[2] > 0]
     assert answered and said[0] < answered[0]  # said before its first answer
     refused = [json.loads(line) for line in (out / "controls/blank/predictions/echo-reference-only.jsonl").read_text().splitlines()]
@@ -125,7 +126,7 @@ def test_a_transport_the_server_lacks_fails_that_server_before_streaming(tmp_pat
                                   backend="local", phantom_volumes=1, transport="inline"))
     assert result.servers["echo"].failure == "" and result.servers["echo"].ok > 0
     failure = result.servers["echo-reference-only"].failure
-    assert "cannot take volumes inline (--transport inline)" in failure and "sdk_version 0.1.0" in failure
+    assert "cannot take volumes inline (--transport inline)" in failure and f"sdk_version {ctbench.__version__}" in failure
     lines = [json.loads(line) for line in (out / "predictions/echo-reference-only.jsonl").read_text().splitlines()]
     assert lines and all(line["error"]["type"] == "ServerStartError" for line in lines)
 
@@ -152,8 +153,8 @@ def test_a_server_newer_than_the_runner_is_noted_once_and_answers(tmp_path, supp
 
 # --- bench conformance -------------------------------------------------------------------------
 def _conformance(model, *names: str):
+    from ctbench.conformance import ConformanceOptions, run_conformance
     from ctbench.model_servers.sdk import ModelServer, ServerOptions
-    from ctbench.runners.conformance import ConformanceOptions, run_conformance
 
     server = ModelServer(model, ServerOptions(host="127.0.0.1", port=0, grace_s=0.5))
     port = server.start()
@@ -172,7 +173,7 @@ def test_conformance_skips_the_input_check_on_a_server_without_inspect_input_and
 
     skipped = _conformance(NoInspection(), "input")["input"]
     assert skipped.status == "skip", skipped
-    assert "cannot answer InspectInput" in skipped.detail and "sdk_version 0.1.0" in skipped.detail
+    assert "cannot answer InspectInput" in skipped.detail and f"sdk_version {ctbench.__version__}" in skipped.detail
     assert f"server {NoInspection.name!r}" in skipped.detail
 
 

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 import broken_templates as broken
 import pytest
 
+from ctbench.conformance import ConformanceOptions, run_conformance
 from ctbench.model_servers.sdk import ModelServer, ServerOptions
-from ctbench.runners.conformance import ConformanceOptions, run_conformance
 
 
 @contextmanager
@@ -97,8 +97,8 @@ def test_baselines_pass_the_new_checks(name):
 
 
 def _serve_and_check(tmp_path, backend, model: str):
+    from ctbench.conformance.started_server import run_conformance_started
     from ctbench.runners.backends.base import ServerSpec
-    from ctbench.runners.conformance.started_server import run_conformance_started
 
     spec = ServerSpec(name="dies", model=f"broken_templates:{model}")
     options = ConformanceOptions(timeout_s=30, health_timeout_s=60)

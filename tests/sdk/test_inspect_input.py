@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sdk_stream import start, vid, write_volume
 
+from ctbench.conformance.input_check import decode
 from ctbench.model_servers.sdk import Model
 from ctbench.model_servers.sdk.input_inspection import strides_for
-from ctbench.runners.conformance.input_check import decode
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 

@@ -3,8 +3,8 @@
 `run_conformance(address)` drives a running server through the checks in `checks.py` and
 returns a `ConformanceReport` (report.py) that says what passed, what failed and why.
 """
-from ctbench.runners.conformance.checks import CHECKS, run_conformance
-from ctbench.runners.conformance.report import CheckResult, ConformanceReport
-from ctbench.runners.conformance.session import ConformanceOptions
+from ctbench.conformance.checks import CHECKS, run_conformance
+from ctbench.conformance.report import CheckResult, ConformanceReport
+from ctbench.conformance.session import ConformanceOptions
 
 __all__ = ["CHECKS", "CheckResult", "ConformanceOptions", "ConformanceReport", "run_conformance"]

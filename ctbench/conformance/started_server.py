@@ -6,9 +6,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ctbench.runners.conformance.checks import CHECKS, run_conformance
-from ctbench.runners.conformance.report import FAIL, SKIP, CheckResult, ConformanceReport
-from ctbench.runners.conformance.session import ConformanceOptions, ServerWatch
+from ctbench.conformance.checks import CHECKS, run_conformance
+from ctbench.conformance.report import FAIL, SKIP, CheckResult, ConformanceReport
+from ctbench.conformance.session import ConformanceOptions, ServerWatch
 
 
 def watch_of(backend, name: str, what: str) -> ServerWatch:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ctbench.runners.conformance.report import ConformanceReport
-from ctbench.runners.conformance.session import ConformanceOptions
-from ctbench.runners.conformance.started_server import run_conformance_started
+from ctbench.conformance.report import ConformanceReport
+from ctbench.conformance.session import ConformanceOptions
+from ctbench.conformance.started_server import run_conformance_started
 
 
 def run_conformance_in_container(image: str, model: str, options: ConformanceOptions,

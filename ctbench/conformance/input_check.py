@@ -17,6 +17,10 @@ import time
 import grpc
 import numpy as np
 
+from ctbench.compatibility import Wants, card_dict, negotiate
+from ctbench.conformance import probe_volumes as probes
+from ctbench.conformance.report import FAIL, PASS, SKIP
+from ctbench.conformance.session import Context, timeout_hint
 from ctbench.preprocess.input_spec import InputSpec
 from ctbench.preprocess.orientation import reorient
 from ctbench.preprocess.orientation_probe import (
@@ -26,10 +30,6 @@ from ctbench.preprocess.orientation_probe import (
     expected_marker_positions,
     make_probe_volume,
 )
-from ctbench.runners.compatibility import Wants, card_dict, negotiate
-from ctbench.runners.conformance import probe_volumes as probes
-from ctbench.runners.conformance.report import FAIL, PASS, SKIP
-from ctbench.runners.conformance.session import Context, timeout_hint
 from ctbench.v1 import answer_volume_question_pb2 as pb
 
 #: Probe storages: as declared by most headers, every axis flipped, and two permutations.

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 import grpc
 from grpc_health.v1 import health_pb2
 
-from ctbench.runners.compatibility import Wants, card_dict, negotiate
-from ctbench.runners.conformance import probe_volumes as probes
-from ctbench.runners.conformance.input_check import check_input
-from ctbench.runners.conformance.report import FAIL, PASS, SKIP, CheckResult, ConformanceReport
-from ctbench.runners.conformance.session import (
+from ctbench.compatibility import Wants, card_dict, negotiate
+from ctbench.conformance import probe_volumes as probes
+from ctbench.conformance.input_check import check_input
+from ctbench.conformance.report import FAIL, PASS, SKIP, CheckResult, ConformanceReport
+from ctbench.conformance.session import (
     DEFAULT_CHUNK,
     GRPC_MESSAGE_LIMIT,
     INLINE,

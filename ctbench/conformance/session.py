@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from ctbench.runners.conformance import probe_volumes as probes
-from ctbench.runners.item_error import GRPC_CODE_NAMES
+from ctbench.conformance import probe_volumes as probes
+from ctbench.status_codes import code_name
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
@@ -192,7 +192,7 @@ def timeout_hint(error: grpc.RpcError, timeout_s: float) -> str:
 
 
 def status_name(status: pb.ItemStatus) -> str:
-    return GRPC_CODE_NAMES.get(status.code, str(status.code))
+    return code_name(status.code)
 
 
 def describe_answer(answer: pb.Answer | None) -> str:
