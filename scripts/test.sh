@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: sets everything up on a fresh machine and runs the whole suite.
-#   1. scripts/setup.sh --tests (system packages, .venv with every extra), and AlignScore's own venv
+#   1. scripts/setup.sh --tests (system packages, .venv with every extra), AlignScore's own venv
+#      and Merlin's (scripts/stack-venv.sh), cached under ~/.cache/ctbench
 #   2. the containers stage, for real: install and start the Docker engine, build the images
 #      from a debootstrap base, `bench run --servers all` through containers, conformance,
 #      the docker-marked fault tests, tear down, stop the engine (scripts/docker/ci-stage.sh)
@@ -22,6 +23,18 @@ bash scripts/setup.sh --tests
 timeout 2400 .venv/bin/bench metrics setup alignscore --timeout 1800 \
   --venv "${CTBENCH_ALIGNSCORE_TEST_VENV:-$HOME/.cache/ctbench/alignscore-venv}" \
   || echo "[test] AlignScore's venv could not be made; tests/evaluation/test_alignscore.py will fail" >&2
+
+# Merlin's own stack (merlin-vlm from PyPI, the server's requirements.txt) for its `bench selftest`
+# in tests/model_servers/test_selftest_authors_stacks.py, cached under ~/.cache/ctbench like
+# AlignScore's (a minute or two cold). Its torch/torchvision pins are the CUDA 12 builds of the
+# image; here the pair that imports on a CPU-only x86_64 machine replaces them
+# (CTBENCH_MERLIN_TORCH to choose another). If it cannot be made the test fails, naming the venv.
+CTBENCH_MERLIN_PYTHON="${CTBENCH_MERLIN_TEST_VENV:-$HOME/.cache/ctbench/merlin-venv}/bin/python"
+export CTBENCH_MERLIN_PYTHON
+# shellcheck disable=SC2086  # the pins are separate words
+timeout 1800 bash scripts/stack-venv.sh model_servers/merlin/requirements.txt "${CTBENCH_MERLIN_PYTHON%/bin/python}" \
+  ${CTBENCH_MERLIN_TORCH:-torch==2.14.1 torchvision==0.29.1} \
+  || echo "[test] Merlin's venv could not be made; its selftest in test_selftest_authors_stacks.py will fail" >&2
 
 # Every tool below comes from the environment setup.sh just made, never from whatever else is on
 # PATH: the venv's python, pytest, hadolint and grpc_tools first. Under the test command a test

@@ -34,6 +34,8 @@ def test_selftest_passes_in_the_models_own_stack(model, options, tmp_path):
         pytest.skip(f"{model}: set {', '.join(missing)} (model_servers/VLMS.md says how) to run its selftest")
     report = tmp_path / "selftest.json"
     python = os.environ[STACKS[model][0]]
+    assert os.access(python, os.X_OK), (f"{STACKS[model][0]}={python}: no such interpreter (not installed; "
+                                        "scripts/stack-venv.sh makes one, model_servers/VLMS.md says how)")
     flags = [a for option in options for a in ("--option", option)]
     done = subprocess.run([python, "-m", "ctbench", "selftest", model, *flags, "--workdir", str(tmp_path / "work"),
                            "--json", str(report)], capture_output=True, text=True, timeout=3000)
