@@ -1,8 +1,9 @@
 """`bench selftest` in a model's own stack, where this machine has one: the test venv cannot hold
-merlin-vlm's, CT-CHAT's or VILA-M3's pins beside its own torch, so each runs in the venv an
-environment variable points at (how to make one: model_servers/VLMS.md), and is skipped, saying so,
-otherwise. CT-CHAT and VILA-M3 also need the authors' checkouts at the pinned commits. VILA-M3 runs
-twice: `authors` (the default) and `published`, whose every answer goes through the VISTA3D expert."""
+merlin-vlm's, CT-CHAT's or VILA-M3's pins beside its own torch (nor Med3DVLM's Python >= 3.12), so
+each runs in the venv an environment variable points at (how to make one: model_servers/VLMS.md),
+and is skipped, saying so, otherwise. CT-CHAT, VILA-M3 and Med3DVLM also need the authors'
+checkouts at the pinned commits. VILA-M3 runs twice: `authors` (the default) and `published`, whose
+every answer goes through the VISTA3D expert."""
 from __future__ import annotations
 
 import json
@@ -16,9 +17,10 @@ STACKS = {
     "merlin": ("CTBENCH_MERLIN_PYTHON", ()),
     "ct-chat": ("CTBENCH_CTCHAT_PYTHON", ("CTBENCH_CTCHAT_REPO", "CTBENCH_CTCLIP_REPO")),
     "vila-m3": ("CTBENCH_VILA_M3_PYTHON", ("CTBENCH_VILA_M3_REPO",)),
+    "med3dvlm": ("CTBENCH_MED3DVLM_PYTHON", ("CTBENCH_MED3DVLM_REPO",)),
 }
 # (model, `bench selftest --option`s)
-RUNS = [("ct-chat", ()), ("merlin", ()), ("vila-m3", ()), ("vila-m3", ("variant=published",))]
+RUNS = [("ct-chat", ()), ("merlin", ()), ("vila-m3", ()), ("vila-m3", ("variant=published",)), ("med3dvlm", ())]
 
 
 def _missing(model: str) -> list[str]:
