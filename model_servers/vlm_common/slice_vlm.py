@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from ctbench.model_servers.vlm_common.slice_prompt import SplitPrompt, split_pro
 from ctbench.model_servers.vlm_common.text import clean_answer
 from ctbench.model_servers.vlm_common.weights import require_complete_load
 from ctbench.preprocess.volume import Volume
+
+if TYPE_CHECKING:  # torch is imported at load time only
+    from ctbench.model_servers.vlm_common.prefix_decoding import PrefixDecoder
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
 
@@ -83,7 +86,7 @@ class SliceVLM(VLMModel):
         self.settings["exact_batches"] = self.exact_batches
         self._lock = threading.Lock()  # one model call at a time (encode_volume runs on other threads)
         self.processor = None
-        self.decoder = None
+        self.decoder: PrefixDecoder | None = None
         # version was computed before `reuse` joined the settings: recompute
         self.version = f"{self.weights_version}+{self.variant}+gen-{self._settings_hash()}"
 
@@ -120,6 +123,13 @@ class SliceVLM(VLMModel):
         if torch.cuda.is_available() and self.device().startswith("cuda"):
             self.gpu_memory_bytes = int(torch.cuda.max_memory_allocated())
 
+    @property
+    def loaded_decoder(self) -> PrefixDecoder:
+        """The prefix decoder `load_model` built; ModelNotReady before that."""
+        if self.decoder is None:
+            raise ModelNotReady(f"{self.name}: model not loaded")
+        return self.decoder
+
     def load_processor(self, path: str):
         import transformers
 
@@ -132,7 +142,7 @@ class SliceVLM(VLMModel):
 
     def _end_token_ids(self) -> list[int]:
         tokenizer = self.processor.tokenizer
-        ids = []
+        ids: list[int] = []
         configured = getattr(self.model.generation_config, "eos_token_id", None)
         for value in (configured, tokenizer.eos_token_id):
             if value is None:
@@ -152,7 +162,7 @@ class SliceVLM(VLMModel):
         prompt.processor_ms = (time.perf_counter() - start) * 1e3
         if self.reuse:
             with self._lock:
-                prompt.state = self.decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
+                prompt.state = self.loaded_decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
         return prompt
 
     def _volume_prompt(self, prepared: SliceStack) -> VolumePrompt:
@@ -190,8 +200,8 @@ class SliceVLM(VLMModel):
                 with self._lock:
                     if self.reuse:
                         if prompt.state is None:  # encoded while reuse was off
-                            prompt.state = self.decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
-                        new_tokens = self.decoder.decode(prompt.state, [tails[i] for i in group])
+                            prompt.state = self.loaded_decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
+                        new_tokens = self.loaded_decoder.decode(prompt.state, [tails[i] for i in group])
                     else:
                         new_tokens = self.generate_full(prompt, [tails[i] for i in group])
                 for i, tokens in zip(group, new_tokens):
