@@ -16,7 +16,8 @@ from ctbench.preprocess.slicing import ResizeSlices, SampleSlices
 from ctbench.preprocess.windows import MultiWindowRGB
 
 
-def preset(name: str, variant: str) -> InputSpec:
+def preset(name: str, variant: str | None = None) -> InputSpec:
+    """The registered preset `name` in `variant` (default: the authors' input)."""
     return get_spec(name, variant)
 
 
