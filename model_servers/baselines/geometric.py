@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from ctbench.errors import UnsupportedQuestion
+from ctbench.errors import ModelError, UnsupportedQuestion
 from ctbench.model_servers.baselines.geometric_measure import answer_measured, segmented_label_map
 from ctbench.model_servers.sdk import InputSpec, Model, QuestionItem
 from ctbench.preprocess.volume import Volume
@@ -328,6 +328,13 @@ class LazyFindings:
                 self._volume = None
             return self._findings
 
+    def stored_array(self) -> np.ndarray:
+        """The volume's voxels, until the analysis releases them."""
+        volume = self._volume
+        if volume is None:
+            raise ModelError("the volume was released once analysed")
+        return volume.array
+
 
 class GeometricExpert(Model):
     version = "1"
@@ -347,7 +354,7 @@ class GeometricExpert(Model):
 
     def model_input(self, prepared: LazyFindings):
         """The stored voxels (HU, [k, j, i]) the rules read, as InspectInput shows them."""
-        return prepared._volume.array
+        return prepared.stored_array()
 
     def answer(self, batch: list[QuestionItem]) -> list[str | Exception]:
         results: list[str | Exception] = []
