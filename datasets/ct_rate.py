@@ -62,13 +62,19 @@ class DownloadFailed(CtRateError):
     code = "UNAVAILABLE"
 
 
-def volume_repo_path(volume_name: str) -> str:
-    """CT-RATE's path of a volume inside the dataset repository."""
+def _name_parts(volume_name: str) -> re.Match[str]:
+    """The split, patient, scan and reconstruction of a CT-RATE volume name; CtRateError otherwise."""
     match = _NAME.match(volume_name)
     if match is None:
         raise CtRateError(
             f"{volume_name!r} is not a CT-RATE volume name (expected like 'valid_1000_a_1.nii.gz')"
         )
+    return match
+
+
+def volume_repo_path(volume_name: str) -> str:
+    """CT-RATE's path of a volume inside the dataset repository."""
+    match = _name_parts(volume_name)
     split, patient, scan = match["split"], match["patient"], match["scan"]
     return f"dataset/{split}_fixed/{split}_{patient}/{split}_{patient}_{scan}/{volume_name}"
 
@@ -266,6 +272,8 @@ def _mb(n: int) -> str:
 def _download_one(plan: DownloadPlan, planned: PlannedFile, on_bytes: Callable[[int], None]) -> None:
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
+    if planned.url is None:  # set with the size and hash when the plan resolved the file
+        raise DownloadFailed(f"{planned.repo_path}: the hub gave no download location")
     planned.local_path.parent.mkdir(parents=True, exist_ok=True)
     part = _part_path(planned.local_path)
     have = part.stat().st_size if part.is_file() else 0
@@ -340,7 +348,7 @@ def execute_plan(
     Files that finished are recorded even when another one fails, so a re-run only fetches the rest.
     """
     lock = threading.Lock()
-    errors: list[str] = [f.error for f in plan.unresolved]
+    errors: list[str] = [f.error for f in plan.unresolved if f.error is not None]
 
     def work(planned: PlannedFile) -> None:
         _download_one(plan, planned, on_bytes)
@@ -414,7 +422,7 @@ def download_ct_rate(
 
 
 def _fetch_metadata_csv(plan: DownloadPlan) -> Path:
-    split = _NAME.match(plan.to_fetch[0].name)["split"]
+    split = _name_parts(plan.to_fetch[0].name)["split"]
     repo_path = METADATA_FILES[split]
     meta = _metadata(repo_path, repo_id=plan.repo_id, revision=plan.revision, token=plan.token, endpoint=plan.endpoint)
     planned = PlannedFile(Path(repo_path).name, repo_path, plan.out_dir / "metadata" / Path(repo_path).name)

@@ -69,22 +69,23 @@ def validate_and_correct(path: Path, meta: VolumeMetadata | None) -> dict:
         volume = load_volume(path)
     except InvalidVolume as exc:
         raise InvalidVolume(f"{exc}; it is not recorded as done, so the next run fetches it again") from None
+    corrections: list[str] = []
     info = {
         "shape_ijk": list(volume.shape_ijk),
         "spacing": list(volume.spacing),
         "orientation": volume.orientation,
-        "corrections": [],
+        "corrections": corrections,
     }
     if meta is None:
         return info
     array, spacing = volume.array, volume.spacing
     if meta.spacing and np.allclose(spacing, 1.0) and not np.allclose(meta.spacing, 1.0):
         spacing = meta.spacing
-        info["corrections"].append(f"spacing {list(volume.spacing)} -> {list(meta.spacing)} from metadata")
+        corrections.append(f"spacing {list(volume.spacing)} -> {list(meta.spacing)} from metadata")
     if (meta.slope, meta.intercept) != (1.0, 0.0) and float(array.min()) >= 0:
         array = array.astype(np.float32) * meta.slope + meta.intercept
-        info["corrections"].append(f"rescale slope {meta.slope} intercept {meta.intercept} from metadata")
-    if info["corrections"]:
+        corrections.append(f"rescale slope {meta.slope} intercept {meta.intercept} from metadata")
+    if corrections:
         fixed = Volume(array, spacing, volume.origin, volume.direction, source=str(path))
         tmp = path.with_name(path.name.replace(".nii", ".fixing.nii"))
         save_volume(fixed, tmp)

@@ -78,7 +78,8 @@ def load_verdict_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
-        rows, seen = [], {}
+        rows: list[dict[str, Any]] = []
+        seen: dict[object, int] = {}  # question id -> its row's index
         for _line_no, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
@@ -146,6 +147,7 @@ def check_alignment(items: Sequence[QAItem], preds: ServerPredictions, rows: lis
     matched: set[int] = set()
     missing: list[str] = []
     for it, key in zip(items, keys):
+        j: int | None
         if it.question_id in by_qid:
             j = by_qid[it.question_id]
         else:
@@ -225,7 +227,11 @@ def fleiss_kappa(ratings: Sequence[Sequence[bool]]) -> float:
 def agreement(jury: dict[str, JuryItem]) -> dict[str, Any]:
     """Fleiss' kappa over items every judge rated, pairwise raw agreement, per-judge failure rates."""
     judges = sorted({j for it in jury.values() for j in it.votes})
-    complete = [[it.votes[j] for j in judges] for it in jury.values() if all(it.votes[j] is not None for j in judges)]
+    complete: list[list[bool]] = []  # the items every judge rated
+    for it in jury.values():
+        given = [v for j in judges if (v := it.votes[j]) is not None]
+        if len(given) == len(judges):
+            complete.append(given)
     pairwise = {}
     for a in range(len(judges)):
         for b in range(a + 1, len(judges)):

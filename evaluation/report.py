@@ -359,7 +359,7 @@ def errors_section(inp: ReportInput) -> Section:
 
 
 def answers_section(inp: ReportInput) -> Section | None:
-    shown = [f for f in ("answer_lengths", "correctness_heatmap") if f in inp.figures]
+    shown: list[str] = [f for f in ("answer_lengths", "correctness_heatmap") if f in inp.figures]
     if not shown:
         return None
     return Section("Answers at a glance", ["How long each server's answers are next to the references', and which "

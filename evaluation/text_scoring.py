@@ -29,9 +29,9 @@ def text_metric_rows(
         status = {}
         for item in dataset.items:
             rec = preds.records.get(item.question_id)
-            ok = rec is not None and rec.status == "ok" and rec.prediction is not None
-            status[item.question_id] = "ok" if ok else ("missing" if rec is None else "error")
-            text = rec.prediction if ok else ""
+            prediction = rec.prediction if rec is not None and rec.status == "ok" else None
+            status[item.question_id] = "ok" if prediction is not None else ("missing" if rec is None else "error")
+            text = prediction if prediction is not None else ""
             if protocol.skip_empty and not text.strip():
                 continue
             scored.append(item)
@@ -48,10 +48,10 @@ def text_metric_rows(
                 continue
             if metric.corpus_level:
                 for kind, group, members, idx in groups:
-                    values = metric.corpus([texts[i] for i in idx], [refs[i] for i in idx]) if idx else {}
+                    totals = metric.corpus([texts[i] for i in idx], [refs[i] for i in idx]) if idx else {}
                     for name in metric.outputs:
                         rows.append(_row(preds.server, kind, group, name, members, status,
-                                         len(idx), values.get(name), note="corpus-level; no CI"))
+                                         len(idx), totals.get(name), note="corpus-level; no CI"))
                 continue
             values = metric.per_item(texts, refs)
             for name, arr in values.items():

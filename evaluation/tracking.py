@@ -28,6 +28,7 @@ from typing import Any
 from ctbench.datasets.qa_items import QAItem
 from ctbench.errors import CtbenchError
 from ctbench.evaluation.scoring import ScoreResult
+from ctbench.evaluation.summary_row import SummaryRow
 
 TRACKERS = ("mlflow", "wandb")
 DEFAULT_PROJECT = "ctbench"
@@ -107,7 +108,7 @@ def run_params(record: dict[str, Any]) -> dict[str, str]:
     return params
 
 
-def summary_metrics(rows: Iterable[dict[str, Any]]) -> dict[str, float]:
+def summary_metrics(rows: Iterable[SummaryRow]) -> dict[str, float]:
     """`SERVER/METRIC` (+ `_ci_low`, `_ci_high`, counts) overall; `SERVER/KIND/GROUP/METRIC` per group."""
     metrics: dict[str, float] = {}
     for row in rows:
@@ -175,7 +176,12 @@ def log_scores(trackers: Iterable[str], result: ScoreResult, run_dir: str | Path
     from ctbench.datasets.qa_items import load_dataset
     from ctbench.evaluation.ledger import load_run_dataset
 
-    questions = load_dataset(dataset) if dataset is not None else load_run_dataset(run_dir)
+    if dataset is not None:
+        questions = load_dataset(dataset)
+    elif run_dir is not None:
+        questions = load_run_dataset(run_dir)
+    else:
+        raise CtbenchError("the per-question table needs the run's questions: pass the run folder or --dataset")
     record = tracking_record(result, run_dir, questions.items, written)
     table = write_question_table(record, Path(out_dir) / "per_question.csv")
     return [log_record(tracker, record, table) for tracker in trackers]

@@ -65,6 +65,14 @@ def _timed_pipeline(pipeline: Compose, data, sink: dict) -> object:
     return data
 
 
+def _fresh_pipeline(name: str) -> Compose:
+    """A new pipeline for preset `name`, not the spec's cached one."""
+    build = get_spec(name).build
+    if build is None:
+        raise ValueError(f"preset {name!r} has no pipeline")
+    return build()
+
+
 def _shared(path: Path, names: list[str], steps: dict) -> tuple[float, float, dict]:
     start = time.perf_counter()
     volume = load(path)  # keeps the reader's image: no copy before resampling
@@ -89,7 +97,7 @@ def _per_model(path: Path, names: list[str], steps: dict) -> tuple[float, float,
         volume = volume.with_array(floats)
         steps["float conversion"] += time.perf_counter() - begin
         # A fresh pipeline per model: nothing cached between models.
-        outputs[name] = _timed_pipeline(get_spec(name).build(), volume, steps)
+        outputs[name] = _timed_pipeline(_fresh_pipeline(name), volume, steps)
         del volume, floats, image
     return time.perf_counter() - start, decode_total, outputs
 
@@ -126,7 +134,8 @@ def ingest_benchmark(
         if warm_up:
             with resampling_backend(backend, device):
                 _warm_up(folder, names)
-        best_shared = best_per_model = None
+        best_shared: tuple[float, float, dict] | None = None
+        best_per_model: tuple[float, float, dict] | None = None
         runs = []
         difference = None
         for _ in range(max(1, int(repeats))):
@@ -144,6 +153,7 @@ def ingest_benchmark(
                 best_per_model = (per_model_s, per_model_decode, dict(per_model_steps))
             if best_shared is None or shared_s < best_shared[0]:
                 best_shared = (shared_s, shared_decode, dict(shared_steps))
+        assert best_shared is not None and best_per_model is not None  # at least one repeat ran
         shared_s, shared_decode, shared_steps = best_shared
         per_model_s, per_model_decode, per_model_steps = best_per_model
     return {

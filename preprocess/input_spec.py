@@ -31,6 +31,7 @@ checks it, and the orientation claim, on twelve storage orientations.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -89,7 +90,6 @@ class InputSpec:
         if geometry not in GEOMETRIES:
             raise ValueError(f"InputSpec {self.name!r}: details['geometry'] must be one of {GEOMETRIES}, got {geometry!r}")
         object.__setattr__(self, "details", details)
-        object.__setattr__(self, "_pipeline", None)
 
     @property
     def geometry(self) -> str:
@@ -108,9 +108,14 @@ class InputSpec:
         """The transforms that produce this input from a `Volume` (built once)."""
         if self.build is None:
             raise ValueError(f"InputSpec {self.name}/{self.variant} has no pipeline (kind {self.kind!r})")
-        if self._pipeline is None:
-            object.__setattr__(self, "_pipeline", self.build())
-        return self._pipeline
+        return self._built_pipeline
+
+    @functools.cached_property
+    def _built_pipeline(self) -> Compose:
+        # cached_property writes the instance __dict__ directly, so it works on a frozen dataclass
+        if self.build is None:
+            raise ValueError(f"InputSpec {self.name}/{self.variant} has no pipeline (kind {self.kind!r})")
+        return self.build()
 
     def apply(self, volume) -> np.ndarray:
         """Model-ready numpy array, C-contiguous and writable (``torch.from_numpy`` takes it as is):

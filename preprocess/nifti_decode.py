@@ -104,8 +104,10 @@ def decode_nifti(data: bytes, where: str, max_bytes: int | None = None, conflict
         placed.refuse_if_conflicted(where)
     elif placed.conflict:
         log.warning("%s: sform and qform disagree (%s); using the sform, as the NIfTI standard says", where, placed.conflict)
+    voxel_dtype = header.voxel_dtype
+    assert voxel_dtype is not None  # check_nifti_header refused the other types
     count = math.prod(size)
-    end = header.vox_offset + count * header.voxel_dtype.itemsize
+    end = header.vox_offset + count * voxel_dtype.itemsize
     if is_gzip(data) and end > _MAX_DEFLATE_RATIO * len(data) + HEADER_BYTES:
         raise TruncatedVolume(f"{where}: truncated: {len(data)} gzip bytes cannot hold the {end} bytes the header promises")
     raw = _gunzip(data, end, where, need_all=True) if is_gzip(data) else data
@@ -114,7 +116,7 @@ def decode_nifti(data: bytes, where: str, max_bytes: int | None = None, conflict
             f"{where}: truncated: the header promises {end} bytes of header and voxels, the file holds {len(raw)}"
         )
     dtype = _header_pixel_type(raw[: header.vox_offset], where)
-    stored = np.frombuffer(raw, dtype=header.voxel_dtype, count=count, offset=header.vox_offset)
+    stored = np.frombuffer(raw, dtype=voxel_dtype, count=count, offset=header.vox_offset)
     array = _scaled(stored, header, dtype).reshape(size[::-1])
     check_finite(array, where)
     return Volume(array, placed.spacing, placed.origin, placed.direction, source=where, header=placed)

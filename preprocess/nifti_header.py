@@ -58,6 +58,12 @@ class NiftiHeader:
         return np.dtype(code).name if code else DATATYPE_NAMES.get(self.datatype, f"datatype {self.datatype}")
 
 
+def _triple(values) -> tuple[float, float, float]:
+    """Three header numbers as floats (the quaternion's b, c, d or its offsets)."""
+    a, b, c = (float(v) for v in values)
+    return a, b, c
+
+
 def parse_nifti_header(head: bytes) -> NiftiHeader | None:
     """The fields ctbench checks, from the first bytes of an uncompressed NIfTI-1/2 file, or None."""
     if len(head) < 348:
@@ -91,6 +97,6 @@ def parse_nifti_header(head: bytes) -> NiftiHeader | None:
     return NiftiHeader(
         endian, tuple(int(v) for v in dims[1 : ndim + 1]), tuple(float(v) for v in pixdim[1 : ndim + 1]),
         int(datatype), int(vox_offset) if np.isfinite(vox_offset) else -1, float(slope), float(inter), version,
-        int(qcode), int(scode), tuple(float(v) for v in quatern[:3]), tuple(float(v) for v in quatern[3:]),
+        int(qcode), int(scode), _triple(quatern[:3]), _triple(quatern[3:]),
         -1.0 if pixdim[0] < 0 else 1.0, tuple(tuple(float(v) for v in srow[r * 4 : r * 4 + 4]) for r in range(3)),
     )

@@ -149,12 +149,13 @@ def header_geometry(header: NiftiHeader, where: str = "volume") -> HeaderGeometr
     return HeaderGeometry(source, header.sform_code, header.qform_code, spacing, origin, direction, sform, qform, conflict)
 
 
-def _itk_geometry(affine_ras: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], np.ndarray]:
+def _itk_geometry(affine_ras: np.ndarray) -> tuple[tuple[float, float, float], tuple[float, float, float], np.ndarray]:
     lps = _RAS_TO_LPS @ affine_ras
     columns = lps[:3, :3]
     spacing = np.linalg.norm(columns, axis=0)
     safe = np.where(spacing > 0, spacing, 1.0)
-    return tuple(float(s) for s in spacing), tuple(float(o) for o in lps[:3, 3]), columns / safe
+    (si, sj, sk), (oi, oj, ok) = spacing, lps[:3, 3]
+    return (float(si), float(sj), float(sk)), (float(oi), float(oj), float(ok)), columns / safe
 
 
 def _disagreement(sform: np.ndarray, qform: np.ndarray) -> str:

@@ -100,7 +100,7 @@ def reorient(volume: Volume, code: str) -> Volume:
             first_voxel[c] = shape_ijk[c] - 1
     origin = volume.index_to_lps(first_voxel)
     direction = volume.direction[:, source_axis] * np.where(flip, -1.0, 1.0)[None, :]
-    spacing = tuple(volume.spacing[c] for c in source_axis)
+    spacing = (volume.spacing[source_axis[0]], volume.spacing[source_axis[1]], volume.spacing[source_axis[2]])
     result = Volume(new_ijk.transpose(2, 1, 0), spacing, tuple(origin), direction, volume.source)
     record_same_physics(result, volume)
     return result

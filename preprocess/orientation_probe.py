@@ -85,7 +85,7 @@ def make_probe_volume(orientation: str = "LPS", dtype=np.int16) -> Volume:
     for marker in MARKERS:
         inside = np.all(np.abs(lps - _marker_center_lps(marker)) <= MARKER_HALF_SIZE_MM + 1e-6, axis=-1)
         array[inside] = marker.hu
-    return Volume(array.astype(dtype), tuple(spacing), tuple(origin), direction, source=f"probe-{code}")
+    return Volume(array.astype(dtype), (spacing[0], spacing[1], spacing[2]), tuple(origin), direction, source=f"probe-{code}")
 
 
 def _oriented_indices(code: str, marker: Marker) -> tuple[list[float], list[int], list[float]]:

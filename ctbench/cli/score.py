@@ -145,11 +145,10 @@ def score(paths, dataset, out_dir, metric_opts, alignscore_weights, alignscore_m
             console.print(f"judged {tag}: {n} new, {report.skipped[tag]} already judged, "
                           f"{report.failures[tag]} judge failures")
     from ctbench.evaluation import score_run
+    from ctbench.evaluation.text_metrics import AlignScoreMetric, TextMetric
 
-    text_metrics = list(metric_names)
+    text_metrics: list[str | TextMetric] = list(metric_names)
     if "alignscore" in text_metrics:
-        from ctbench.evaluation.text_metrics import AlignScoreMetric
-
         text_metrics[text_metrics.index("alignscore")] = AlignScoreMetric(
             weights=alignscore_weights, model=alignscore_model, venv=alignscore_venv)
     with _progress_bars(console):

@@ -87,7 +87,8 @@ class GeminiBackend:
         reply = self._client.models.generate_content(model=self.config.model, contents=user, config=cfg)
         text = reply.text or ""
         if not text.strip():
-            reason = str(getattr((reply.candidates or [None])[0], "finish_reason", "") or "")
+            first = reply.candidates[0] if reply.candidates else None
+            reason = str(getattr(first, "finish_reason", "") or "")
             if any(word in reason for word in ("SAFETY", "PROHIBITED", "BLOCKLIST")):
                 raise ContentFiltered(f"the provider's content filter stopped the reply ({reason})")
             raise EmptyReply(f"empty reply (finish_reason {reason or 'none'})")

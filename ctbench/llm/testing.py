@@ -149,7 +149,8 @@ class FakeLLMServer:
 
 
 def _openai_text(body: dict) -> tuple[str, str]:
-    system, user = [], []
+    system: list[str] = []
+    user: list[str] = []
     for msg in body.get("messages", []):
         content = msg.get("content")
         if isinstance(content, list):

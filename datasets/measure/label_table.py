@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +36,11 @@ class Structure:
         return asdict(self)
 
 
+def _repeated(seen: Sequence[object]) -> list[str]:
+    """The entries of `seen` that occur more than once, as sorted strings."""
+    return sorted({str(v) for v in seen if seen.count(v) > 1})
+
+
 @dataclass(frozen=True)
 class LabelTable:
     structures: tuple[Structure, ...]
@@ -42,8 +48,7 @@ class LabelTable:
     def __post_init__(self) -> None:
         values = [s.value for s in self.structures]
         names = [s.name for s in self.structures]
-        for what, seen in (("value", values), ("name", names)):
-            duplicates = sorted({str(v) for v in seen if seen.count(v) > 1})
+        for what, duplicates in (("value", _repeated(values)), ("name", _repeated(names))):
             if duplicates:
                 raise DatasetError(f"duplicate label {what}(s) {', '.join(duplicates)}")
 

@@ -153,7 +153,7 @@ class LabelMap:
         if key not in self._pairs:
             from scipy.spatial import cKDTree
 
-            ma, mb = self._need(a), self._need(b)
+            ma, mb = self.require(a), self.require(b)
             small, large = sorted((ma, mb), key=lambda m: len(m.boundary))  # the distance is symmetric
             if large.name not in self._trees:
                 self._trees[large.name] = cKDTree(large.boundary)
@@ -164,7 +164,8 @@ class LabelMap:
             )
         return self._pairs[key]
 
-    def _need(self, name: str) -> StructureMeasure:
+    def require(self, name: str) -> StructureMeasure:
+        """`structure(name)`, or DatasetError when the map holds no voxel of it."""
         measure = self.structure(name)
         if measure is None:
             raise DatasetError(f"no voxels of {name!r} in the label map", self.where)

@@ -103,21 +103,21 @@ NUMERIC_QUESTION_TYPES = frozenset(t.question_type for t in TEMPLATES if t.form 
 
 def _answers() -> dict[str, Callable[[LabelMap, str, str | None], Answer]]:
     def extent(axis: int):
-        return lambda m, a, b: _number(float(m.structure(a).extent_mm[axis]), "mm")
+        return lambda m, a, b: _number(float(m.require(a).extent_mm[axis]), "mm")
 
     return {
-        "measured_volume": lambda m, a, b: _number(m.structure(a).volume_ml, "mL"),
+        "measured_volume": lambda m, a, b: _number(m.require(a).volume_ml, "mL"),
         "measured_extent_lr": extent(0),
         "measured_extent_ap": extent(1),
         "measured_extent_cc": extent(2),
         "measured_centroid_distance": lambda m, a, b: _number(m.pair(a, b).centroid_distance_mm, "mm"),
         "measured_surface_distance": lambda m, a, b: _number(m.pair(a, b).surface_distance_mm, "mm"),
-        "measured_larger": lambda m, a, b: _yes_no(m.structure(a).volume_ml > m.structure(b).volume_ml),
-        "measured_larger_choice": lambda m, a, b: _pick(a, b, m.structure(a).volume_ml > m.structure(b).volume_ml),
+        "measured_larger": lambda m, a, b: _yes_no(m.require(a).volume_ml > m.require(b).volume_ml),
+        "measured_larger_choice": lambda m, a, b: _pick(a, b, m.require(a).volume_ml > m.require(b).volume_ml),
         # LPS: +x is the patient's left, -y anterior, +z superior.
-        "measured_left": lambda m, a, b: _pick(a, b, m.structure(a).centroid[0] > m.structure(b).centroid[0]),
-        "measured_superior": lambda m, a, b: _pick(a, b, m.structure(a).centroid[2] > m.structure(b).centroid[2]),
-        "measured_anterior": lambda m, a, b: _pick(a, b, m.structure(a).centroid[1] < m.structure(b).centroid[1]),
+        "measured_left": lambda m, a, b: _pick(a, b, m.require(a).centroid[0] > m.require(b).centroid[0]),
+        "measured_superior": lambda m, a, b: _pick(a, b, m.require(a).centroid[2] > m.require(b).centroid[2]),
+        "measured_anterior": lambda m, a, b: _pick(a, b, m.require(a).centroid[1] < m.require(b).centroid[1]),
         "measured_contact": lambda m, a, b: _yes_no(m.pair(a, b).contact),
         "measured_containment": lambda m, a, b: _yes_no(m.pair(a, b).a_within_b),
     }
@@ -144,7 +144,7 @@ def match_question(text: str) -> tuple[Template, str, str | None] | None:
 
 # --- which questions a label map gets --------------------------------------------------------
 def _decisive(template: Template, m: LabelMap, a: str, b: str) -> bool:
-    sa, sb = m.structure(a), m.structure(b)
+    sa, sb = m.require(a), m.require(b)
     qtype = template.question_type
     if qtype in ("measured_larger", "measured_larger_choice"):
         big, small = max(sa.volume_ml, sb.volume_ml), min(sa.volume_ml, sb.volume_ml)
@@ -168,7 +168,7 @@ def _pairs(m: LabelMap, policy: str) -> list[tuple[str, str]]:
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     if policy == "all":
         return pairs
-    kind = {name: m.structure(name).structure.kind for name in names}
+    kind = {name: m.require(name).structure.kind for name in names}
     return [(a, b) for a, b in pairs if "lesion" in (kind[a], kind[b])]
 
 
@@ -180,7 +180,7 @@ def questions_for(m: LabelMap, policy: str = "lesions") -> list[dict]:
 
     def add(template: Template, a: str, b: str | None = None) -> None:
         result = answer(template, m, a, b)
-        row = {
+        row: dict[str, object] = {
             "question": template.render(a, b), "answer": result.text, "options": template.options(a, b),
             "question_type": template.question_type, "category": [template.category],
             "structures": [a] if b is None else [a, b],
@@ -194,7 +194,7 @@ def questions_for(m: LabelMap, policy: str = "lesions") -> list[dict]:
             if template.scope == "structure":
                 add(template, name)
     for a, b in _pairs(m, policy):
-        kind = {a: m.structure(a).structure.kind, b: m.structure(b).structure.kind}
+        kind = {a: m.require(a).structure.kind, b: m.require(b).structure.kind}
         for template in TEMPLATES:
             if template.scope != "pair":
                 continue

@@ -55,11 +55,13 @@ class Grid:
 
     @property
     def origin(self) -> tuple[float, float, float]:
-        return tuple(-(n - 1) * s / 2.0 for n, s in zip(self.shape_ijk, self.spacing))
+        (ni, nj, nk), (si, sj, sk) = self.shape_ijk, self.spacing
+        return -(ni - 1) * si / 2.0, -(nj - 1) * sj / 2.0, -(nk - 1) * sk / 2.0
 
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Physical coordinates (mm) along i, j, k."""
-        return tuple(o + np.arange(n) * s for o, n, s in zip(self.origin, self.shape_ijk, self.spacing))
+        (oi, oj, ok), (ni, nj, nk), (si, sj, sk) = self.origin, self.shape_ijk, self.spacing
+        return oi + np.arange(ni) * si, oj + np.arange(nj) * sj, ok + np.arange(nk) * sk
 
 
 @dataclass

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -44,9 +45,18 @@ CATEGORY = {
     "extent": "Spatial Extent & Boundaries",
     "size_comparison": "Spatial Extent & Boundaries",
 }
-SIZES = {
-    "small": dict(shape_ijk=(96, 96, 64), spacing=(4.0, 4.0, 6.25)),
-    "ct-rate": dict(shape_ijk=(512, 512, 300), spacing=(0.75, 0.75, 4.0 / 3.0)),
+
+
+class GridSize(TypedDict):
+    """`Grid`'s fields for one named phantom size."""
+
+    shape_ijk: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+
+
+SIZES: dict[str, GridSize] = {
+    "small": {"shape_ijk": (96, 96, 64), "spacing": (4.0, 4.0, 6.25)},
+    "ct-rate": {"shape_ijk": (512, 512, 300), "spacing": (0.75, 0.75, 4.0 / 3.0)},
 }
 
 
@@ -80,7 +90,7 @@ def design(config: PhantomConfig) -> list[dict]:
     columns = {key: _balanced(rng, n) for key in keys}
     rows = []
     for v in range(n):
-        row = {key: bool(columns[key][v]) for key in keys}
+        row: dict[str, bool | float | str] = {key: bool(columns[key][v]) for key in keys}
         row["nodule_radius"] = float(rng.uniform(9.0, 11.0) if row["nodule_larger"] else rng.uniform(5.0, 6.0))
         row["cyst_radius"] = float(rng.uniform(5.0, 6.0) if row["nodule_larger"] else rng.uniform(9.0, 11.0))
         row["lesion_radius"] = float(rng.uniform(19.0, 22.0) if row["large_lesion"] else rng.uniform(8.0, 10.0))

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from ctbench.datasets.categories import CATEGORIES, SHORT_NAMES, normalize_categories
 from ctbench.errors import DatasetError
@@ -34,12 +35,15 @@ def split_of(volume_name: str) -> str:
     return "heldout" if bucket < HELDOUT_PERCENT else "dev"
 
 
+Label = TypeVar("Label")
+
+
 @dataclass(frozen=True)
-class LabelledPair:
+class LabelledPair(Generic[Label]):
     volume: str
     question: str
     answer: str
-    label: object  # bool (kept) or tuple of categories
+    label: Label  # bool (kept) or tuple of categories
 
 
 def _read_json(path: Path) -> dict:
@@ -61,7 +65,7 @@ def _pairs(data: dict, path: Path, volume: str) -> list[dict]:
     return entry["qa_pairs"]
 
 
-def filter_labels(unfiltered: str | Path, filtered: str | Path) -> list[LabelledPair]:
+def filter_labels(unfiltered: str | Path, filtered: str | Path) -> list[LabelledPair[bool]]:
     """Each unfiltered pair labelled kept/removed by the published filter."""
     unfiltered, filtered = Path(unfiltered), Path(filtered)
     before, after = _read_json(unfiltered), _read_json(filtered)
@@ -75,7 +79,7 @@ def filter_labels(unfiltered: str | Path, filtered: str | Path) -> list[Labelled
     return labelled
 
 
-def category_labels(with_categories: str | Path) -> list[LabelledPair]:
+def category_labels(with_categories: str | Path) -> list[LabelledPair[tuple[str, ...]]]:
     """Each categorised pair with its normalised published categories (empty lists left out)."""
     path = Path(with_categories)
     data = _read_json(path)
@@ -140,14 +144,14 @@ def _count(name: str, truth: Iterable[bool], predicted: Iterable[bool]) -> Agree
     return Agreement(name, tp, fp, fn, tn)
 
 
-def _select(pairs: list[LabelledPair], split: str) -> list[LabelledPair]:
+def _select(pairs: list[LabelledPair[Label]], split: str) -> list[LabelledPair[Label]]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return pairs if split == "all" else [p for p in pairs if split_of(p.volume) == split]
 
 
 def evaluate_filter(
-    pairs: list[LabelledPair], decide: Callable[[str, str], bool], split: str = "heldout"
+    pairs: list[LabelledPair[bool]], decide: Callable[[str, str], bool], split: str = "heldout"
 ) -> dict:
     """Precision/recall/F1 for both decisions (kept, removed) against the published labels."""
     chosen = _select(pairs, split)
@@ -163,7 +167,7 @@ def evaluate_filter(
 
 
 def evaluate_categories(
-    pairs: list[LabelledPair], tag: Callable[[str, str], Iterable[str]], split: str = "heldout"
+    pairs: list[LabelledPair[tuple[str, ...]]], tag: Callable[[str, str], Iterable[str]], split: str = "heldout"
 ) -> dict:
     """Per-category precision/recall/F1 (each category a yes/no decision per pair), plus micro
     and macro averages and the exact-set match rate."""

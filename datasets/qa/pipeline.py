@@ -169,7 +169,8 @@ def generate_qa(
         findings, impressions, warnings = report_sections(reports[volume], volume)
         reply = llm.complete(_messages(prompt.render(findings=findings, impressions=impressions)), temperature=TEMPERATURE)
         pairs = parse_qa_pairs(reply)
-        unique, dropped = [], []
+        unique: list[dict] = []
+        dropped: list[dict] = []
         seen = set()
         for pair in pairs:
             key = question_key(pair["question"])
@@ -224,12 +225,14 @@ def _label_step(
     for volume in keys:
         if not isinstance(data[volume], dict) or not isinstance(data[volume].get("qa_pairs"), list):
             raise DatasetError(f"volume {volume!r}: expected {{'qa_pairs': [...]}}", in_path)
+    backend: tuple[ChatModel, Prompt] | None = None  # None: the rules label
     if llm is None:
-        fingerprint = {"model": f"{RULES_BACKEND}:{rules.RULES_VERSION}", "prompt": None, "prompt_sha256": None}
+        summary = StepSummary(step, f"{RULES_BACKEND}:{rules.RULES_VERSION}", None, None, units=len(keys))
     else:
         prompt = prompt or load_prompt(step)
-        fingerprint = {"model": llm.name, "prompt": prompt.name, "prompt_sha256": prompt.sha256}
-    summary = StepSummary(step, fingerprint["model"], fingerprint["prompt"], fingerprint["prompt_sha256"], units=len(keys))
+        backend = (llm, prompt)
+        summary = StepSummary(step, llm.name, prompt.name, prompt.sha256, units=len(keys))
+    fingerprint = {"model": summary.model, "prompt": summary.prompt, "prompt_sha256": summary.prompt_sha256}
     ledger = Ledger(out_dir / f"{step}.jsonl")
 
     def work(volume: str) -> dict:
@@ -239,9 +242,10 @@ def _label_step(
                 raise BadInput(f"{volume}: pair {i} lacks 'question'/'answer' strings")
         if not pairs:
             return {"labels": []}
-        if llm is None:
+        if backend is None:
             return {"labels": label_rules(pairs)}
-        reply = llm.complete(_messages(prompt.render(pairs=_render_pairs(pairs))), temperature=TEMPERATURE)
+        chat, chosen = backend
+        reply = chat.complete(_messages(chosen.render(pairs=_render_pairs(pairs))), temperature=TEMPERATURE)
         return {"labels": label_llm(reply, len(pairs))}
 
     _run_units(keys, work, ledger, fingerprint, summary, workers, on_unit, on_start)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from ctbench.datasets.categories import (
     ADJACENCY,
@@ -29,9 +30,12 @@ def _words(*patterns: str) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(patterns) + r")\b", re.IGNORECASE)
 
 
+Value = TypeVar("Value")
+
+
 @dataclass(frozen=True)
-class Decision:
-    value: object  # bool for the filter, tuple of categories for the tagger
+class Decision(Generic[Value]):
+    value: Value  # bool for the filter, tuple of categories for the tagger
     reasons: tuple[str, ...]
 
 
@@ -127,7 +131,7 @@ def spatial_cues(question: str, answer: str) -> dict[str, int]:
     return {name: count for name, count in cues.items() if count}
 
 
-def spatial_filter(question: str, answer: str, weights: dict[str, float] | None = None) -> Decision:
+def spatial_filter(question: str, answer: str, weights: dict[str, float] | None = None) -> Decision[bool]:
     """Keep (True) a pair whose question or answer turns on location; say which cues fired."""
     weights = weights or WEIGHTS
     cues = spatial_cues(question, answer)
@@ -186,7 +190,7 @@ _QUESTION_PATTERNS: dict[str, re.Pattern] = {
 }
 
 
-def tag_categories(question: str, answer: str) -> Decision:
+def tag_categories(question: str, answer: str) -> Decision[tuple[str, ...]]:
     """The spatial categories a pair exercises (canonical order), with the word that fired each."""
     text = f"{question} {answer}"
     found: list[str] = []

@@ -8,6 +8,7 @@ A run that is all cached starts no worker. Identical pairs are scored once.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import selectors
 import sqlite3
@@ -85,8 +86,13 @@ class WorkerProcess:
             [str(python), str(WORKER), "--weights", str(weights), "--model", model, "--device", device,
              "--batch-size", str(batch_size), "--protocol", str(PROTOCOL_VERSION)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)
+        # Both are pipes, buffered (Popen's default bufsize), so stdout has read1.
+        if not isinstance(self.proc.stdin, io.BufferedWriter) or not isinstance(self.proc.stdout, io.BufferedReader):
+            raise TypeError(f"expected buffered pipes to the worker, got {self.proc.stdin!r} and {self.proc.stdout!r}")
+        self._stdin: io.BufferedWriter = self.proc.stdin
+        self._stdout: io.BufferedReader = self.proc.stdout
         self._selector = selectors.DefaultSelector()
-        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self._selector.register(self._stdout, selectors.EVENT_READ)
         self._buffer = b""
         hello = self._read("start-up")
         if hello.get("type") == "error":
@@ -99,8 +105,8 @@ class WorkerProcess:
 
     def score(self, batch: int, items: list[dict]) -> dict[str, float | None]:
         try:
-            self.proc.stdin.write((json.dumps({"type": "score", "batch": batch, "items": items}) + "\n").encode())
-            self.proc.stdin.flush()
+            self._stdin.write((json.dumps({"type": "score", "batch": batch, "items": items}) + "\n").encode())
+            self._stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise self._died(f"batch {batch}") from exc
         reply = self._read(f"batch {batch}")
@@ -123,7 +129,7 @@ class WorkerProcess:
                                            f"its log: {self.log.name}")
             if not self._selector.select(timeout=left):
                 continue
-            chunk = self.proc.stdout.read1(1 << 16)
+            chunk = self._stdout.read1(1 << 16)
             if not chunk:
                 raise self._died(what)
             self._buffer += chunk
@@ -142,8 +148,8 @@ class WorkerProcess:
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
-                self.proc.stdin.write(b'{"type": "bye"}\n')
-                self.proc.stdin.close()
+                self._stdin.write(b'{"type": "bye"}\n')
+                self._stdin.close()
             except OSError:
                 pass
             try:
@@ -152,7 +158,7 @@ class WorkerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._selector.close()
-        self.proc.stdout.close()
+        self._stdout.close()
         self.log.close()
 
 
@@ -182,8 +188,10 @@ class AlignScoreScorer:
         if reason:
             raise (environment.AlignScoreNotInstalled if "bench metrics setup" in reason
                    else weights_mod.AlignScoreWeightsMissing)(reason)
-        size = weights_mod.pick_model(self.weights, self.model_arg)
-        model_id = f"{weights_mod.fingerprint(self.weights, size)}/{MODE}"
+        weights = self.weights
+        assert weights is not None  # unavailable() names a missing weights folder
+        size = weights_mod.pick_model(weights, self.model_arg)
+        model_id = f"{weights_mod.fingerprint(weights, size)}/{MODE}"
         pairs = list(zip(references, predictions))
         keys = [pair_key(r, p) for r, p in pairs]
         unique = dict(zip(keys, pairs))
@@ -197,7 +205,7 @@ class AlignScoreScorer:
                 items = [{"id": k, "context": unique[k][0], "claim": unique[k][1]} for k in part]
                 while True:
                     if worker is None:
-                        worker = self._start(size)
+                        worker = self._start(weights, size)
                     try:
                         got = worker.score(start // self.batch_size + 1, items)
                         break
@@ -216,7 +224,7 @@ class AlignScoreScorer:
                 worker.close()
         return np.array([np.nan if found[k] is None else found[k] for k in keys], dtype=float)
 
-    def _start(self, size: str) -> WorkerProcess:
+    def _start(self, weights: Path, size: str) -> WorkerProcess:
         self.starts += 1
-        return WorkerProcess(environment.venv_python(self.venv), self.weights, size, self.device, self.batch_size,
+        return WorkerProcess(environment.venv_python(self.venv), weights, size, self.device, self.batch_size,
                              self.timeout_s, self.env)

@@ -183,11 +183,14 @@ def stub_spacy() -> None:
         def __call__(self, *args, **kwargs):
             raise RuntimeError("spaCy is not installed in this environment (only the nli_sp mode is supported)")
 
+    class _SpacyStandIn(types.ModuleType):
+        def load(self, name, *args, **kwargs) -> _NoSpacy:
+            return _NoSpacy()
+
     import importlib.machinery
 
-    stub = types.ModuleType("spacy")
+    stub = _SpacyStandIn("spacy")
     stub.__spec__ = importlib.machinery.ModuleSpec("spacy", None)
-    stub.load = lambda name, *a, **k: _NoSpacy()
     sys.modules["spacy"] = stub
 
 

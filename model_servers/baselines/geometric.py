@@ -11,14 +11,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from ctbench.errors import UnsupportedQuestion
+from ctbench.errors import ModelError, UnsupportedQuestion
 from ctbench.model_servers.baselines.geometric_measure import answer_measured, segmented_label_map
 from ctbench.model_servers.sdk import InputSpec, Model, QuestionItem
 from ctbench.preprocess.volume import Volume
+
+Found = TypeVar("Found")
 
 if TYPE_CHECKING:
     from ctbench.datasets.measure.quantities import LabelMap
@@ -103,7 +105,8 @@ def working_resolution(volume: Volume, voxel_mm: float = WORKING_VOXEL_MM) -> Vo
     if steps == [1, 1, 1]:
         return volume
     array = np.ascontiguousarray(volume.array[:: steps[0], :: steps[1], :: steps[2]])
-    spacing = tuple(s * n for s, n in zip(volume.spacing, reversed(steps)))
+    (si, sj, sk), (nk, nj, ni) = volume.spacing, steps
+    spacing = (si * ni, sj * nj, sk * nk)
     return Volume(array, spacing, volume.origin, volume.direction, volume.source)
 
 
@@ -238,7 +241,7 @@ def _enclosed_lesion(
     return geo.region(best[2], _offset(best[3])), best[1], (best[2], best[3])
 
 
-def _need(value, what: str):
+def _need(value: Found | None, what: str) -> Found:
     if value is None:
         raise UnsupportedQuestion(f"could not find {what} in the volume")
     return value
@@ -246,7 +249,7 @@ def _need(value, what: str):
 
 def _nodule_and_lung(f: Findings) -> tuple[Region, Region]:
     lung = f.lungs[_need(f.nodule_lung, "a pulmonary nodule")]
-    return f.nodule, lung
+    return _need(f.nodule, "a pulmonary nodule"), lung
 
 
 def _nodule_level(f: Findings) -> str:
@@ -256,7 +259,7 @@ def _nodule_level(f: Findings) -> str:
 
 def _cyst_pole(f: Findings) -> str:
     kidney = f.kidneys[_need(f.cyst_kidney, "a renal cyst")]
-    return "upper pole" if f.cyst.centroid[2] > kidney.center[2] else "lower pole"
+    return "upper pole" if _need(f.cyst, "a renal cyst").centroid[2] > kidney.center[2] else "lower pole"
 
 
 def _nodule_depth(f: Findings) -> str:
@@ -320,9 +323,17 @@ class LazyFindings:
     def get(self) -> Findings:
         with self._lock:
             if self._findings is None:
+                assert self._volume is not None  # released only after the analysis
                 self._findings = analyse(self._volume)
                 self._volume = None
             return self._findings
+
+    def stored_array(self) -> np.ndarray:
+        """The volume's voxels, until the analysis releases them."""
+        volume = self._volume
+        if volume is None:
+            raise ModelError("the volume was released once analysed")
+        return volume.array
 
 
 class GeometricExpert(Model):
@@ -343,7 +354,7 @@ class GeometricExpert(Model):
 
     def model_input(self, prepared: LazyFindings):
         """The stored voxels (HU, [k, j, i]) the rules read, as InspectInput shows them."""
-        return prepared._volume.array
+        return prepared.stored_array()
 
     def answer(self, batch: list[QuestionItem]) -> list[str | Exception]:
         results: list[str | Exception] = []

@@ -73,8 +73,10 @@ def answer_measured(text: str) -> Callable[[LabelMap | None], str] | None:
         raise UnsupportedQuestion(f"geometric does not segment the {unknown[0]!r}")
 
     def rule(label_map: LabelMap | None) -> str:
+        if label_map is None:  # nothing segmented: the first structure asked is missing
+            raise UnsupportedQuestion(f"could not find the {names[0]} in the volume")
         for name in names:
-            if label_map is None or label_map.structure(name) is None:
+            if label_map.structure(name) is None:
                 raise UnsupportedQuestion(f"could not find the {name} in the volume")
         return templates.answer(template, label_map, a, b).text
 

@@ -61,6 +61,7 @@ class AuthorsVLM(VLMModel):
     def import_authors(self, module: str, repo: AuthorsRepo | None = None, option: str = "repo"):
         """Import `module` from the pinned checkout, or say where the checkout should be."""
         repo = repo or self.repo
+        assert repo is not None
         checkout = self.checkout(repo, option)
         root = checkout / repo.import_root if repo.import_root else checkout
         if not root.is_dir():

@@ -118,6 +118,7 @@ def run_benchmark(model_name: str, size: str, batch_sizes: list[int], volumes: i
     from ctbench.model_servers.registry import get_model_class
     from ctbench.model_servers.vlm_common import random_weights
     from ctbench.model_servers.vlm_common.loopback import ask_many, serving
+    from ctbench.model_servers.vlm_common.slice_vlm import SliceVLM
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="ctbench-bench-"))
     if weights is None:
@@ -138,11 +139,14 @@ def run_benchmark(model_name: str, size: str, batch_sizes: list[int], volumes: i
     if slice_size:
         options["slice_size"] = slice_size
     model = get_model_class(model_name)(**options, max_batch_size=str(max(batch_sizes)))
+    if not isinstance(model, SliceVLM):
+        raise TypeError(f"{model_name}: the benchmark times SliceVLM servers, not {type(model).__name__}")
     model.load()
     cuda = model.device().startswith("cuda")
     vision, prefix, calls = _Timer(), _Timer(), _Timer()
     _time_module(_vision_tower(model.model), vision, cuda)
-    model.decoder.encode_prefix = prefix.wrap(model.decoder.encode_prefix, cuda)
+    decoder = model.loaded_decoder
+    decoder.encode_prefix = prefix.wrap(decoder.encode_prefix, cuda)
     answer, encode = model.answer, model.encode_volume
     model.answer = calls.wrap(answer, cuda)
     model.load = lambda: None  # loaded once; every server below reuses it

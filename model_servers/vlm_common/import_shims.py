@@ -31,6 +31,7 @@ class _Placeholder:
 
 
 class _ShimModule(types.ModuleType):
+    __ctbench_shim__ = False
     __ctbench_shim_reason__ = ""
 
     def __getattr__(self, name: str):

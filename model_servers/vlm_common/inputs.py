@@ -7,6 +7,8 @@ Servers call only these functions, so what each model is fed is declared once, i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ctbench.preprocess.compose import Compose
 from ctbench.preprocess.input_spec import InputSpec, get_spec
 from ctbench.preprocess.orientation import Reorient, ToAxisOrder
@@ -14,7 +16,8 @@ from ctbench.preprocess.slicing import ResizeSlices, SampleSlices
 from ctbench.preprocess.windows import MultiWindowRGB
 
 
-def preset(name: str, variant: str) -> InputSpec:
+def preset(name: str, variant: str | None = None) -> InputSpec:
+    """The registered preset `name` in `variant` (default: the authors' input)."""
     return get_spec(name, variant)
 
 
@@ -29,7 +32,7 @@ def slice_pipeline(spec: InputSpec, num_slices: int, size: tuple[int, int] | Non
     Output: (N, rows, cols, 3) uint8."""
     if spec.kind != "slices2d" or len(spec.windows) != 3:
         raise ValueError(f"{spec.name}/{spec.variant} is not a three-window slice preset")
-    steps = [Reorient(spec.orientation)] if spec.orientation else []
+    steps: list[Callable] = [Reorient(spec.orientation)] if spec.orientation else []
     steps += [ToAxisOrder("DHW"), SampleSlices(num_slices, axis=0), MultiWindowRGB(spec.windows)]
     if size is not None:
         steps.append(ResizeSlices(size, order=1))
@@ -45,7 +48,12 @@ def sized_slice_spec(spec: InputSpec, num_slices: int | None = None,
     import dataclasses
 
     count = spec.num_slices if num_slices is None else num_slices
-    slice_size = spec.slice_size if size == "preset" else size
+    if isinstance(size, str):
+        if size != "preset":
+            raise ValueError(f"size must be 'preset', None or (rows, cols), got {size!r}")
+        slice_size = spec.slice_size
+    else:
+        slice_size = size
     if count == spec.num_slices and slice_size == spec.slice_size:
         return spec
     slice_pipeline(spec, count, slice_size)  # validates now, not at the first volume

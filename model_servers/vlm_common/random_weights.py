@@ -83,7 +83,7 @@ def medgemma_parts(size: str, image_size: int = 32):
         tokenizer_object=_bpe(GEMMA_SPECIALS), bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
         extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
     )
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in GEMMA_SPECIALS}
+    ids = {t: _token_id(tokenizer, t) for t in GEMMA_SPECIALS}
     if size == "tiny":
         text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
                     head_dim=16, vocab_size=len(tokenizer), sliding_window=4096, max_position_embeddings=8192,
@@ -104,7 +104,8 @@ def medgemma_parts(size: str, image_size: int = 32):
     else:
         raise ValueError(f"size must be 'tiny' or 'full', got {size!r}")
     text.update(pad_token_id=ids["<pad>"], bos_token_id=ids["<bos>"], eos_token_id=ids["<eos>"])
-    config = Gemma3Config(
+    # The common token ids go to PreTrainedConfig's **kwargs, which the dataclass-typed signature omits.
+    config = Gemma3Config(  # type: ignore[call-arg]
         text_config=text, vision_config=vision, mm_tokens_per_image=mm_tokens,
         boi_token_index=ids["<start_of_image>"], eoi_token_index=ids["<end_of_image>"],
         image_token_index=ids["<image_soft_token>"], pad_token_id=ids["<pad>"], bos_token_id=ids["<bos>"],
@@ -139,7 +140,7 @@ def lingshu_parts(size: str):
     from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig
 
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=_bpe(QWEN_SPECIALS), eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
+    ids = {t: _token_id(tokenizer, t) for t in QWEN_SPECIALS}
     if size == "tiny":
         text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
                     vocab_size=len(tokenizer), max_position_embeddings=8192,
@@ -157,12 +158,21 @@ def lingshu_parts(size: str):
     else:
         raise ValueError(f"size must be 'tiny' or 'full', got {size!r}")
     text.update(pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"])
-    config = Qwen2_5_VLConfig(
+    # The common token ids go to PreTrainedConfig's **kwargs, which the dataclass-typed signature omits.
+    config = Qwen2_5_VLConfig(  # type: ignore[call-arg]
         text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
     )
     return tokenizer, config, pixels
+
+
+def _token_id(tokenizer, token: str) -> int:
+    """The id of one token (`convert_tokens_to_ids` returns a list only when given a list)."""
+    found = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(found, int):
+        raise TypeError(f"{token!r}: expected one token id, got {found!r}")
+    return found
 
 
 def _spread_logits(model, scale: float = 8.0) -> None:

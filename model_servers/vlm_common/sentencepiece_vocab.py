@@ -16,8 +16,9 @@ def write_sentencepiece(path: Path, vocab_size: int = 32000) -> None:
     <s>, </s>, 256 byte-fallback pieces, then words) and no training corpus."""
     from sentencepiece import sentencepiece_model_pb2 as pb
 
-    model = pb.ModelProto()
-    model.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
+    # sentencepiece_model_pb2 builds its message classes at import time; mypy sees none of them.
+    model = pb.ModelProto()  # type: ignore[attr-defined]
+    model.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM  # type: ignore[attr-defined]
     model.trainer_spec.vocab_size = vocab_size
     model.trainer_spec.byte_fallback = True
     spec = model.trainer_spec
@@ -25,7 +26,7 @@ def write_sentencepiece(path: Path, vocab_size: int = 32000) -> None:
     model.normalizer_spec.name = "identity"
     model.normalizer_spec.add_dummy_prefix = True
     model.normalizer_spec.escape_whitespaces = True
-    Piece = pb.ModelProto.SentencePiece
+    Piece = pb.ModelProto.SentencePiece  # type: ignore[attr-defined]
     pieces = [("<unk>", 0.0, Piece.UNKNOWN), ("<s>", 0.0, Piece.CONTROL), ("</s>", 0.0, Piece.CONTROL)]
     pieces += [(f"<0x{b:02X}>", 0.0, Piece.BYTE) for b in range(256)]
     normal = ["\u2581" + w for w in WORDS] + ["\u2581"] + [chr(c) for c in range(33, 127)]

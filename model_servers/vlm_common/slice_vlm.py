@@ -13,7 +13,7 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -25,6 +25,11 @@ from ctbench.model_servers.vlm_common.slice_prompt import SplitPrompt, split_pro
 from ctbench.model_servers.vlm_common.text import clean_answer
 from ctbench.model_servers.vlm_common.weights import require_complete_load
 from ctbench.preprocess.volume import Volume
+
+if TYPE_CHECKING:  # torch and transformers are imported at load time only
+    from transformers import ProcessorMixin
+
+    from ctbench.model_servers.vlm_common.prefix_decoding import PrefixDecoder
 
 TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
 
@@ -82,8 +87,8 @@ class SliceVLM(VLMModel):
         self.exact_batches = parse_bool("exact_batches", options.get("exact_batches", "false"))
         self.settings["exact_batches"] = self.exact_batches
         self._lock = threading.Lock()  # one model call at a time (encode_volume runs on other threads)
-        self.processor = None
-        self.decoder = None
+        self.processor: ProcessorMixin | None = None
+        self.decoder: PrefixDecoder | None = None
         # version was computed before `reuse` joined the settings: recompute
         self.version = f"{self.weights_version}+{self.variant}+gen-{self._settings_hash()}"
 
@@ -104,12 +109,12 @@ class SliceVLM(VLMModel):
 
         self.seed_everything()
         path = str(self.weights_path)
-        self.processor = self.load_processor(path)
+        processor = self.processor = self.load_processor(path)
         cls = getattr(transformers, self.model_class)
         model, info = cls.from_pretrained(path, output_loading_info=True, **self.dtype_kwargs())
         require_complete_load(self.name, self.weights_path, info)
         self.model = model.to(self.device()).eval()
-        tokenizer = self.processor.tokenizer
+        tokenizer = processor.tokenizer
         self.end_ids = self._end_token_ids()
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_ids[0]
         self.pad_id = int(pad)
@@ -119,6 +124,20 @@ class SliceVLM(VLMModel):
         )
         if torch.cuda.is_available() and self.device().startswith("cuda"):
             self.gpu_memory_bytes = int(torch.cuda.max_memory_allocated())
+
+    @property
+    def loaded_processor(self) -> ProcessorMixin:
+        """The processor `load_model` read; ModelNotReady before that."""
+        if self.processor is None:
+            raise ModelNotReady(f"{self.name}: model not loaded")
+        return self.processor
+
+    @property
+    def loaded_decoder(self) -> PrefixDecoder:
+        """The prefix decoder `load_model` built; ModelNotReady before that."""
+        if self.decoder is None:
+            raise ModelNotReady(f"{self.name}: model not loaded")
+        return self.decoder
 
     def load_processor(self, path: str):
         import transformers
@@ -131,8 +150,8 @@ class SliceVLM(VLMModel):
         return min(self.settings.get("min_new_tokens", 0), self.settings["max_new_tokens"])
 
     def _end_token_ids(self) -> list[int]:
-        tokenizer = self.processor.tokenizer
-        ids = []
+        tokenizer = self.loaded_processor.tokenizer
+        ids: list[int] = []
         configured = getattr(self.model.generation_config, "eos_token_id", None)
         for value in (configured, tokenizer.eos_token_id):
             if value is None:
@@ -152,15 +171,16 @@ class SliceVLM(VLMModel):
         prompt.processor_ms = (time.perf_counter() - start) * 1e3
         if self.reuse:
             with self._lock:
-                prompt.state = self.decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
+                prompt.state = self.loaded_decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
         return prompt
 
     def _volume_prompt(self, prepared: SliceStack) -> VolumePrompt:
         images = list(prepared.images)
+        processor = self.loaded_processor
         while True:
-            split = split_prompt(self.processor, len(images))
-            inputs = self.processor(text=[split.prefix_text], images=[images], return_tensors="pt",
-                                    add_special_tokens=False)
+            split = split_prompt(processor, len(images))
+            inputs = processor(text=[split.prefix_text], images=[images], return_tensors="pt",
+                               add_special_tokens=False)
             inputs = dict(inputs)
             budget = self._context_length() - self.settings["max_new_tokens"] - 64
             if not self.fit_context or inputs["input_ids"].shape[1] <= budget or len(images) <= 1:
@@ -176,7 +196,7 @@ class SliceVLM(VLMModel):
     # --- per batch --------------------------------------------------------------------------
     def tail_ids(self, prompt: VolumePrompt, question: str) -> list[int]:
         text = prompt.split.tail(question)
-        return list(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.loaded_processor.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def answer(self, batch: list[QuestionItem]) -> list[str | Exception]:
         results: list[str | Exception] = [ModelError("not answered")] * len(batch)
@@ -190,8 +210,8 @@ class SliceVLM(VLMModel):
                 with self._lock:
                     if self.reuse:
                         if prompt.state is None:  # encoded while reuse was off
-                            prompt.state = self.decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
-                        new_tokens = self.decoder.decode(prompt.state, [tails[i] for i in group])
+                            prompt.state = self.loaded_decoder.encode_prefix(prompt.prefix_inputs, prompt.n_images)
+                        new_tokens = self.loaded_decoder.decode(prompt.state, [tails[i] for i in group])
                     else:
                         new_tokens = self.generate_full(prompt, [tails[i] for i in group])
                 for i, tokens in zip(group, new_tokens):
@@ -207,7 +227,7 @@ class SliceVLM(VLMModel):
         return list(groups.values())
 
     def decode_text(self, tokens: list[int]) -> str:
-        text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+        text = self.loaded_processor.tokenizer.decode(tokens, skip_special_tokens=True)
         return clean_answer(text, self.stop_strings)
 
     def full_inputs(self, prompt: VolumePrompt, tails: list[list[int]]) -> dict:
