@@ -53,19 +53,21 @@ class Model:
     """Base class for every ctbench model server.
 
     Class attributes describe the model card; instance options come from
-    `bench serve MODEL --option key=value` and arrive as keyword arguments.
+    `bench serve MODEL --option key=value` and arrive as keyword arguments. `version`,
+    `max_batch_size`, `max_wait_ms` and `gpu_memory_bytes` are class defaults a server may set per
+    instance (from its weights or options); the rest are fixed per class.
     """
 
     if TYPE_CHECKING:
         name: ClassVar[str]
     else:
         name = _BoundName()
-    version: ClassVar[str] = "0"
+    version: str = "0"
     description: ClassVar[str] = ""
     license: ClassVar[str] = ""
     weights: ClassVar[str] = ""
-    max_batch_size: ClassVar[int] = 8
-    max_wait_ms: ClassVar[float] = 5.0
+    max_batch_size: int = 8
+    max_wait_ms: float = 5.0
     #: Seconds one `answer()` call may take; past it the batch's questions get `AnswerTimeout`.
     batch_timeout_s: ClassVar[float] = 300.0
     #: False for models that never look at voxels (the server then skips decoding volumes).
@@ -74,7 +76,7 @@ class Model:
     transports: ClassVar[tuple[str, ...]] = ("reference", "inline")
     #: File formats accepted by reference (`ctbench.preprocess.volume_formats.FORMATS` keys).
     volume_formats: ClassVar[tuple[str, ...]] = ("nifti",)
-    gpu_memory_bytes: ClassVar[int] = 0
+    gpu_memory_bytes: int = 0
     #: False when `model_input` cannot show what `preprocess` prepares (InspectInput is then refused).
     inspects_input: ClassVar[bool] = True
     #: The names `--option` may set. Declared, any other name is refused at start (a misspelt
