@@ -61,7 +61,7 @@ class AnswerVolumeQuestionServicer(pb_grpc.AnswerVolumeQuestionServicer):
 
 # Card keys the server fills in itself, and one the server keeps to itself (it enforces the
 # formats it reads by reference; the wire card does not carry them).
-SERVER_FILLED = {"max_volume_bytes", "max_chunk_bytes", "max_inline_bytes", "sdk_version"}
+SERVER_FILLED = {"max_volume_bytes", "max_chunk_bytes", "max_inline_bytes", "sdk_version", "inline_hash_follows"}
 LOCAL_ONLY = {"volume_formats"}
 
 
@@ -94,6 +94,7 @@ def card_to_proto(card: dict, limits: ServerLimits) -> pb.ModelCard:
         gpu_memory_bytes=card.get("gpu_memory_bytes", 0),
         sdk_version=__version__,
         inspect_input=bool(card.get("inspect_input", False)),
+        inline_hash_follows="inline" in transports,  # the SDK's streams take a hash after the bytes
     )
 
 
