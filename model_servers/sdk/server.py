@@ -21,6 +21,7 @@ from ctbench.errors import CtbenchError, PortInUse
 from ctbench.exit_with_parent import ParentWatch
 from ctbench.model_servers.sdk import auth
 from ctbench.model_servers.sdk.batcher import Batcher
+from ctbench.model_servers.sdk.malloc_arenas import DEFAULT_ARENAS, cap_malloc_arenas
 from ctbench.model_servers.sdk.model import Model
 from ctbench.model_servers.sdk.model_core import ModelCore, ServerLimits
 from ctbench.model_servers.sdk.servicer import AnswerVolumeQuestionServicer, card_to_proto
@@ -47,12 +48,15 @@ class ServerOptions:
     grace_s: float = 5.0
     tls_cert: Path | None = None  # PEM certificate chain and key: the port speaks TLS (sdk/auth.py)
     tls_key: Path | None = None
+    malloc_arenas: int = DEFAULT_ARENAS  # glibc malloc arenas of the process (malloc_arenas.py); 0: glibc's default
+    trim_heap_after_upload: bool = True  # freed heap pages go back once an inline upload is in (malloc_arenas.py)
 
 
 class ModelServer:
     def __init__(self, model: Model, options: ServerOptions):
         self.model = model
         self.options = options
+        cap_malloc_arenas(options.malloc_arenas)  # before any of the server's threads run
         # Every open Answer stream holds a thread; the servicer refuses streams beyond max_streams,
         # so the threads past them always serve health, Describe, reflection and refusals.
         workers = options.max_streams + SPARE_THREADS
@@ -65,6 +69,7 @@ class ModelServer:
             max_decoded_bytes=options.max_decoded_bytes,
             max_inline_bytes=options.max_inline_bytes,
             max_streams=options.max_streams,
+            trim_heap_after_upload=options.trim_heap_after_upload,
         )
         self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
         self.health = health.HealthServicer(experimental_non_blocking=True)

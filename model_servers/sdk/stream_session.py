@@ -45,6 +45,7 @@ from ctbench.errors import (
 from ctbench.model_servers.sdk.batcher import PendingItem
 from ctbench.model_servers.sdk.inline_budget import Reservation
 from ctbench.model_servers.sdk.item_status import OK, status_from_exception
+from ctbench.model_servers.sdk.malloc_arenas import give_back_free_heap
 from ctbench.model_servers.sdk.model import QuestionItem
 from ctbench.model_servers.sdk.model_core import ModelCore
 from ctbench.model_servers.sdk.volume_cache import PreparedVolume
@@ -323,6 +324,8 @@ class StreamSession:
         entry = self.volumes[vid]
         upload = entry.upload
         data = upload.take()
+        if self.core.limits.trim_heap_after_upload:
+            give_back_free_heap()  # the chunk copies freed during the upload (malloc_arenas.py)
         digest = "sha256:" + upload.hasher.hexdigest()
         if digest != vid:
             self._fail_volume(vid, InvalidVolume(f"volume bytes hash to {digest}, not the declared {vid}"))
