@@ -11,11 +11,11 @@ volume's hash anyway, so a file changed behind the stamp is an error there, neve
 volume's voxels). `reads` counts file reads and `hashes` whole-file hashes, so a test can check
 the promise.
 
-`open(path)` is the one-pass form of `get`: it returns a `VolumeRead` at once, whose bytes are
-read and hashed 1 MiB at a time on a thread of its own, and whose readers follow it chunk by
-chunk as the bytes land (`chunks()`), learning the id at the end; an inline upload to a server
-that takes the hash after the bytes is sent while the file is still being read. Every caller of
-`get` or `open` for the same file shares one read, finished or in progress.
+`open(path)` is the one-pass form of `get`: it returns a `VolumeRead` at once, whose bytes its
+readers read and hash 1 MiB at a time as they follow it (`chunks()`), learning the id at the
+end; an inline upload to a server that takes the hash after the bytes is sent while the file is
+being read. Every caller of `get` or `open` for the same file shares one read, finished or in
+progress.
 
 A volume's bytes live in an anonymous memory map of their own (`read_file`), not on the malloc
 heap: glibc serves blocks of a CT volume's size from its heaps once it has freed one (its mmap
@@ -50,11 +50,16 @@ class VolumeBytes:
 
 
 class VolumeRead:
-    """One volume file read into a memory map of its own and hashed as it lands, on a thread of
-    its own; any number of readers follow it (`chunks`) or wait for the whole (`wait`).
+    """One volume file read into a memory map of its own and hashed as it lands; any number of
+    readers follow it (`chunks`) or wait for the whole (`wait`).
 
-    `known_id` is the id when the file's stamp says it is already known (the bytes are then not
-    hashed again unless the stamp changed during the read)."""
+    The read is done by its readers, one piece of READ_BYTES at a time, by whichever reader needs
+    bytes not read yet while no other is reading; the others wait for that piece. So a sender
+    that follows the read reads, hashes and sends each piece itself, on its own thread (handing
+    every piece from one thread to another costs more than it saves on two busy cores), and a read
+    left half-done by one reader is carried on by the next. `known_id` is the id when the file's
+    stamp says it is already known (the bytes are then not hashed again unless the stamp changed
+    during the read)."""
 
     def __init__(self, source: VolumeSource, path: Path, stamp: tuple[int, ...], known_id: str | None):
         self.source = source
@@ -64,79 +69,109 @@ class VolumeRead:
         self._id = known_id
         self._buffer = mmap.mmap(-1, max(self.size, 1))
         self._view = memoryview(self._buffer)[:self.size].toreadonly()
+        self._digest = hashlib.sha256() if known_id is None else None
+        self._handle = None
         self._filled = 0
+        self._reading = False  # a reader is reading the next piece
         self._done = False
         self._error: CtbenchError | None = None
         self._ready = threading.Condition()
 
-    def start(self) -> None:
-        threading.Thread(target=self._fill, name="ctbench-volume-read", daemon=True).start()
-
     @property
     def id_now(self) -> str | None:
-        """The volume's id if it is known without waiting for the read (else None)."""
+        """The volume's id if it is known without reading on (else None)."""
         with self._ready:
             return self._id if self._error is None else None
 
-    def _fill(self) -> None:
+    @property
+    def done(self) -> bool:
+        with self._ready:
+            return self._done
+
+    def _fill_to(self, end: int) -> None:
+        """Return once bytes [0, end) are read (all of them: once the read is over), reading
+        pieces on this thread when no other reader is."""
+        def satisfied() -> bool:
+            return self._done or (self._filled >= end and end < self.size)
+
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: satisfied() or not self._reading)
+                if satisfied():
+                    if self._error is not None:
+                        raise self._error
+                    return
+                self._reading = True
+            try:
+                self._read_piece()
+            finally:
+                with self._ready:
+                    self._reading = False
+                    self._ready.notify_all()
+
+    def _read_piece(self) -> None:
+        """Read and hash the next piece (only the thread holding `_reading`); at the end of the
+        file, check it and settle the id. An error ends the read for every reader."""
+        filled = self._filled
         writable = memoryview(self._buffer)[:self.size]
-        digest = hashlib.sha256() if self._id is None else None
-        filled = 0
         try:
-            with open(self.path, "rb", buffering=0) as handle:
-                while filled < self.size:
-                    got = handle.readinto(writable[filled: filled + READ_BYTES])
-                    if not got:
-                        break
-                    if digest is not None:
-                        digest.update(writable[filled: filled + got])
-                    filled += got
-                    with self._ready:
-                        self._filled = filled
-                        self._ready.notify_all()
-                more = handle.read(1)
+            if self._handle is None:
+                self._handle = open(self.path, "rb", buffering=0)  # noqa: SIM115 -- closed when the read ends
+            got = self._handle.readinto(writable[filled: filled + READ_BYTES]) if filled < self.size else 0
+            if got and self._digest is not None:
+                self._digest.update(writable[filled: filled + got])
+            filled += got or 0
+            if filled < self.size and got:
+                with self._ready:
+                    self._filled = filled
+                return
+            more = self._handle.read(1)
             if filled != self.size or more:
                 raise InvalidVolume(f"{self.path}: the file changed size while it was read ({self.size} bytes when stamped)")
+            digest = self._digest
             if digest is None and _stamp(self.path) != self.stamp:  # changed behind the known id
                 digest = hashlib.sha256(writable)
             volume_id = "sha256:" + digest.hexdigest() if digest is not None else self._id
+            assert volume_id is not None
             self.source._finished(self, volume_id, hashed=digest is not None)
+            self._close()
             with self._ready:
-                self._id = volume_id
-        except OSError as exc:
-            self._fail(InvalidVolume(f"{self.path}: cannot read ({exc.strerror})"))
-        except CtbenchError as exc:
-            self._fail(exc)
+                self._filled, self._id, self._done = filled, volume_id, True
+        except (OSError, CtbenchError) as exc:
+            error = exc if isinstance(exc, CtbenchError) else InvalidVolume(f"{self.path}: cannot read ({exc.strerror})")
+            self._close()
+            self.source._forget(self)
+            with self._ready:
+                self._error, self._done = error, True
         finally:
             writable.release()
-            with self._ready:
-                self._done = True
-                self._ready.notify_all()
 
-    def _fail(self, exc: CtbenchError) -> None:
-        self.source._forget(self)
-        with self._ready:
-            self._error = exc
+    def _close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     def wait(self) -> VolumeBytes:
-        """The whole volume once read and hashed; the read's error, if it failed."""
+        """The whole volume, read (here, if no other reader is at it) and hashed; the read's
+        error, if it failed."""
+        self._fill_to(self.size)
+        assert self._id is not None
+        return VolumeBytes(self._id, self.path, self._view)
+
+    def wait_read_elsewhere(self, timeout: float) -> bool:
+        """Whether the read is over within `timeout` seconds, without reading here (errors are
+        the readers' to raise)."""
         with self._ready:
-            self._ready.wait_for(lambda: self._done)
-            if self._error is not None:
-                raise self._error
-            assert self._id is not None
-            return VolumeBytes(self._id, self.path, self._view)
+            return self._ready.wait_for(lambda: self._done, timeout)
 
     def chunks(self, chunk_bytes: int) -> Iterator[memoryview]:
         """The bytes in read-only views of `chunk_bytes` (the last one shorter; one empty view
-        for an empty file), each as soon as it has been read; the read's error where it failed."""
+        for an empty file), each once it has been read, the last once the read is over and its id
+        known; the read's error where it failed."""
         offset = 0
         while True:
             end = min(offset + chunk_bytes, self.size)
-            with self._ready:
-                self._ready.wait_for(lambda: self._filled >= end or self._done)
-                if self._error is not None:
-                    raise self._error
+            self._fill_to(end)
             yield self._view[offset:end]
             offset = end
             if offset >= self.size:
@@ -208,7 +243,6 @@ class VolumeSource:
                 while self._cached_bytes > self.max_bytes and len(self._cache) > 1:
                     _, evicted = self._cache.popitem(last=False)
                     self._cached_bytes -= evicted.size
-            read.start()
             return read
 
     def _finished(self, read: VolumeRead, volume_id: str, hashed: bool) -> None:
