@@ -300,13 +300,14 @@ class ServerStream:
         fails before its header; one that fails later leaves its upload unfinished (a server
         that takes the hash after the bytes drops it at the next header)."""
         read = prefetch.open(path) if self.hash_follows else None
+        volume_id: str | None
         if read is None:
             whole = prefetch.get(path)  # read and hashed before the header
             volume_id, size, pieces = whole.volume_id, len(whole.data), _pieces(whole.data)
         else:
-            pieces = read.chunks(CHUNK_BYTES)
-            first = next(pieces)  # an error opening or reading the file is raised here
-            pieces = _chained(first, pieces)
+            views = read.chunks(CHUNK_BYTES)
+            first = next(views)  # an error opening or reading the file is raised here
+            pieces = _chained(first, views)
             volume_id, size = read.id_now, read.size
         if volume_id is not None:  # the hash leads the header
             yield pb.AnswerRequest(volume=pb.VolumeHeader(

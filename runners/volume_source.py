@@ -27,6 +27,7 @@ last view is dropped.
 from __future__ import annotations
 
 import hashlib
+import io
 import mmap
 import os
 import stat
@@ -70,7 +71,7 @@ class VolumeRead:
         self._buffer = mmap.mmap(-1, max(self.size, 1))
         self._view = memoryview(self._buffer)[:self.size].toreadonly()
         self._digest = hashlib.sha256() if known_id is None else None
-        self._handle = None
+        self._handle: io.FileIO | None = None
         self._filled = 0
         self._reading = False  # a reader is reading the next piece
         self._done = False
@@ -115,9 +116,10 @@ class VolumeRead:
         filled = self._filled
         writable = memoryview(self._buffer)[:self.size]
         try:
-            if self._handle is None:
-                self._handle = open(self.path, "rb", buffering=0)  # noqa: SIM115 -- closed when the read ends
-            got = self._handle.readinto(writable[filled: filled + READ_BYTES]) if filled < self.size else 0
+            handle = self._handle
+            if handle is None:
+                handle = self._handle = open(self.path, "rb", buffering=0)  # noqa: SIM115 -- closed when the read ends
+            got = handle.readinto(writable[filled: filled + READ_BYTES]) if filled < self.size else 0
             if got and self._digest is not None:
                 self._digest.update(writable[filled: filled + got])
             filled += got or 0
@@ -125,7 +127,7 @@ class VolumeRead:
                 with self._ready:
                     self._filled = filled
                 return
-            more = self._handle.read(1)
+            more = handle.read(1)
             if filled != self.size or more:
                 raise InvalidVolume(f"{self.path}: the file changed size while it was read ({self.size} bytes when stamped)")
             digest = self._digest

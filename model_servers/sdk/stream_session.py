@@ -234,6 +234,7 @@ class StreamSession:
                 end = upload.received + len(data)
                 if end > upload.total:
                     raise InvalidVolume(f"chunks run past the declared {upload.total} bytes")
+                assert upload.view is not None  # held until the upload fails or is complete
                 upload.view[upload.received:end] = data
                 upload.hasher.update(data)
                 upload.received = end
