@@ -50,6 +50,7 @@ class ServerOptions:
     tls_key: Path | None = None
     malloc_arenas: int = DEFAULT_ARENAS  # glibc malloc arenas of the process (malloc_arenas.py); 0: glibc's default
     trim_heap_after_upload: bool = True  # freed heap pages go back once an inline upload is in (malloc_arenas.py)
+    grow_receive_windows: bool = False  # gRPC's BDP probing: receive windows grow with the link (unbounded buffering)
 
 
 class ModelServer:
@@ -74,7 +75,11 @@ class ModelServer:
         self.core = ModelCore(model, limits, VolumeCache(options.cache_bytes, self._preprocess), self.batcher)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         # so_reuseport off: a second server on a taken port must fail, not silently share it.
-        self.server = grpc.server(self._pool, interceptors=auth.interceptors_from_env(), maximum_concurrent_rpcs=workers * 2, options=[("grpc.so_reuseport", 0)])
+        # BDP probing off (unless asked): HTTP/2 receive windows stay at gRPC's default instead of
+        # growing with the measured bandwidth-delay product, so the bytes gRPC buffers for a
+        # stream whose reader lags stay bounded (BENCHMARKS.md: the server's peak RSS was noisy,
+        # 140-250 MiB, with them growing, 125-130 MiB without).
+        self.server = grpc.server(self._pool, interceptors=auth.interceptors_from_env(), maximum_concurrent_rpcs=workers * 2, options=[("grpc.so_reuseport", 0), ("grpc.http2.bdp_probe", int(options.grow_receive_windows))])
         pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.core), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
