@@ -6,7 +6,8 @@ maps of their own, the freed volumes stayed pinned in malloc's per-thread arenas
 grew with N. The server's peak, from the same runs, is bounded the same way: its upload buffers
 are memory maps of their own, its malloc arenas are capped and their free pages given back once
 each upload is in (`malloc_arenas.py`), so the 1 MiB chunk copies its threads free do not pile up
-in the arenas of its many threads."""
+in the arenas of its many threads, and its HTTP/2 receive windows do not grow (no BDP probing), so
+gRPC buffers few chunks for a stream whose reader lags."""
 from __future__ import annotations
 
 import json
@@ -109,13 +110,14 @@ def test_the_runners_peak_memory_inline_is_its_buffer_plus_a_constant_flat_in_th
 
 @pytest.mark.slow
 def test_the_servers_peak_memory_inline_is_its_uploads_in_flight_plus_a_constant_at_any_number_of_volumes(peaks):
-    # Per stream the upload being received (its buffer) and the chunk messages in flight, plus a
-    # constant. The peak is a moment's, so it varies from run to run (BENCHMARKS.md) but stays
-    # under this at any N; with glibc's default arenas and no trim it went past it from N = 60.
-    bound_mib = 2 * STREAMS * VOLUME_MIB + 128
+    # Per stream the upload being received (its buffer), plus a constant: the chunk messages in
+    # flight stay few because the receive windows do not grow. With gRPC's BDP probing on they
+    # did, and this bound was exceeded in five of six runs (BENCHMARKS.md).
+    bound_mib = STREAMS * VOLUME_MIB + 64
     for figures in peaks:
         assert figures["server_peak_kib"] > 0, figures
-        assert (figures["server_peak_kib"] - figures["server_baseline_kib"]) / 1024 <= bound_mib, peaks
+        grown_mib = (figures["server_peak_kib"] - figures["server_baseline_kib"]) / 1024
+        assert grown_mib <= bound_mib, f"the server's peak is {grown_mib:.0f} MiB over its baseline: {peaks}"
 
 
 def test_volume_bytes_are_a_read_only_view_equal_to_the_file(tmp_path):
