@@ -48,6 +48,9 @@ CAPABILITIES: tuple[Capability, ...] = (
                "0.2.0", "nothing refuses without it: it records how many inline bytes the server holds at once"),
     Capability("inspect_input", lambda card: bool(card.get("inspect_input")), "inspect_input",
                "0.2.0", "the `input` check of `bench conformance` (the InspectInput call)"),
+    Capability("inline_hash_follows", lambda card: bool(card.get("inline_hash_follows")), "inline_hash_follows",
+               "0.2.0", "nothing refuses without it: inline volumes are read, hashed and sent in one pass "
+               "(the hash after the bytes); without it the runner hashes each file before its first chunk"),
 )
 BY_NAME = {capability.name: capability for capability in CAPABILITIES}
 

@@ -1,7 +1,9 @@
 """Streams one server's share of a run over one `Answer` call.
 
 Volumes go first (by reference when the server mounts the data, else inline in chunks), then
-the questions that refer to them. At most `window` questions are in flight, so the per-item
+the questions that refer to them. Inline, to a server whose card declares `inline_hash_follows`,
+a volume whose id is not known yet is sent while it is read, its hash on its last chunk (one
+pass over the file); to any other server, or when the id is known, the hash leads the header. At most `window` questions are in flight, so the per-item
 deadline measures the server, not a queue the client built. Every question ends as exactly one
 outcome handed to `on_outcome`: an answer, a per-item error, or a deadline miss. A volume the
 runner cannot read fails its own questions; a question too large for one gRPC message fails
@@ -10,6 +12,7 @@ server died), `stream()` returns the items that never got an outcome.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +28,7 @@ from ctbench.errors import CtbenchError, QuestionTooLarge
 from ctbench.runners.channels import open_channel
 from ctbench.runners.item_error import ItemError
 from ctbench.runners.ledger import PredictionRecord
-from ctbench.runners.volume_source import VolumeBytes, VolumeSource
+from ctbench.runners.volume_source import VolumeBytes, VolumeRead, VolumeSource
 from ctbench.v1 import answer_volume_question_pb2 as pb
 from ctbench.v1 import answer_volume_question_pb2_grpc as pb_grpc
 
@@ -77,10 +80,12 @@ def describe(address: str, timeout_s: float = 10.0) -> dict:
 class InlinePrefetch:
     """Reads and hashes the next inline volume while the current one is uploaded.
 
-    The protocol puts a volume's hash in the header before its first chunk, so without this the
-    upload waits for the whole file to be read and hashed. One volume ahead at most (memory: the
+    With the hash in the header the upload waits for the whole file to be read and hashed, so
+    without this every volume would wait for its read. One volume ahead at most (memory: the
     volume being sent and the next one), on one background thread; `get(path)` returns the
     volume's bytes (its own read, or the one made ahead) and starts reading the one after it.
+    `open(path)` is the one-pass form: the volume's read (its sender reads it as it sends), and
+    the next one read here once this one has been.
     """
 
     def __init__(self, source: VolumeSource, paths: list[Path]):
@@ -89,11 +94,13 @@ class InlinePrefetch:
         self._next = 0
         self._ahead: tuple[Path, Future] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctbench-prefetch")
+        self._closed = threading.Event()
 
     def __enter__(self) -> InlinePrefetch:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._closed.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def get(self, path: Path) -> VolumeBytes:
@@ -108,6 +115,53 @@ class InlinePrefetch:
             return ahead[1].result()  # a CtbenchError raised ahead is raised here, for this volume
         return self.source.get(path)
 
+    def open(self, path: Path) -> VolumeRead:
+        ahead, self._ahead = self._ahead, None
+        while self._next < len(self._order) and self._order[self._next] != path:
+            self._next += 1
+        self._next += 1
+        read = ahead[1].result() if ahead is not None and ahead[0] == path else self.source.open(path)
+        if self._next < len(self._order):
+            following = self._order[self._next]
+            self._ahead = (following, self._pool.submit(self._after, read, following))
+        return read
+
+    def _after(self, read: VolumeRead, following: Path) -> VolumeRead:
+        """`following`'s read, done once its sender has read `read` (an error is that volume's own)."""
+        while not read.wait_read_elsewhere(0.2):
+            if self._closed.is_set():  # the stream ended before its sender read it all
+                raise CtbenchError(f"{following}: not read, the stream ended")
+        ahead = self.source.open(following)
+        try:
+            ahead.wait()
+        except CtbenchError:
+            pass  # raised again to the volume's sender
+        return ahead
+
+
+def _chunk_request(volume_id: str, offset: int, piece: memoryview) -> pb.AnswerRequest:
+    """A chunk message, its fields set in place: `AnswerRequest(chunk=VolumeChunk(...))` copies
+    the submessage, 1 MiB each time (about 2 ms per chunk with protobuf's upb, ten times this)."""
+    request = pb.AnswerRequest()
+    chunk = request.chunk
+    chunk.volume_id, chunk.offset = volume_id, offset
+    chunk.data = bytes(piece)  # the one copy, into the message
+    return request
+
+
+def _pieces(data: memoryview) -> Iterator[tuple[int, memoryview]]:
+    """(offset, view) of whole bytes in CHUNK_BYTES pieces; nothing for an empty volume."""
+    for offset in range(0, len(data), CHUNK_BYTES):
+        yield offset, data[offset: offset + CHUNK_BYTES]
+
+
+def _chained(first: memoryview, rest: Iterator[memoryview]) -> Iterator[tuple[int, memoryview]]:
+    """(offset, view) of a read's chunks, the first one already taken."""
+    offset = 0
+    for piece in itertools.chain((first,), rest):
+        yield offset, piece
+        offset += len(piece)
+
 
 class ServerStream:
     def __init__(
@@ -120,8 +174,11 @@ class ServerStream:
         deadline_s: float = 600.0,
         stop: threading.Event | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        hash_follows: bool = False,
     ):
+        """`hash_follows`: the server's card declares `inline_hash_follows` (negotiated)."""
         self.address = address
+        self.hash_follows = hash_follows
         self.source = source
         self.on_outcome = on_outcome
         self.use_reference = use_reference
@@ -184,28 +241,25 @@ class ServerStream:
             yield from self._group_requests(groups, unsent, prefetch)
 
     def _group_requests(self, groups: list[VolumeGroup], unsent: list[QAItem], prefetch: InlinePrefetch) -> Iterator[pb.AnswerRequest]:
-        for group in groups:
+        for number, group in enumerate(groups):
             by_reference = self.use_reference and group.relative is not None
-            try:
-                # By reference the server reads the file: the runner needs its id, not its bytes.
-                volume_id = self.source.volume_id(group.path) if by_reference else None
-                volume = None if by_reference else prefetch.get(group.path)
-            except CtbenchError as exc:
-                if not self._fail_unsent(group.items, unsent, exc):
-                    return
-                continue
-            if volume is None:
+            if by_reference:
+                try:  # the server reads the file: the runner needs its id, not its bytes
+                    volume_id = self.source.volume_id(group.path)
+                except CtbenchError as exc:
+                    if not self._fail_unsent(group.items, unsent, exc):
+                        return
+                    continue
                 yield pb.AnswerRequest(volume=pb.VolumeHeader(volume_id=volume_id, path=group.relative))
             else:
-                volume_id, data = volume.volume_id, volume.data
-                yield pb.AnswerRequest(volume=pb.VolumeHeader(
-                    volume_id=volume_id,
-                    inline=pb.InlineVolume(total_bytes=len(data), filename=group.path.name),
-                ))
-                for offset in range(0, len(data), CHUNK_BYTES):
-                    piece = bytes(data[offset: offset + CHUNK_BYTES])  # the one copy, into the message
-                    self.bytes_sent += len(piece)
-                    yield pb.AnswerRequest(chunk=pb.VolumeChunk(volume_id=volume_id, offset=offset, data=piece))
+                sent: list[str] = []
+                try:
+                    yield from self._inline_requests(group.path, f"upload-{number}", prefetch, sent)
+                except CtbenchError as exc:  # the file could not be read: its questions fail, not sent
+                    if not self._fail_unsent(group.items, unsent, exc):
+                        return
+                    continue
+                volume_id = sent[0]
             for item in group.items:
                 request = pb.AnswerRequest(question=pb.Question(
                     question_id=item.question_id, volume_id=volume_id, text=item.question,
@@ -238,6 +292,43 @@ class ServerStream:
         while not self._finished.wait(0.2):
             if self.stop.is_set():
                 return
+
+    def _inline_requests(self, path: Path, upload_id: str, prefetch: InlinePrefetch, sent: list[str]) -> Iterator[pb.AnswerRequest]:
+        """One inline volume's header and chunks; appends its id to `sent` once all are out.
+
+        Nothing is sent before the file's first bytes are read, so a file that cannot be opened
+        fails before its header; one that fails later leaves its upload unfinished (a server
+        that takes the hash after the bytes drops it at the next header)."""
+        read = prefetch.open(path) if self.hash_follows else None
+        volume_id: str | None
+        if read is None:
+            whole = prefetch.get(path)  # read and hashed before the header
+            volume_id, size, pieces = whole.volume_id, len(whole.data), _pieces(whole.data)
+        else:
+            views = read.chunks(CHUNK_BYTES)
+            first = next(views)  # an error opening or reading the file is raised here
+            pieces = _chained(first, views)
+            volume_id, size = read.id_now, read.size
+        if volume_id is not None:  # the hash leads the header
+            yield pb.AnswerRequest(volume=pb.VolumeHeader(
+                volume_id=volume_id, inline=pb.InlineVolume(total_bytes=size, filename=path.name)))
+            for offset, piece in pieces:
+                if piece:
+                    self.bytes_sent += len(piece)
+                    yield _chunk_request(volume_id, offset, piece)
+            sent.append(volume_id)
+            return
+        assert read is not None
+        yield pb.AnswerRequest(volume=pb.VolumeHeader(
+            inline=pb.InlineVolume(total_bytes=size, filename=path.name, upload_id=upload_id)))
+        for offset, piece in pieces:
+            request = _chunk_request(upload_id, offset, piece)
+            if offset + len(piece) == size:  # the last chunk carries the hash of all the bytes
+                volume_id = request.chunk.volume_sha256 = read.wait().volume_id
+            self.bytes_sent += len(piece)
+            yield request
+        assert volume_id is not None
+        sent.append(volume_id)
 
     def stream(self, groups: list[VolumeGroup]) -> list[QAItem]:
         """Run the groups; return the items left without an outcome if the stream broke."""

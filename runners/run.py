@@ -399,6 +399,7 @@ def _ask(spec, config, p: _Pass, remaining: list[QAItem], endpoint: Endpoint, ba
             use_reference=p.by_reference and result.negotiation.transport == "reference",
             window=min(max(2 * int(result.card.get("max_batch_size", 1) or 1), 4), 128),
             deadline_s=config.deadline_s, stop=stop,
+            hash_follows=result.negotiation is not None and "inline_hash_follows" in result.negotiation.usable,
         )
 
     while remaining and not stop.is_set():

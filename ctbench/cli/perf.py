@@ -44,13 +44,17 @@ def harness(questions, volumes, volume_mb, window, repeats, inline_volumes, as_j
         return
     click.echo(f"questions/s (instant server, window {figures['window']}): {figures['questions_per_s']:.0f}  "
                f"({figures['questions']} questions in {figures['question_seconds']:.2f}s)")
+    how = "hash after the bytes, one pass" if figures["inline_hash_follows"] else "hash first: the server does not declare inline_hash_follows"
     click.echo(f"inline volume over loopback: {figures['inline_mb_per_s']:.0f} MB/s  "
-               f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s, read + SHA-256 on both sides)")
+               f"({figures['inline_volume_mb']:.0f} MB in {figures['inline_seconds']:.2f}s, read + SHA-256 on both sides; {how})")
     click.echo(f"bare gRPC stream, 1 MiB messages: {figures['bare_grpc_mb_per_s']:.0f} MB/s  "
                f"(inline reaches {figures['inline_to_bare']:.0%} of it; medians of {figures['repeats']})")
-    click.echo(f"  of the inline time, the runner's read + SHA-256 before the first chunk: {figures['runner_read_hash_seconds']:.2f}s")
+    click.echo(f"inline with the hash first: {figures['inline_hash_first_mb_per_s']:.0f} MB/s  "
+               f"({figures['inline_hash_first_seconds']:.2f}s, {figures['inline_hash_first_to_bare']:.0%} of the bare stream)")
+    click.echo(f"  the runner's read + SHA-256 of the file on its own: {figures['runner_read_hash_seconds']:.2f}s")
     click.echo(f"inline, {figures['inline_sequence_volumes']} volumes over one stream: {figures['inline_sequence_mb_per_s']:.0f} MB/s  "
-               f"(inline reaches {figures['inline_sequence_to_bare']:.0%} of a bare stream of the same bytes; the next volume read ahead)")
+               f"(inline reaches {figures['inline_sequence_to_bare']:.0%} of a bare stream of the same bytes, the next volume read ahead; "
+               f"hash first: {figures['inline_sequence_hash_first_to_bare']:.0%})")
     click.echo(f"machine: {figures['machine']}")
 
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'ctbench/v1/answer_volume_question.proto\x12\nctbench.v1\"\x11\n\x0f\x44\x65scribeRequest\"/\n\x0fIntensityWindow\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\"\xdb\x02\n\tInputSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07variant\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x13\n\x0borientation\x18\x04 \x01(\t\x12\x12\n\naxis_order\x18\x05 \x01(\t\x12\x14\n\x0ctarget_shape\x18\x06 \x03(\r\x12\x19\n\x11target_spacing_mm\x18\x07 \x03(\x01\x12\x11\n\tintensity\x18\x08 \x01(\t\x12\x12\n\nnum_slices\x18\t \x01(\r\x12,\n\x07windows\x18\n \x03(\x0b\x32\x1b.ctbench.v1.IntensityWindow\x12\r\n\x05notes\x18\x0b \x01(\t\x12\x33\n\x07\x64\x65tails\x18\x0c \x03(\x0b\x32\".ctbench.v1.InputSpec.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd1\x03\n\tModelCard\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0f\n\x07license\x18\x04 \x01(\t\x12\x0f\n\x07weights\x18\x05 \x01(\t\x12$\n\x05input\x18\x06 \x01(\x0b\x32\x15.ctbench.v1.InputSpec\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\r\x12/\n\ntransports\x18\x08 \x03(\x0e\x32\x1b.ctbench.v1.VolumeTransport\x12\x18\n\x10max_volume_bytes\x18\t \x01(\x04\x12\x17\n\x0fmax_chunk_bytes\x18\n \x01(\r\x12\x39\n\ngeneration\x18\x0b \x03(\x0b\x32%.ctbench.v1.ModelCard.GenerationEntry\x12\x18\n\x10gpu_memory_bytes\x18\x0c \x01(\x04\x12\x13\n\x0bsdk_version\x18\r \x01(\t\x12\x18\n\x10max_inline_bytes\x18\x0e \x01(\x04\x12\x15\n\rinspect_input\x18\x0f \x01(\x08\x1a\x31\n\x0fGenerationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x97\x01\n\rAnswerRequest\x12*\n\x06volume\x18\x01 \x01(\x0b\x32\x18.ctbench.v1.VolumeHeaderH\x00\x12(\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x17.ctbench.v1.VolumeChunkH\x00\x12(\n\x08question\x18\x03 \x01(\x0b\x32\x14.ctbench.v1.QuestionH\x00\x42\x06\n\x04item\"g\n\x0cVolumeHeader\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x12*\n\x06inline\x18\x03 \x01(\x0b\x32\x18.ctbench.v1.InlineVolumeH\x00\x42\x08\n\x06source\"5\n\x0cInlineVolume\x12\x13\n\x0btotal_bytes\x18\x01 \x01(\x04\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\">\n\x0bVolumeChunk\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"\xcf\x01\n\x08Question\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x11\n\tvolume_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0f\n\x07options\x18\x04 \x03(\t\x12\x15\n\rquestion_type\x18\x05 \x01(\t\x12\x34\n\x08metadata\x18\x06 \x03(\x0b\x32\".ctbench.v1.Question.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"j\n\x0e\x41nswerResponse\x12$\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x12.ctbench.v1.AnswerH\x00\x12*\n\x06volume\x18\x02 \x01(\x0b\x32\x18.ctbench.v1.VolumeStatusH\x00\x42\x06\n\x04item\"?\n\nItemStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x12\n\nerror_type\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"v\n\x07Timings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x15\n\rpreprocess_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x12\n\nbatch_size\x18\x04 \x01(\r\x12\x18\n\x10volume_cache_hit\x18\x05 \x01(\x08\"\x90\x01\n\x06\x41nswer\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06status\x18\x03 \x01(\x0b\x32\x16.ctbench.v1.ItemStatus\x12$\n\x07timings\x18\x04 \x01(\x0b\x32\x13.ctbench.v1.Timings\x12\x15\n\rmodel_version\x18\x05 \x01(\t\"m\n\x0cVolumeStatus\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12&\n\x06status\x18\x02 \x01(\x0b\x32\x16.ctbench.v1.ItemStatus\x12\x0f\n\x07load_ms\x18\x03 \x01(\x01\x12\x11\n\tcache_hit\x18\x04 \x01(\x08\"`\n\x13InspectInputRequest\x12(\n\x06volume\x18\x01 \x01(\x0b\x32\x18.ctbench.v1.VolumeHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"\xdf\x01\n\nModelInput\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\r\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x0e\n\x06stride\x18\x04 \x03(\r\x12\x15\n\rsampled_shape\x18\x05 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x12\x0f\n\x07minimum\x18\x07 \x01(\x01\x12\x0f\n\x07maximum\x18\x08 \x01(\x01\x12\x0c\n\x04mean\x18\t \x01(\x01\x12\x15\n\rpreprocess_ms\x18\n \x01(\x01\x12$\n\x05input\x18\x0b \x01(\x0b\x32\x15.ctbench.v1.InputSpec*p\n\x0fVolumeTransport\x12 \n\x1cVOLUME_TRANSPORT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aVOLUME_TRANSPORT_REFERENCE\x10\x01\x12\x1b\n\x17VOLUME_TRANSPORT_INLINE\x10\x02\x32\xe4\x01\n\x14\x41nswerVolumeQuestion\x12>\n\x08\x44\x65scribe\x12\x1b.ctbench.v1.DescribeRequest\x1a\x15.ctbench.v1.ModelCard\x12\x43\n\x06\x41nswer\x12\x19.ctbench.v1.AnswerRequest\x1a\x1a.ctbench.v1.AnswerResponse(\x01\x30\x01\x12G\n\x0cInspectInput\x12\x1f.ctbench.v1.InspectInputRequest\x1a\x16.ctbench.v1.ModelInputb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'ctbench/v1/answer_volume_question.proto\x12\nctbench.v1\"\x11\n\x0f\x44\x65scribeRequest\"/\n\x0fIntensityWindow\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\"\xdb\x02\n\tInputSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07variant\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x13\n\x0borientation\x18\x04 \x01(\t\x12\x12\n\naxis_order\x18\x05 \x01(\t\x12\x14\n\x0ctarget_shape\x18\x06 \x03(\r\x12\x19\n\x11target_spacing_mm\x18\x07 \x03(\x01\x12\x11\n\tintensity\x18\x08 \x01(\t\x12\x12\n\nnum_slices\x18\t \x01(\r\x12,\n\x07windows\x18\n \x03(\x0b\x32\x1b.ctbench.v1.IntensityWindow\x12\r\n\x05notes\x18\x0b \x01(\t\x12\x33\n\x07\x64\x65tails\x18\x0c \x03(\x0b\x32\".ctbench.v1.InputSpec.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xee\x03\n\tModelCard\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0f\n\x07license\x18\x04 \x01(\t\x12\x0f\n\x07weights\x18\x05 \x01(\t\x12$\n\x05input\x18\x06 \x01(\x0b\x32\x15.ctbench.v1.InputSpec\x12\x16\n\x0emax_batch_size\x18\x07 \x01(\r\x12/\n\ntransports\x18\x08 \x03(\x0e\x32\x1b.ctbench.v1.VolumeTransport\x12\x18\n\x10max_volume_bytes\x18\t \x01(\x04\x12\x17\n\x0fmax_chunk_bytes\x18\n \x01(\r\x12\x39\n\ngeneration\x18\x0b \x03(\x0b\x32%.ctbench.v1.ModelCard.GenerationEntry\x12\x18\n\x10gpu_memory_bytes\x18\x0c \x01(\x04\x12\x13\n\x0bsdk_version\x18\r \x01(\t\x12\x18\n\x10max_inline_bytes\x18\x0e \x01(\x04\x12\x15\n\rinspect_input\x18\x0f \x01(\x08\x12\x1b\n\x13inline_hash_follows\x18\x10 \x01(\x08\x1a\x31\n\x0fGenerationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x97\x01\n\rAnswerRequest\x12*\n\x06volume\x18\x01 \x01(\x0b\x32\x18.ctbench.v1.VolumeHeaderH\x00\x12(\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x17.ctbench.v1.VolumeChunkH\x00\x12(\n\x08question\x18\x03 \x01(\x0b\x32\x14.ctbench.v1.QuestionH\x00\x42\x06\n\x04item\"g\n\x0cVolumeHeader\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x12*\n\x06inline\x18\x03 \x01(\x0b\x32\x18.ctbench.v1.InlineVolumeH\x00\x42\x08\n\x06source\"H\n\x0cInlineVolume\x12\x13\n\x0btotal_bytes\x18\x01 \x01(\x04\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x11\n\tupload_id\x18\x03 \x01(\t\"U\n\x0bVolumeChunk\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x15\n\rvolume_sha256\x18\x04 \x01(\t\"\xcf\x01\n\x08Question\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x11\n\tvolume_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0f\n\x07options\x18\x04 \x03(\t\x12\x15\n\rquestion_type\x18\x05 \x01(\t\x12\x34\n\x08metadata\x18\x06 \x03(\x0b\x32\".ctbench.v1.Question.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"j\n\x0e\x41nswerResponse\x12$\n\x06\x61nswer\x18\x01 \x01(\x0b\x32\x12.ctbench.v1.AnswerH\x00\x12*\n\x06volume\x18\x02 \x01(\x0b\x32\x18.ctbench.v1.VolumeStatusH\x00\x42\x06\n\x04item\"?\n\nItemStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x12\n\nerror_type\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"v\n\x07Timings\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x15\n\rpreprocess_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\x12\x12\n\nbatch_size\x18\x04 \x01(\r\x12\x18\n\x10volume_cache_hit\x18\x05 \x01(\x08\"\x90\x01\n\x06\x41nswer\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06status\x18\x03 \x01(\x0b\x32\x16.ctbench.v1.ItemStatus\x12$\n\x07timings\x18\x04 \x01(\x0b\x32\x13.ctbench.v1.Timings\x12\x15\n\rmodel_version\x18\x05 \x01(\t\"m\n\x0cVolumeStatus\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12&\n\x06status\x18\x02 \x01(\x0b\x32\x16.ctbench.v1.ItemStatus\x12\x0f\n\x07load_ms\x18\x03 \x01(\x01\x12\x11\n\tcache_hit\x18\x04 \x01(\x08\"`\n\x13InspectInputRequest\x12(\n\x06volume\x18\x01 \x01(\x0b\x32\x18.ctbench.v1.VolumeHeader\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x11\n\tmax_bytes\x18\x03 \x01(\x04\"\xdf\x01\n\nModelInput\x12\x11\n\tvolume_id\x18\x01 \x01(\t\x12\r\n\x05shape\x18\x02 \x03(\r\x12\r\n\x05\x64type\x18\x03 \x01(\t\x12\x0e\n\x06stride\x18\x04 \x03(\r\x12\x15\n\rsampled_shape\x18\x05 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x12\x0f\n\x07minimum\x18\x07 \x01(\x01\x12\x0f\n\x07maximum\x18\x08 \x01(\x01\x12\x0c\n\x04mean\x18\t \x01(\x01\x12\x15\n\rpreprocess_ms\x18\n \x01(\x01\x12$\n\x05input\x18\x0b \x01(\x0b\x32\x15.ctbench.v1.InputSpec*p\n\x0fVolumeTransport\x12 \n\x1cVOLUME_TRANSPORT_UNSPECIFIED\x10\x00\x12\x1e\n\x1aVOLUME_TRANSPORT_REFERENCE\x10\x01\x12\x1b\n\x17VOLUME_TRANSPORT_INLINE\x10\x02\x32\xe4\x01\n\x14\x41nswerVolumeQuestion\x12>\n\x08\x44\x65scribe\x12\x1b.ctbench.v1.DescribeRequest\x1a\x15.ctbench.v1.ModelCard\x12\x43\n\x06\x41nswer\x12\x19.ctbench.v1.AnswerRequest\x1a\x1a.ctbench.v1.AnswerResponse(\x01\x30\x01\x12G\n\x0cInspectInput\x12\x1f.ctbench.v1.InspectInputRequest\x1a\x16.ctbench.v1.ModelInputb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELCARD_GENERATIONENTRY']._serialized_options = b'8\001'
   _globals['_QUESTION_METADATAENTRY']._loaded_options = None
   _globals['_QUESTION_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_VOLUMETRANSPORT']._serialized_start=2404
-  _globals['_VOLUMETRANSPORT']._serialized_end=2516
+  _globals['_VOLUMETRANSPORT']._serialized_start=2475
+  _globals['_VOLUMETRANSPORT']._serialized_end=2587
   _globals['_DESCRIBEREQUEST']._serialized_start=55
   _globals['_DESCRIBEREQUEST']._serialized_end=72
   _globals['_INTENSITYWINDOW']._serialized_start=74
@@ -48,35 +48,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INPUTSPEC_DETAILSENTRY']._serialized_start=425
   _globals['_INPUTSPEC_DETAILSENTRY']._serialized_end=471
   _globals['_MODELCARD']._serialized_start=474
-  _globals['_MODELCARD']._serialized_end=939
-  _globals['_MODELCARD_GENERATIONENTRY']._serialized_start=890
-  _globals['_MODELCARD_GENERATIONENTRY']._serialized_end=939
-  _globals['_ANSWERREQUEST']._serialized_start=942
-  _globals['_ANSWERREQUEST']._serialized_end=1093
-  _globals['_VOLUMEHEADER']._serialized_start=1095
-  _globals['_VOLUMEHEADER']._serialized_end=1198
-  _globals['_INLINEVOLUME']._serialized_start=1200
-  _globals['_INLINEVOLUME']._serialized_end=1253
-  _globals['_VOLUMECHUNK']._serialized_start=1255
-  _globals['_VOLUMECHUNK']._serialized_end=1317
-  _globals['_QUESTION']._serialized_start=1320
-  _globals['_QUESTION']._serialized_end=1527
-  _globals['_QUESTION_METADATAENTRY']._serialized_start=1480
-  _globals['_QUESTION_METADATAENTRY']._serialized_end=1527
-  _globals['_ANSWERRESPONSE']._serialized_start=1529
-  _globals['_ANSWERRESPONSE']._serialized_end=1635
-  _globals['_ITEMSTATUS']._serialized_start=1637
-  _globals['_ITEMSTATUS']._serialized_end=1700
-  _globals['_TIMINGS']._serialized_start=1702
-  _globals['_TIMINGS']._serialized_end=1820
-  _globals['_ANSWER']._serialized_start=1823
-  _globals['_ANSWER']._serialized_end=1967
-  _globals['_VOLUMESTATUS']._serialized_start=1969
-  _globals['_VOLUMESTATUS']._serialized_end=2078
-  _globals['_INSPECTINPUTREQUEST']._serialized_start=2080
-  _globals['_INSPECTINPUTREQUEST']._serialized_end=2176
-  _globals['_MODELINPUT']._serialized_start=2179
-  _globals['_MODELINPUT']._serialized_end=2402
-  _globals['_ANSWERVOLUMEQUESTION']._serialized_start=2519
-  _globals['_ANSWERVOLUMEQUESTION']._serialized_end=2747
+  _globals['_MODELCARD']._serialized_end=968
+  _globals['_MODELCARD_GENERATIONENTRY']._serialized_start=919
+  _globals['_MODELCARD_GENERATIONENTRY']._serialized_end=968
+  _globals['_ANSWERREQUEST']._serialized_start=971
+  _globals['_ANSWERREQUEST']._serialized_end=1122
+  _globals['_VOLUMEHEADER']._serialized_start=1124
+  _globals['_VOLUMEHEADER']._serialized_end=1227
+  _globals['_INLINEVOLUME']._serialized_start=1229
+  _globals['_INLINEVOLUME']._serialized_end=1301
+  _globals['_VOLUMECHUNK']._serialized_start=1303
+  _globals['_VOLUMECHUNK']._serialized_end=1388
+  _globals['_QUESTION']._serialized_start=1391
+  _globals['_QUESTION']._serialized_end=1598
+  _globals['_QUESTION_METADATAENTRY']._serialized_start=1551
+  _globals['_QUESTION_METADATAENTRY']._serialized_end=1598
+  _globals['_ANSWERRESPONSE']._serialized_start=1600
+  _globals['_ANSWERRESPONSE']._serialized_end=1706
+  _globals['_ITEMSTATUS']._serialized_start=1708
+  _globals['_ITEMSTATUS']._serialized_end=1771
+  _globals['_TIMINGS']._serialized_start=1773
+  _globals['_TIMINGS']._serialized_end=1891
+  _globals['_ANSWER']._serialized_start=1894
+  _globals['_ANSWER']._serialized_end=2038
+  _globals['_VOLUMESTATUS']._serialized_start=2040
+  _globals['_VOLUMESTATUS']._serialized_end=2149
+  _globals['_INSPECTINPUTREQUEST']._serialized_start=2151
+  _globals['_INSPECTINPUTREQUEST']._serialized_end=2247
+  _globals['_MODELINPUT']._serialized_start=2250
+  _globals['_MODELINPUT']._serialized_end=2473
+  _globals['_ANSWERVOLUMEQUESTION']._serialized_start=2590
+  _globals['_ANSWERVOLUMEQUESTION']._serialized_end=2818
 # @@protoc_insertion_point(module_scope)

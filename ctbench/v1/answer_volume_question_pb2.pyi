@@ -64,7 +64,7 @@ class InputSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., variant: _Optional[str] = ..., kind: _Optional[str] = ..., orientation: _Optional[str] = ..., axis_order: _Optional[str] = ..., target_shape: _Optional[_Iterable[int]] = ..., target_spacing_mm: _Optional[_Iterable[float]] = ..., intensity: _Optional[str] = ..., num_slices: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[IntensityWindow, _Mapping]]] = ..., notes: _Optional[str] = ..., details: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ModelCard(_message.Message):
-    __slots__ = ("name", "version", "description", "license", "weights", "input", "max_batch_size", "transports", "max_volume_bytes", "max_chunk_bytes", "generation", "gpu_memory_bytes", "sdk_version", "max_inline_bytes", "inspect_input")
+    __slots__ = ("name", "version", "description", "license", "weights", "input", "max_batch_size", "transports", "max_volume_bytes", "max_chunk_bytes", "generation", "gpu_memory_bytes", "sdk_version", "max_inline_bytes", "inspect_input", "inline_hash_follows")
     class GenerationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class ModelCard(_message.Message):
     SDK_VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_INLINE_BYTES_FIELD_NUMBER: _ClassVar[int]
     INSPECT_INPUT_FIELD_NUMBER: _ClassVar[int]
+    INLINE_HASH_FOLLOWS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     description: str
@@ -102,7 +103,8 @@ class ModelCard(_message.Message):
     sdk_version: str
     max_inline_bytes: int
     inspect_input: bool
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., license: _Optional[str] = ..., weights: _Optional[str] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., transports: _Optional[_Iterable[_Union[VolumeTransport, str]]] = ..., max_volume_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., generation: _Optional[_Mapping[str, str]] = ..., gpu_memory_bytes: _Optional[int] = ..., sdk_version: _Optional[str] = ..., max_inline_bytes: _Optional[int] = ..., inspect_input: _Optional[bool] = ...) -> None: ...
+    inline_hash_follows: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., description: _Optional[str] = ..., license: _Optional[str] = ..., weights: _Optional[str] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., transports: _Optional[_Iterable[_Union[VolumeTransport, str]]] = ..., max_volume_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., generation: _Optional[_Mapping[str, str]] = ..., gpu_memory_bytes: _Optional[int] = ..., sdk_version: _Optional[str] = ..., max_inline_bytes: _Optional[int] = ..., inspect_input: _Optional[bool] = ..., inline_hash_follows: _Optional[bool] = ...) -> None: ...
 
 class AnswerRequest(_message.Message):
     __slots__ = ("volume", "chunk", "question")
@@ -125,22 +127,26 @@ class VolumeHeader(_message.Message):
     def __init__(self, volume_id: _Optional[str] = ..., path: _Optional[str] = ..., inline: _Optional[_Union[InlineVolume, _Mapping]] = ...) -> None: ...
 
 class InlineVolume(_message.Message):
-    __slots__ = ("total_bytes", "filename")
+    __slots__ = ("total_bytes", "filename", "upload_id")
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     total_bytes: int
     filename: str
-    def __init__(self, total_bytes: _Optional[int] = ..., filename: _Optional[str] = ...) -> None: ...
+    upload_id: str
+    def __init__(self, total_bytes: _Optional[int] = ..., filename: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
 
 class VolumeChunk(_message.Message):
-    __slots__ = ("volume_id", "offset", "data")
+    __slots__ = ("volume_id", "offset", "data", "volume_sha256")
     VOLUME_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_SHA256_FIELD_NUMBER: _ClassVar[int]
     volume_id: str
     offset: int
     data: bytes
-    def __init__(self, volume_id: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    volume_sha256: str
+    def __init__(self, volume_id: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., volume_sha256: _Optional[str] = ...) -> None: ...
 
 class Question(_message.Message):
     __slots__ = ("question_id", "volume_id", "text", "options", "question_type", "metadata")

@@ -30,7 +30,7 @@ log = logging.getLogger("ctbench.server")
 TRANSPORTS = ("reference", "inline")
 #: Card fields the server fills in from its own limits and version (`to_proto`); a model's
 #: card that sets them is refused.
-SERVER_FILLED = ("max_volume_bytes", "max_chunk_bytes", "max_inline_bytes", "sdk_version")
+SERVER_FILLED = ("max_volume_bytes", "max_chunk_bytes", "max_inline_bytes", "sdk_version", "inline_hash_follows")
 #: A card field the server keeps to itself: it enforces the formats it reads by reference.
 LOCAL_ONLY = ("volume_formats",)
 _WIRE_TRANSPORTS = {"reference": pb.VOLUME_TRANSPORT_REFERENCE, "inline": pb.VOLUME_TRANSPORT_INLINE}
@@ -39,7 +39,7 @@ _WIRE_TRANSPORTS = {"reference": pb.VOLUME_TRANSPORT_REFERENCE, "inline": pb.VOL
 @dataclass(frozen=True)
 class ModelCard:
     """A model's card. The fields before `volume_formats` are the model's declaration; the last
-    four are the server's (zero / empty in a card a model builds, set in a card read back)."""
+    five are the server's (zero / empty in a card a model builds, set in a card read back)."""
 
     name: str
     input: InputSpec
@@ -57,6 +57,7 @@ class ModelCard:
     max_chunk_bytes: int = 0
     max_inline_bytes: int = 0
     sdk_version: str = ""
+    inline_hash_follows: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.input, InputSpec):
@@ -73,7 +74,8 @@ class ModelCard:
     # --- the protobuf boundary --------------------------------------------------------------
     def to_proto(self, limits: ServerLimits) -> pb.ModelCard:
         """The `ctbench.v1.ModelCard` a server's `Describe` returns: the model's fields, the
-        server's limits and SDK version; no reference transport without a data root."""
+        server's limits and SDK version; no reference transport without a data root; the SDK's
+        streams take an inline volume's hash after its bytes (`inline_hash_follows`)."""
         from ctbench import __version__
 
         transports = [t for t in self.transports if t != "reference" or limits.data_root is not None]
@@ -83,7 +85,7 @@ class ModelCard:
             transports=[_WIRE_TRANSPORTS[t] for t in transports], max_volume_bytes=limits.max_volume_bytes,
             max_chunk_bytes=limits.max_chunk_bytes, max_inline_bytes=limits.max_inline_bytes,
             generation=dict(self.generation), gpu_memory_bytes=self.gpu_memory_bytes, sdk_version=__version__,
-            inspect_input=self.inspect_input)
+            inspect_input=self.inspect_input, inline_hash_follows="inline" in transports)
 
     @classmethod
     def from_proto(cls, message: pb.ModelCard) -> ModelCard:
@@ -96,7 +98,7 @@ class ModelCard:
             generation=dict(message.generation), gpu_memory_bytes=message.gpu_memory_bytes,
             inspect_input=message.inspect_input, volume_formats=(), max_volume_bytes=message.max_volume_bytes,
             max_chunk_bytes=message.max_chunk_bytes, max_inline_bytes=message.max_inline_bytes,
-            sdk_version=message.sdk_version)
+            sdk_version=message.sdk_version, inline_hash_follows=message.inline_hash_follows)
 
 
 def card_to_proto(card: ModelCard | Mapping[str, Any], limits: ServerLimits) -> pb.ModelCard:

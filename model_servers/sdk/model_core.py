@@ -15,6 +15,7 @@ class ServerLimits:
     max_decoded_bytes: int = 4 << 30  # bound on a decoded volume, checked from its header
     max_inline_bytes: int = 4 << 30  # inline bytes all streams together hold at once
     max_streams: int = 64  # Answer streams served at once; more are refused
+    trim_heap_after_upload: bool = True  # return freed heap pages once an inline upload is in (malloc_arenas.py)
 
 
 class StreamSlots:

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from ctbench.errors import PortInUse
 from ctbench.exit_with_parent import ParentWatch
 from ctbench.model_servers.sdk import auth
+from ctbench.model_servers.sdk.malloc_arenas import DEFAULT_ARENAS, cap_malloc_arenas
 from ctbench.model_servers.sdk.model import Model
 from ctbench.model_servers.sdk.model_core import ServerLimits
 from ctbench.model_servers.sdk.pipeline import Pipeline, Readiness
@@ -49,12 +50,16 @@ class ServerOptions:
     grace_s: float = 5.0
     tls_cert: Path | None = None  # PEM certificate chain and key: the port speaks TLS (sdk/auth.py)
     tls_key: Path | None = None
+    malloc_arenas: int = DEFAULT_ARENAS  # glibc malloc arenas of the process (malloc_arenas.py); 0: glibc's default
+    trim_heap_after_upload: bool = True  # freed heap pages go back once an inline upload is in (malloc_arenas.py)
+    grow_receive_windows: bool = False  # gRPC's BDP probing: receive windows grow with the link (unbounded buffering)
 
 
 class ModelServer:
     def __init__(self, model: Model, options: ServerOptions):
         self.model = model
         self.options = options
+        cap_malloc_arenas(options.malloc_arenas)  # before any of the server's threads run
         # Every open Answer stream holds a thread; the servicer refuses streams beyond max_streams,
         # so the threads past them always serve health, Describe, reflection and refusals.
         workers = options.max_streams + SPARE_THREADS
@@ -66,11 +71,16 @@ class ModelServer:
             max_decoded_bytes=options.max_decoded_bytes,
             max_inline_bytes=options.max_inline_bytes,
             max_streams=options.max_streams,
+            trim_heap_after_upload=options.trim_heap_after_upload,
         )
         self.pipeline = Pipeline(model, limits, options.cache_bytes, self._preprocess)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         # so_reuseport off: a second server on a taken port must fail, not silently share it.
-        self.server = grpc.server(self._pool, interceptors=auth.interceptors_from_env(), maximum_concurrent_rpcs=workers * 2, options=[("grpc.so_reuseport", 0)])
+        # BDP probing off (unless asked): HTTP/2 receive windows stay at gRPC's default instead of
+        # growing with the measured bandwidth-delay product, so the bytes gRPC buffers for a
+        # stream whose reader lags stay bounded (BENCHMARKS.md: the server's peak RSS was noisy,
+        # 140-250 MiB, with them growing, 125-130 MiB without).
+        self.server = grpc.server(self._pool, interceptors=auth.interceptors_from_env(), maximum_concurrent_rpcs=workers * 2, options=[("grpc.so_reuseport", 0), ("grpc.http2.bdp_probe", int(options.grow_receive_windows))])
         pb_grpc.add_AnswerVolumeQuestionServicer_to_server(AnswerVolumeQuestionServicer(self.pipeline), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -12,6 +12,12 @@ volume, then its questions). Once released, a later question on it finds it agai
 shared cache (or, by reference, reloads it); an inline volume that has left the cache must be
 sent again. Inline bytes are reserved from the server-wide budget at their header and given
 back once decoded, so uploads in flight are bounded across all streams.
+
+An inline volume's hash comes either in its header or, when the client reads, hashes and sends
+the file in one pass (the card's `inline_hash_follows`), on its last chunk: the header then names
+the upload (`upload_id`), the chunks follow it, and the volume is known by its id only once the
+bytes are in and hash to it. A trailing hash that differs from the bytes, or none, fails that
+volume alone; a header or question before the last chunk abandons the upload.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ from ctbench.errors import (
 from ctbench.model_servers.sdk.batcher import PendingItem
 from ctbench.model_servers.sdk.inline_budget import Reservation
 from ctbench.model_servers.sdk.item_status import OK, status_from_exception
+from ctbench.model_servers.sdk.malloc_arenas import give_back_free_heap
 from ctbench.model_servers.sdk.model import QuestionItem
 from ctbench.model_servers.sdk.pipeline import Pipeline
 from ctbench.model_servers.sdk.volume_cache import PreparedVolume
@@ -55,13 +62,16 @@ class _Upload:
     dropped; on the malloc heap, freed volume-sized buffers stay pinned in the threads' arenas and
     a long stream's memory grows with its number of volumes. The bytes are hashed as they come.
     `wanted` is False when the bytes are not needed (the volume was already cached, or is
-    complete)."""
+    complete). `upload_id` names an upload whose hash follows its bytes; `failed` is its error
+    when it failed before its id was known."""
 
-    def __init__(self, filename: str, total: int, reservation: Reservation | None = None):
+    def __init__(self, filename: str, total: int, reservation: Reservation | None = None, upload_id: str = ""):
         self.filename = filename
         self.total = total
         self.reservation = reservation
         self.wanted = reservation is not None
+        self.upload_id = upload_id
+        self.failed: BaseException | None = None
         self.received = 0
         self.hasher = hashlib.sha256()
         self.view: memoryview | None = memoryview(mmap.mmap(-1, max(total, 1)))[:total] if self.wanted else None
@@ -96,6 +106,7 @@ class StreamSession:
         self.out: queue.Queue = queue.Queue()
         self.volumes: dict[str, _SessionVolume] = {}
         self._newest: str | None = None  # the volume the client sent last
+        self._following: _Upload | None = None  # the upload whose hash follows its bytes, until its last chunk
         self._holding: set[int] = set()  # id() of questions counted in their volume's in_flight
         self._outstanding = 0
         self._input_done = False
@@ -113,6 +124,7 @@ class StreamSession:
         except Exception:  # the request iterator itself failed: nothing more can be read
             log.exception("request stream failed")
         finally:
+            self._abandon_following()
             # Chunks that never came will not come now: fail the questions waiting on them.
             for vid, entry in list(self.volumes.items()):
                 upload = entry.upload
@@ -132,6 +144,8 @@ class StreamSession:
         if kind not in handlers:
             return
         message = getattr(request, kind)
+        if kind != "chunk":
+            self._abandon_following()  # its chunks stopped before the last one: the client gave it up
         try:
             handlers[kind](message)
         except Exception as exc:  # questions answer their own errors; a volume's bug ends that volume
@@ -146,6 +160,9 @@ class StreamSession:
     def _on_volume(self, header: pb.VolumeHeader) -> None:
         vid = header.volume_id
         source = header.WhichOneof("source")
+        if source == "inline" and header.inline.upload_id and not vid:
+            self._on_following_header(header.inline)
+            return
         try:
             if not vid:
                 raise InvalidVolume("volume header without a volume_id")
@@ -189,6 +206,78 @@ class StreamSession:
             self._fail_volume(vid, exc)
         self._supersede(vid)
 
+    def _on_following_header(self, inline: pb.InlineVolume) -> None:
+        """An inline volume whose hash follows its bytes: receive them under the upload's name."""
+        filename = inline.filename or "volume.nii.gz"
+        upload = None
+        try:
+            if "inline" not in self.core.model.transports:
+                raise UnsupportedTransport("this server accepts volumes by reference only")
+            if inline.total_bytes > self.core.limits.max_volume_bytes:
+                raise VolumeTooLarge(f"inline volume of {inline.total_bytes} bytes exceeds this server's limit of "
+                                     f"{self.core.limits.max_volume_bytes}")
+            reservation = self.core.inline_budget.reserve(inline.total_bytes, f"inline upload {inline.upload_id!r}")
+            upload = _Upload(filename, inline.total_bytes, reservation, upload_id=inline.upload_id)
+        except Exception as exc:  # its id is not known yet: the error waits for the last chunk
+            upload = _Upload(filename, inline.total_bytes, upload_id=inline.upload_id)
+            upload.failed = exc
+        self._following = upload
+        self._supersede(None)  # the volume before it may go once its questions are done
+
+    def _on_following_chunk(self, chunk: pb.VolumeChunk, upload: _Upload) -> None:
+        data = chunk.data  # read once: each access copies
+        if upload.failed is None:
+            try:
+                if len(data) > self.core.limits.max_chunk_bytes:
+                    raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {self.core.limits.max_chunk_bytes}")
+                if chunk.offset != upload.received:
+                    raise InvalidVolume(f"chunk at offset {chunk.offset}, expected {upload.received}")
+                end = upload.received + len(data)
+                if end > upload.total:
+                    raise InvalidVolume(f"chunks run past the declared {upload.total} bytes")
+                assert upload.view is not None  # held until the upload fails or is complete
+                upload.view[upload.received:end] = data
+                upload.hasher.update(data)
+                upload.received = end
+                if chunk.volume_sha256 and end != upload.total:
+                    raise InvalidVolume(f"the volume's hash came with byte {end} of {upload.total}, before its last chunk")
+            except CtbenchError as exc:
+                upload.failed = exc
+                upload.drop()
+        if upload.failed is not None:
+            if chunk.volume_sha256:  # the id its questions will name
+                self._following = None
+                self._fail_new(chunk.volume_sha256, upload.failed)
+            return
+        if upload.received < upload.total:
+            return
+        self._following = None
+        digest = "sha256:" + upload.hasher.hexdigest()
+        claimed = chunk.volume_sha256
+        if not claimed:
+            upload.drop()
+            self._fail_new(digest, InvalidVolume(
+                f"inline upload {upload.upload_id!r} ended without its hash (volume_sha256 on its last chunk)"))
+        elif claimed != digest:
+            upload.drop()
+            self._fail_new(claimed, InvalidVolume(f"volume bytes hash to {digest}, not the {claimed} sent after them"))
+        elif claimed in self.volumes:  # sent twice on one stream: the first one stands
+            upload.drop()
+        else:
+            self.volumes[claimed] = _SessionVolume(None, False, upload=upload)
+            self._finish_upload(claimed)
+        self._supersede(claimed or digest)
+
+    def _fail_new(self, vid: str, exc: BaseException) -> None:
+        """Fail a volume this stream has not sent before (one it has keeps its first outcome)."""
+        if vid not in self.volumes:
+            self._fail_volume(vid, exc)
+
+    def _abandon_following(self) -> None:
+        upload, self._following = self._following, None
+        if upload is not None:
+            upload.drop()
+
     def _acquire(self, vid: str, entry: _SessionVolume, announce: bool) -> None:
         """Point a by-reference entry at the cache's future (loading the file on a miss)."""
         path = entry.path
@@ -200,6 +289,11 @@ class StreamSession:
             _when_done(future, lambda f, vid=vid: self._volume_ready(vid, f))
 
     def _on_chunk(self, chunk: pb.VolumeChunk) -> None:
+        following = self._following
+        if following is not None and chunk.volume_id == following.upload_id:
+            self._on_following_chunk(chunk, following)
+            return
+        self._abandon_following()
         entry = self.volumes.get(chunk.volume_id)
         if entry is not None and entry.failed is not None:
             return  # its error was reported when it failed
@@ -234,6 +328,8 @@ class StreamSession:
         entry = self.volumes[vid]
         upload = entry.upload
         data = upload.take()
+        if self.core.limits.trim_heap_after_upload:
+            give_back_free_heap()  # the chunk copies freed during the upload (malloc_arenas.py)
         digest = "sha256:" + upload.hasher.hexdigest()
         if digest != vid:
             self._fail_volume(vid, InvalidVolume(f"volume bytes hash to {digest}, not the declared {vid}"))
@@ -331,8 +427,9 @@ class StreamSession:
             self._deliver_error(item, exc)
 
     # --- releasing volumes ------------------------------------------------------------------
-    def _supersede(self, vid: str) -> None:
-        """`vid` is now the newest volume: the one before it may go once its questions are done."""
+    def _supersede(self, vid: str | None) -> None:
+        """`vid` is now the newest volume (None: an upload whose id is not known yet): the one
+        before it may go once its questions are done."""
         with self._lock:
             previous, self._newest = self._newest, vid
             if previous is not None and previous != vid:

@@ -11,7 +11,8 @@ from ctbench.compatibility import CAPABILITIES, Wants, negotiate, parse_version
 from ctbench.runners.run import RunConfig, run_benchmark
 
 INLINE, REFERENCE = "VOLUME_TRANSPORT_INLINE", "VOLUME_TRANSPORT_REFERENCE"
-CURRENT = {"sdk_version": "0.1.0", "transports": [REFERENCE, INLINE], "max_inline_bytes": "1024", "inspect_input": True}
+CURRENT = {"sdk_version": "0.1.0", "transports": [REFERENCE, INLINE], "max_inline_bytes": "1024", "inspect_input": True,
+           "inline_hash_follows": True}
 
 
 def card(**changes):

@@ -17,6 +17,10 @@ def test_harness_benchmark_reports_its_figures(tmp_path):
     assert figures["inline_to_bare"] == figures["bare_grpc_seconds"] / figures["inline_seconds"]
     assert figures["inline_sequence_volumes"] == 3 and figures["inline_sequence_mb_per_s"] > 0
     assert figures["inline_sequence_to_bare"] == figures["bare_grpc_sequence_seconds"] / figures["inline_sequence_seconds"]
+    # the one-pass upload (the SDK declares it) and the hash-first one, side by side
+    assert figures["inline_hash_follows"] is True
+    assert figures["inline_hash_first_to_bare"] == figures["bare_grpc_seconds"] / figures["inline_hash_first_seconds"]
+    assert figures["inline_sequence_hash_first_to_bare"] > 0
 
 
 @pytest.mark.slow
