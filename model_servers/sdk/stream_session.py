@@ -211,12 +211,12 @@ class StreamSession:
         filename = inline.filename or "volume.nii.gz"
         upload = None
         try:
-            if "inline" not in self.core.model.transports:
+            if "inline" not in self.pipeline.model.transports:
                 raise UnsupportedTransport("this server accepts volumes by reference only")
-            if inline.total_bytes > self.core.limits.max_volume_bytes:
+            if inline.total_bytes > self.pipeline.limits.max_volume_bytes:
                 raise VolumeTooLarge(f"inline volume of {inline.total_bytes} bytes exceeds this server's limit of "
-                                     f"{self.core.limits.max_volume_bytes}")
-            reservation = self.core.inline_budget.reserve(inline.total_bytes, f"inline upload {inline.upload_id!r}")
+                                     f"{self.pipeline.limits.max_volume_bytes}")
+            reservation = self.pipeline.inline_budget.reserve(inline.total_bytes, f"inline upload {inline.upload_id!r}")
             upload = _Upload(filename, inline.total_bytes, reservation, upload_id=inline.upload_id)
         except Exception as exc:  # its id is not known yet: the error waits for the last chunk
             upload = _Upload(filename, inline.total_bytes, upload_id=inline.upload_id)
@@ -228,8 +228,8 @@ class StreamSession:
         data = chunk.data  # read once: each access copies
         if upload.failed is None:
             try:
-                if len(data) > self.core.limits.max_chunk_bytes:
-                    raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {self.core.limits.max_chunk_bytes}")
+                if len(data) > self.pipeline.limits.max_chunk_bytes:
+                    raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {self.pipeline.limits.max_chunk_bytes}")
                 if chunk.offset != upload.received:
                     raise InvalidVolume(f"chunk at offset {chunk.offset}, expected {upload.received}")
                 end = upload.received + len(data)
@@ -328,7 +328,7 @@ class StreamSession:
         entry = self.volumes[vid]
         upload = entry.upload
         data = upload.take()
-        if self.core.limits.trim_heap_after_upload:
+        if self.pipeline.limits.trim_heap_after_upload:
             give_back_free_heap()  # the chunk copies freed during the upload (malloc_arenas.py)
         digest = "sha256:" + upload.hasher.hexdigest()
         if digest != vid:
