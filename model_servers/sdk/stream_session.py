@@ -76,6 +76,21 @@ class _Upload:
         self.hasher = hashlib.sha256()
         self.view: memoryview | None = memoryview(mmap.mmap(-1, max(total, 1)))[:total] if self.wanted else None
 
+    def write(self, data: bytes, offset: int, max_chunk_bytes: int) -> None:
+        """Write one chunk at its offset and hash it; InvalidVolume for a chunk over the server's
+        limit, out of order, or past the declared size."""
+        if len(data) > max_chunk_bytes:
+            raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {max_chunk_bytes}")
+        if offset != self.received:
+            raise InvalidVolume(f"chunk at offset {offset}, expected {self.received}")
+        end = self.received + len(data)
+        if end > self.total:
+            raise InvalidVolume(f"chunks run past the declared {self.total} bytes")
+        assert self.view is not None  # held until the upload fails or is complete
+        self.view[self.received:end] = data
+        self.hasher.update(data)
+        self.received = end
+
     def take(self) -> memoryview:
         """The complete bytes; the upload no longer holds them."""
         view, self.view, self.wanted = self.view, None, False
@@ -228,19 +243,10 @@ class StreamSession:
         data = chunk.data  # read once: each access copies
         if upload.failed is None:
             try:
-                if len(data) > self.pipeline.limits.max_chunk_bytes:
-                    raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {self.pipeline.limits.max_chunk_bytes}")
-                if chunk.offset != upload.received:
-                    raise InvalidVolume(f"chunk at offset {chunk.offset}, expected {upload.received}")
-                end = upload.received + len(data)
-                if end > upload.total:
-                    raise InvalidVolume(f"chunks run past the declared {upload.total} bytes")
-                assert upload.view is not None  # held until the upload fails or is complete
-                upload.view[upload.received:end] = data
-                upload.hasher.update(data)
-                upload.received = end
-                if chunk.volume_sha256 and end != upload.total:
-                    raise InvalidVolume(f"the volume's hash came with byte {end} of {upload.total}, before its last chunk")
+                upload.write(data, chunk.offset, self.pipeline.limits.max_chunk_bytes)
+                if chunk.volume_sha256 and upload.received != upload.total:
+                    raise InvalidVolume(f"the volume's hash came with byte {upload.received} of {upload.total}, "
+                                        "before its last chunk")
             except CtbenchError as exc:
                 upload.failed = exc
                 upload.drop()
@@ -308,16 +314,7 @@ class StreamSession:
             return
         data = chunk.data  # read once: each access copies
         try:
-            if len(data) > self.pipeline.limits.max_chunk_bytes:
-                raise InvalidVolume(f"chunk of {len(data)} bytes exceeds {self.pipeline.limits.max_chunk_bytes}")
-            if chunk.offset != upload.received:
-                raise InvalidVolume(f"chunk at offset {chunk.offset}, expected {upload.received}")
-            end = upload.received + len(data)
-            if end > upload.total:
-                raise InvalidVolume(f"chunks run past the declared {upload.total} bytes")
-            upload.view[upload.received:end] = data
-            upload.hasher.update(data)
-            upload.received = end
+            upload.write(data, chunk.offset, self.pipeline.limits.max_chunk_bytes)
         except CtbenchError as exc:
             self._fail_volume(chunk.volume_id, exc)
             return
