@@ -437,6 +437,16 @@ def run_conformance(address: str, options: ConformanceOptions | None = None,
     return report
 
 
+def _unavailable(ctx: Context, timeout_s: float) -> grpc.RpcError | None:
+    """The error of a health call that finds no server (UNAVAILABLE); None when anything answers."""
+    try:
+        ctx.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            return exc
+    return None
+
+
 def _death_note(ctx: Context) -> str | None:
     """After a failed check: has the server died? With a watch, its exit code and log tail;
     without one, a health call that cannot connect says it is gone."""
@@ -445,20 +455,13 @@ def _death_note(ctx: Context) -> str | None:
             note = ctx.watch.death_note()
             if note is not None:
                 return note
-            try:
-                ctx.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+            if _unavailable(ctx, 2) is None:
                 return None
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    return None
             time.sleep(0.1)
         return None
-    try:
-        ctx.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
+    gone = _unavailable(ctx, 3)
+    if gone is None:
         return None
-    except grpc.RpcError as exc:
-        if exc.code() != grpc.StatusCode.UNAVAILABLE:
-            return None
-        return (f"the server at {ctx.address} stopped answering during this check (health: UNAVAILABLE, "
-                f"{exc.details()}): it has probably died; its log says why (bench conformance --serve or --image "
-                "reports its exit code and log)")
+    return (f"the server at {ctx.address} stopped answering during this check (health: UNAVAILABLE, "
+            f"{gone.details()}): it has probably died; its log says why (bench conformance --serve or --image "
+            "reports its exit code and log)")
